@@ -1,0 +1,77 @@
+/**
+ * The one configuration schema: every key, its type, default, unit and range.
+ *
+ * Keys are dotted paths (`session.idleTimeoutMs` is `[session] idleTimeoutMs`
+ * in TOML and `SANDBAR_SESSION_IDLE_TIMEOUT_MS` in the environment).
+ * `config/sandbar.toml` documents the same keys; a test keeps them in step.
+ */
+
+export type KeyType = 'string' | 'integer' | 'number' | 'boolean' | 'string[]' | 'enum';
+
+export interface KeySpec {
+  readonly type: KeyType;
+  /** Default value; `null` only where the loader derives it (documented in `doc`). */
+  readonly default: string | number | boolean | readonly string[] | null;
+  readonly doc: string;
+  readonly unit?: 'ms' | 's' | 'bytes' | 'count';
+  readonly min?: number;
+  readonly max?: number;
+  /** Allowed values for `enum`. */
+  readonly values?: readonly string[];
+  /** For strings: a pattern the value must match, and how to say it. */
+  readonly pattern?: RegExp;
+  readonly patternDoc?: string;
+}
+
+const ID = /^[A-Za-z0-9_-]{1,64}$/;
+const ID_DOC = '1-64 characters of A-Z a-z 0-9 _ -';
+
+export const schema = {
+  hostId: { type: 'string', default: null, pattern: ID, patternDoc: ID_DOC, doc: 'Stable id of this host in the cluster. Default: the machine hostname, cleaned to the allowed characters.' },
+  dataDir: { type: 'string', default: './.sandbar-data', doc: 'Directory for the embedded nats-server (JetStream store) and other local state.' },
+
+  'cluster.name': { type: 'string', default: 'local', pattern: ID, patternDoc: ID_DOC, doc: 'Cluster name; every NATS subject starts with sandbar.<cluster.name>.' },
+  'cluster.workers': { type: 'integer', default: 0, min: 0, max: 1024, unit: 'count', doc: 'Worker processes; 0 means os.availableParallelism().' },
+  'cluster.schedulingPolicy': { type: 'enum', default: 'none', values: ['none', 'rr'], doc: 'How node:cluster spreads new connections: "none" lets workers accept from the shared socket (the kernel spreads them), "rr" has the primary accept and hand each connection round-robin. See docs/benchmarks.md for the measured trade-off.' },
+  'cluster.maxRestarts': { type: 'integer', default: 5, min: 0, max: 1000, unit: 'count', doc: 'Worker restarts allowed within cluster.restartWindowMs before the host gives up and exits non-zero (OTP intensity).' },
+  'cluster.restartWindowMs': { type: 'integer', default: 30000, min: 100, max: 3600000, unit: 'ms', doc: 'Window for cluster.maxRestarts (OTP period).' },
+  'cluster.restartBackoffMs': { type: 'integer', default: 100, min: 0, max: 60000, unit: 'ms', doc: 'First restart delay; doubles with each restart inside the window, capped at 5 s.' },
+  'cluster.workerPingMs': { type: 'integer', default: 1000, min: 50, max: 60000, unit: 'ms', doc: 'How often the primary pings each worker over IPC.' },
+  'cluster.workerHangMs': { type: 'integer', default: 5000, min: 100, max: 600000, unit: 'ms', doc: 'A worker that has not answered a ping for this long is killed (SIGKILL) and restarted.' },
+  'cluster.shutdownTimeoutMs': { type: 'integer', default: 10000, min: 100, max: 600000, unit: 'ms', doc: 'Graceful stop budget on SIGTERM/SIGINT; workers still alive after it are killed.' },
+  'cluster.heartbeatMs': { type: 'integer', default: 500, min: 10, max: 60000, unit: 'ms', doc: 'Host heartbeat interval on sandbar.<cluster>.hb.<hostId>.' },
+  'cluster.suspectAfterMs': { type: 'integer', default: 1500, min: 10, max: 600000, unit: 'ms', doc: 'A host with no heartbeat for this long is suspect.' },
+  'cluster.downAfterMs': { type: 'integer', default: 3000, min: 10, max: 600000, unit: 'ms', doc: 'A host with no heartbeat for this long is down; its shards are promoted elsewhere.' },
+
+  'http.host': { type: 'string', default: '0.0.0.0', doc: 'Address the HTTP/WebSocket listener binds.' },
+  'http.port': { type: 'integer', default: 4000, min: 0, max: 65535, doc: 'Port of the HTTP/WebSocket listener; 0 picks a free one (logged at start).' },
+
+  'nats.servers': { type: 'string[]', default: ['nats://127.0.0.1:4222'], doc: 'NATS servers to connect to (any node of the NATS cluster; the client learns the rest).' },
+  'nats.embedded': { type: 'boolean', default: true, doc: 'When no NATS server is reachable at start, run nats-server from PATH on the first nats.servers address (loopback only), with JetStream in dataDir.' },
+  'nats.connectTimeoutMs': { type: 'integer', default: 2000, min: 100, max: 120000, unit: 'ms', doc: 'How long start-up waits for NATS before trying the embedded server or failing.' },
+
+  'auth.secret': { type: 'string', default: 'dev-secret-change-me', doc: 'HMAC-SHA256 secret that signs session tokens. Change it in production; every host of a cluster needs the same one.' },
+  'auth.tokenTtlS': { type: 'integer', default: 86400, min: 1, max: 31536000, unit: 's', doc: 'Lifetime of tokens minted by `sandbar token`.' },
+
+  'session.idleTimeoutMs': { type: 'integer', default: 60000, min: 100, max: 3600000, unit: 'ms', doc: 'A session with no frame from its client for this long is closed (phoenix clients heartbeat every 30 s).' },
+  'session.maxFrameBytes': { type: 'integer', default: 65536, min: 256, max: 16777216, unit: 'bytes', doc: 'Largest frame accepted from a client; a larger one closes the session with 1009.' },
+  'session.maxBufferedBytes': { type: 'integer', default: 1048576, min: 1024, max: 1073741824, unit: 'bytes', doc: 'A client whose unsent outgoing data passes this is disconnected (close 4408) instead of growing server memory.' },
+  'session.maxChannels': { type: 'integer', default: 100, min: 1, max: 100000, unit: 'count', doc: 'Most topics one session may have joined at once.' },
+
+  shards: { type: 'integer', default: 1024, min: 1, max: 65536, unit: 'count', doc: 'Number of shards users and rooms are hashed into (FNV-1a 32 of the id, mod shards). Every host of a cluster needs the same value.' },
+  'replication.replicas': { type: 'integer', default: 1, min: 0, max: 5, unit: 'count', doc: 'Replicas per shard besides its master.' },
+  'replication.ack': { type: 'enum', default: 'all', values: ['all', 'none'], doc: '"all": a write is acknowledged after every live replica applied it; "none": at once (faster, may lose the last writes if the master dies).' },
+
+  'user.idleStopMs': { type: 'integer', default: 300000, min: 100, max: 86400000, unit: 'ms', doc: 'A user actor with no connection and an empty inbox stops after this long.' },
+  'user.inboxMax': { type: 'integer', default: 10000, min: 1, max: 10000000, unit: 'count', doc: 'Most unacknowledged messages one inbox holds; a dm to a full inbox is refused with an error reply (never dropped silently).' },
+  'user.dedupWindow': { type: 'integer', default: 1000, min: 0, max: 1000000, unit: 'count', doc: 'How many recent client message ids per sender are remembered to drop resends.' },
+  'room.historyMax': { type: 'integer', default: 1000, min: 0, max: 1000000, unit: 'count', doc: 'Messages a room keeps for replay; older ones are dropped first.' },
+  'room.maxMembers': { type: 'integer', default: 100000, min: 1, max: 10000000, unit: 'count', doc: 'Most connections joined to one room.' },
+  'message.maxBytes': { type: 'integer', default: 16384, min: 1, max: 16777216, unit: 'bytes', doc: 'Largest message body (UTF-8 bytes of its JSON) in a dm or room msg.' },
+  'request.timeoutMs': { type: 'integer', default: 5000, min: 50, max: 600000, unit: 'ms', doc: 'Deadline of a request to a user or room actor, retries included.' },
+
+  'log.level': { type: 'enum', default: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], doc: 'pino log level.' },
+  'debug.faultInjection': { type: 'boolean', default: false, doc: 'Enables the fault-injection hooks used by tests (the "crash" event on echo: topics). Never enable in production.' },
+} as const satisfies Record<string, KeySpec>;
+
+export type ConfigKey = keyof typeof schema;

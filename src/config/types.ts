@@ -1,0 +1,37 @@
+/** The resolved, validated, frozen configuration (see schema.ts for every key's meaning). */
+export interface SandbarConfig {
+  readonly hostId: string;
+  readonly dataDir: string;
+  readonly shards: number;
+  readonly cluster: {
+    readonly name: string;
+    /** Resolved: never 0 after loading (0 in the file means os.availableParallelism()). */
+    readonly workers: number;
+    readonly schedulingPolicy: 'none' | 'rr';
+    readonly maxRestarts: number;
+    readonly restartWindowMs: number;
+    readonly restartBackoffMs: number;
+    readonly workerPingMs: number;
+    readonly workerHangMs: number;
+    readonly shutdownTimeoutMs: number;
+    readonly heartbeatMs: number;
+    readonly suspectAfterMs: number;
+    readonly downAfterMs: number;
+  };
+  readonly http: { readonly host: string; readonly port: number };
+  readonly nats: { readonly servers: readonly string[]; readonly embedded: boolean; readonly connectTimeoutMs: number };
+  readonly auth: { readonly secret: string; readonly tokenTtlS: number };
+  readonly session: {
+    readonly idleTimeoutMs: number;
+    readonly maxFrameBytes: number;
+    readonly maxBufferedBytes: number;
+    readonly maxChannels: number;
+  };
+  readonly replication: { readonly replicas: number; readonly ack: 'all' | 'none' };
+  readonly user: { readonly idleStopMs: number; readonly inboxMax: number; readonly dedupWindow: number };
+  readonly room: { readonly historyMax: number; readonly maxMembers: number };
+  readonly message: { readonly maxBytes: number };
+  readonly request: { readonly timeoutMs: number };
+  readonly log: { readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
+  readonly debug: { readonly faultInjection: boolean };
+}

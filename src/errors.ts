@@ -1,0 +1,93 @@
+/**
+ * The one registry of Sandbar error codes.
+ *
+ * Every error Sandbar reports to a client, an operator or another host has a
+ * stable code here. A code is never reused or renamed; `docs/errors.md` lists
+ * them all and a test keeps the two in step. Errors cross NATS as plain data
+ * (`{code, message, retryable}`, see `toWire`/`fromWire`) and never carry a
+ * stack trace between hosts.
+ */
+
+export interface ErrorSpec {
+  /** Stable, documented code. */
+  readonly code: string;
+  /** One-line meaning, used in docs/errors.md. */
+  readonly summary: string;
+  /** WebSocket close code when the error ends a session. */
+  readonly closeCode?: number;
+  /** HTTP status when the error answers an HTTP request. */
+  readonly httpStatus?: number;
+  /** Whether the same request may succeed if retried later. */
+  readonly retryable?: boolean;
+}
+
+function spec<const T extends Record<string, Omit<ErrorSpec, 'code'>>>(table: T): { [K in keyof T]: ErrorSpec & { code: K } } {
+  const out = {} as { [K in keyof T]: ErrorSpec & { code: K } };
+  for (const code of Object.keys(table) as (keyof T)[]) {
+    out[code] = { code, ...table[code] } as ErrorSpec & { code: typeof code };
+  }
+  return out;
+}
+
+export const ErrorCodes = spec({
+  // Configuration and start-up
+  SANDBAR_ERR_CONFIG_INVALID: { summary: 'A configuration value is missing, unknown, of the wrong type or out of range; start-up stops with exit code 78.' },
+  SANDBAR_ERR_CONFIG_FILE: { summary: 'The configuration file cannot be read or is not valid TOML; start-up stops with exit code 78.' },
+  SANDBAR_ERR_NATS_UNAVAILABLE: { summary: 'No NATS server is reachable and none could be started (embedded mode off or nats-server not installed).' },
+  SANDBAR_ERR_SUPERVISOR_INTENSITY: { summary: 'Workers crashed more than cluster.maxRestarts times within cluster.restartWindowMs; the host exits non-zero so systemd restarts it.' },
+  SANDBAR_ERR_USAGE: { summary: 'The command line is not understood.' },
+
+  // Authentication
+  SANDBAR_ERR_AUTH_MISSING: { summary: 'The connection carries no token (params.token or the bearer sub-protocol).', httpStatus: 403 },
+  SANDBAR_ERR_AUTH_INVALID: { summary: 'The token is malformed or its signature does not match.', httpStatus: 403 },
+  SANDBAR_ERR_AUTH_EXPIRED: { summary: 'The token has expired.', httpStatus: 403 },
+
+  // Protocol: these close the one offending session
+  SANDBAR_ERR_FRAME_MALFORMED: { summary: 'A text frame is not JSON, or not a 5-element array [join_ref, ref, topic, event, payload] with string topic and event.', closeCode: 4400 },
+  SANDBAR_ERR_FRAME_BINARY: { summary: 'A binary frame does not follow the Phoenix V2 binary layout.', closeCode: 4400 },
+  SANDBAR_ERR_FRAME_TOO_LARGE: { summary: 'A frame exceeds session.maxFrameBytes.', closeCode: 1009 },
+  SANDBAR_ERR_SLOW_CONSUMER: { summary: 'The client did not read fast enough: its outgoing buffer passed session.maxBufferedBytes.', closeCode: 4408 },
+  SANDBAR_ERR_IDLE_TIMEOUT: { summary: 'No frame (not even a heartbeat) arrived within session.idleTimeoutMs.', closeCode: 4000 },
+  SANDBAR_ERR_SESSION_CRASHED: { summary: "The session's actor crashed; only this session is closed.", closeCode: 1011 },
+  SANDBAR_ERR_SHUTTING_DOWN: { summary: 'The host is stopping (SIGTERM) or the worker restarts; reconnect to another host.', closeCode: 1012, httpStatus: 503, retryable: true },
+
+  // Protocol: these answer one push with phx_reply {status: "error"} and keep the session
+  SANDBAR_ERR_UNMATCHED_TOPIC: { summary: 'A push to a topic this session has not joined, or a join of a topic no channel serves ("unmatched topic", as Phoenix says).' },
+  SANDBAR_ERR_ALREADY_JOINED: { summary: 'A phx_join repeats the join_ref of the channel already joined on that topic.' },
+  SANDBAR_ERR_UNKNOWN_EVENT: { summary: 'An event the joined channel does not handle.' },
+  SANDBAR_ERR_BAD_PAYLOAD: { summary: 'The payload of a push is not what the event expects.' },
+  SANDBAR_ERR_FORBIDDEN: { summary: 'The user may not join this topic (for example another user\'s user: topic).' },
+  SANDBAR_ERR_TOO_LARGE: { summary: 'A message body exceeds message.maxBytes.' },
+  SANDBAR_ERR_UNAVAILABLE: { summary: 'The shard that owns the user or room has no responder within the deadline; retry.', retryable: true },
+  SANDBAR_ERR_INTERNAL: { summary: 'An unexpected error; details are in the server log.' },
+  SANDBAR_ERR_FAULT_INJECTED: { summary: 'A fault injected on purpose (debug.faultInjection = true only).', closeCode: 1011 },
+});
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+/** A typed Sandbar error with a stable code. */
+export class SandbarError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'SandbarError';
+    this.code = code;
+    this.retryable = ErrorCodes[code].retryable === true;
+  }
+  get closeCode(): number | undefined { return ErrorCodes[this.code].closeCode; }
+  get httpStatus(): number | undefined { return ErrorCodes[this.code].httpStatus; }
+}
+
+/** Plain data form of an error for NATS: no stack trace crosses hosts. */
+export interface WireError { code: string; message: string; retryable: boolean }
+
+export function toWire(err: unknown): WireError {
+  if (err instanceof SandbarError) return { code: err.code, message: err.message, retryable: err.retryable };
+  return { code: 'SANDBAR_ERR_INTERNAL', message: 'internal error', retryable: false };
+}
+
+export function fromWire(w: WireError): SandbarError {
+  const code = (w.code in ErrorCodes ? w.code : 'SANDBAR_ERR_INTERNAL') as ErrorCode;
+  return new SandbarError(code, w.message);
+}
