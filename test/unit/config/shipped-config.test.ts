@@ -1,0 +1,55 @@
+import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import { parse } from 'smol-toml';
+import { loadConfig, schema, type ConfigKey } from '../../../src/config/index.js';
+
+const SHIPPED = 'config/sandbar.toml';
+
+/** Every leaf of a parsed TOML document as dotted key → value. */
+function leaves(table: Record<string, unknown>, prefix = ''): Map<string, unknown> {
+  const out = new Map<string, unknown>();
+  for (const [name, value] of Object.entries(table)) {
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+      for (const [k, v] of leaves(value as Record<string, unknown>, `${prefix}${name}.`)) out.set(k, v);
+    } else {
+      out.set(prefix + name, value);
+    }
+  }
+  return out;
+}
+
+describe('config: shipped config/sandbar.toml and docs', () => {
+  const text = readFileSync(SHIPPED, 'utf8');
+  const keys = Object.keys(schema) as ConfigKey[];
+  // Keys whose default is derived at load time are present only as a comment.
+  const derived = keys.filter((k) => schema[k].default === null);
+
+  it('loads without error', () => {
+    expect(() => loadConfig({ argv: ['--config', SHIPPED], env: {} })).to.not.throw();
+  });
+
+  it('has exactly the schema keys, each with its default value', () => {
+    const found = leaves(parse(text));
+    expect([...found.keys()].sort()).to.deep.equal(keys.filter((k) => !derived.includes(k)).sort());
+    for (const [key, value] of found) expect(value, key).to.deep.equal(schema[key as ConfigKey].default);
+  });
+
+  it('shows each derived key commented out, and a comment before every key', () => {
+    for (const key of derived) expect(text, key).to.match(new RegExp(`^# ${key} = `, 'm'));
+    const lines = text.split('\n');
+    lines.forEach((line, i) => {
+      if (/^[A-Za-z]\w* = /.test(line)) expect(lines[i - 1], `comment above "${line}"`).to.match(/^# /);
+    });
+  });
+
+  it('loads to the same config as no file at all', () => {
+    const plain = loadConfig({ argv: [], env: {} }).config;
+    expect(loadConfig({ argv: ['--config', SHIPPED], env: {} }).config).to.deep.equal(plain);
+  });
+
+  it('docs/configuration.md has a table row for every key', () => {
+    const doc = readFileSync('docs/configuration.md', 'utf8');
+    for (const key of keys) expect(doc, key).to.include(`| \`${key}\` |`);
+    expect(doc).to.include('78').and.include('sandbar check-config');
+  });
+});
