@@ -60,7 +60,6 @@ export const ErrorCodes = spec({
   SANDBAR_ERR_TOO_LARGE: { summary: 'A message body exceeds message.maxBytes.' },
   SANDBAR_ERR_UNAVAILABLE: { summary: 'The shard that owns the user or room has no responder within the deadline; retry.', retryable: true },
   SANDBAR_ERR_INTERNAL: { summary: 'An unexpected error; details are in the server log.' },
-  SANDBAR_ERR_FAULT_INJECTED: { summary: 'A fault injected on purpose (debug.faultInjection = true only).', closeCode: 1011 },
 
   // Admin and API requests
   SANDBAR_ERR_NOT_FOUND: { summary: 'An admin or API request names a session, user, room or other object that does not exist.', httpStatus: 404 },

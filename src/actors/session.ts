@@ -1,0 +1,256 @@
+/**
+ * The session actor: one per WebSocket. It owns the socket, speaks Phoenix V2,
+ * holds the channels the client joined, and writes to the socket with a bound
+ * on what may wait in the outgoing buffer.
+ *
+ * Memory is the constraint (two million sessions): no per-session closures
+ * (socket listeners are shared functions that find the session through a
+ * symbol on the socket), no per-session timer (the idle deadline is a slot in
+ * the worker's shared wheel, moved lazily), channels allocated on first join.
+ */
+import type { WebSocket } from 'ws';
+import { Actor, type ActorLink, type StopReason, SHUTDOWN } from './actor.js';
+import type { TimerEntry, TimerWheel } from './timer-wheel.js';
+import { ErrorCodes, SandbarError, type ErrorCode } from '../errors.js';
+import { decodeText, encodeReply, encodePush, Events, PHOENIX_TOPIC, type Frame } from '../protocol/frame.js';
+import { decodeBinary, encodeBinaryReply } from '../protocol/binary.js';
+import type { ChannelRegistry, JoinedChannel } from '../protocol/channel-registry.js';
+import type { Logger } from '../observability/logger.js';
+
+/** What a session needs from the worker that hosts it (shared by all its sessions). */
+export interface SessionHost extends ActorLink {
+  readonly wheel: TimerWheel;
+  readonly channels: ChannelRegistry;
+  readonly logger: Logger;
+  readonly limits: {
+    readonly idleTimeoutMs: number;
+    readonly maxBufferedBytes: number;
+    readonly maxChannels: number;
+  };
+  readonly counters: { framesIn: number; framesOut: number; bytesOut: number };
+}
+
+/** Messages a session's mailbox takes: raw client frames, or work from its channels. */
+export type SessionMsg = string | Buffer | SessionInfo;
+/** A message from elsewhere (a channel handler, the bus) to run inside the actor. */
+export interface SessionInfo { readonly run: (s: SessionActor) => void }
+
+const kSession = Symbol('sandbar.session');
+type SocketWithSession = WebSocket & { [kSession]?: SessionActor };
+const TEXT = { binary: false } as const;
+const BINARY = { binary: true } as const;
+
+// Shared listeners: `this` is the socket.
+function onMessage(this: SocketWithSession, data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void {
+  const s = this[kSession];
+  if (!s) return;
+  const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+  s.send(isBinary ? buf : buf.toString('utf8'));
+}
+function onClose(this: SocketWithSession): void {
+  this[kSession]?.stop({ kind: 'normal' });
+}
+function onError(this: SocketWithSession, err: Error & { code?: string }): void {
+  // ws closes the socket itself after these (1009 for WS_ERR_UNSUPPORTED_MESSAGE_LENGTH);
+  // the 'close' that follows stops the session.
+  const s = this[kSession];
+  if (s) s.host.logger.debug({ session: s.id, err: err.code ?? err.message }, 'socket error');
+}
+
+export class SessionActor extends Actor<SessionMsg> implements TimerEntry {
+  timerSlot = -1;
+  private lastFrameAt: number;
+  private channels: Map<string, JoinedChannel> | null = null;
+
+  constructor(
+    readonly host: SessionHost,
+    readonly id: string,
+    readonly userId: string,
+    private readonly socket: WebSocket,
+  ) {
+    super(host);
+    (socket as SocketWithSession)[kSession] = this;
+    socket.on('message', onMessage);
+    socket.on('close', onClose);
+    socket.on('error', onError);
+    this.lastFrameAt = host.wheel.clock.now();
+    host.wheel.schedule(this, this.lastFrameAt + host.limits.idleTimeoutMs);
+  }
+
+  get channelCount(): number { return this.channels ? this.channels.size : 0; }
+
+  // ---- mailbox --------------------------------------------------------------
+
+  protected handle(msg: SessionMsg): void {
+    if (typeof msg === 'string') this.onFrame(decodeText(msg));
+    else if (Buffer.isBuffer(msg)) this.onFrame(decodeBinary(msg));
+    else msg.run(this);
+  }
+
+  /** Runs fn inside this actor, after the messages already waiting (for channel callbacks from the bus). */
+  post(info: SessionInfo): void { this.send(info); }
+
+  private onFrame(f: Frame): void {
+    this.lastFrameAt = this.host.wheel.clock.now();
+    this.host.counters.framesIn++;
+    if (f.topic === PHOENIX_TOPIC) {
+      if (f.event === Events.heartbeat) this.write(encodeReply(null, f.ref, PHOENIX_TOPIC, 'ok', {}));
+      else this.replyError(f.joinRef, f.ref, f.topic, new SandbarError('SANDBAR_ERR_UNKNOWN_EVENT', `unknown event ${f.event} on topic phoenix`));
+      return;
+    }
+    if (f.event === Events.join) return this.join(f);
+    const ch = this.channels?.get(f.topic);
+    if (!ch || (f.joinRef !== null && ch.joinRef !== f.joinRef)) {
+      this.replyError(f.joinRef, f.ref, f.topic, new SandbarError('SANDBAR_ERR_UNMATCHED_TOPIC', 'unmatched topic'));
+      return;
+    }
+    if (f.event === Events.leave) {
+      this.removeChannel(ch, 'leave');
+      this.write(encodeReply(f.joinRef, f.ref, f.topic, 'ok', {}));
+      return;
+    }
+    try {
+      ch.handler.handleIn(this, ch, f.event, f.payload, f.ref);
+    } catch (err) {
+      if (!(err instanceof SandbarError)) throw err;
+      this.replyError(f.joinRef, f.ref, f.topic, err);
+    }
+  }
+
+  private join(f: Frame): void {
+    const existing = this.channels?.get(f.topic);
+    if (existing) {
+      if (existing.joinRef === f.joinRef) {
+        this.replyError(f.joinRef, f.ref, f.topic, new SandbarError('SANDBAR_ERR_ALREADY_JOINED', `already joined ${f.topic} with join_ref ${f.joinRef}`));
+        return;
+      }
+      // As Phoenix does: a join with a new join_ref replaces the old channel,
+      // which the client hears of as phx_close (a client rejoining after a
+      // timed-out join must not be refused).
+      this.removeChannel(existing, 'replaced');
+      this.write(encodePush(existing.joinRef, existing.topic, Events.close, {}));
+    }
+    const found = this.host.channels.lookup(f.topic);
+    if (!found) {
+      this.replyError(f.joinRef, f.ref, f.topic, new SandbarError('SANDBAR_ERR_UNMATCHED_TOPIC', 'unmatched topic'));
+      return;
+    }
+    if (this.channelCount >= this.host.limits.maxChannels) {
+      this.replyError(f.joinRef, f.ref, f.topic, new SandbarError('SANDBAR_ERR_BAD_PAYLOAD', `too many channels: at most ${this.host.limits.maxChannels} per session (session.maxChannels)`));
+      return;
+    }
+    const ch: JoinedChannel = { topic: f.topic, id: found.id, joinRef: f.joinRef, handler: found.handler, joined: false, state: undefined };
+    (this.channels ??= new Map()).set(f.topic, ch);
+    try {
+      found.handler.join(this, ch, f.payload, f.ref);
+    } catch (err) {
+      if (!(err instanceof SandbarError)) throw err;
+      this.joinError(ch, f.ref, err);
+    }
+  }
+
+  // ---- API for channel handlers ------------------------------------------------
+
+  /** Accepts a pending join. Ignored if the channel was left or replaced meanwhile. */
+  joinOk(ch: JoinedChannel, ref: string | null, response: unknown = {}): void {
+    if (this.channels?.get(ch.topic) !== ch) return;
+    ch.joined = true;
+    this.write(encodeReply(ch.joinRef, ref, ch.topic, 'ok', response));
+  }
+
+  /** Refuses a pending join: error reply, the channel is forgotten. */
+  joinError(ch: JoinedChannel, ref: string | null, err: SandbarError): void {
+    if (this.channels?.get(ch.topic) !== ch) return;
+    this.channels.delete(ch.topic);
+    this.replyError(ch.joinRef, ref, ch.topic, err);
+  }
+
+  /** Replies to a push on a channel (text JSON, or binary bytes). */
+  reply(ch: JoinedChannel, ref: string | null, status: 'ok' | 'error', response: unknown): void {
+    if (response instanceof Uint8Array) this.write(encodeBinaryReply(ch.joinRef, ref, ch.topic, status, response));
+    else this.write(encodeReply(ch.joinRef, ref, ch.topic, status, response));
+  }
+
+  replyError(joinRef: string | null, ref: string | null, topic: string, err: SandbarError): void {
+    this.write(encodeReply(joinRef, ref, topic, 'error', { reason: err.message, code: err.code }));
+  }
+
+  /** A server push on a joined channel. */
+  push(ch: JoinedChannel, event: string, payload: unknown): void {
+    this.write(encodePush(ch.joinRef, ch.topic, event, payload));
+  }
+
+  /** The channel for a topic, when joined. */
+  channel(topic: string): JoinedChannel | undefined { return this.channels?.get(topic); }
+
+  /**
+   * Writes an encoded frame (string: text frame; Buffer: binary frame unless
+   * asText). A client that lets its outgoing buffer pass the bound is
+   * disconnected: the server's memory must not grow with a slow reader.
+   */
+  write(data: string | Buffer, asText = false): void {
+    const ws = this.socket;
+    if (ws.readyState !== 1 /* OPEN */) return;
+    ws.send(data, typeof data === 'string' || asText ? TEXT : BINARY);
+    this.host.counters.framesOut++;
+    this.host.counters.bytesOut += data.length;
+    if (ws.bufferedAmount > this.host.limits.maxBufferedBytes) {
+      this.stop({ kind: 'other', code: 'SANDBAR_ERR_SLOW_CONSUMER', message: `outgoing buffer passed ${this.host.limits.maxBufferedBytes} bytes` });
+    }
+  }
+
+  // ---- lifecycle -----------------------------------------------------------------
+
+  /** Idle deadline from the shared wheel: re-armed lazily from the last frame's time. */
+  onTimer(now: number): void {
+    this.guard(() => {
+      const due = this.lastFrameAt + this.host.limits.idleTimeoutMs;
+      if (now >= due) this.stop({ kind: 'other', code: 'SANDBAR_ERR_IDLE_TIMEOUT', message: `no frame for ${this.host.limits.idleTimeoutMs} ms` });
+      else this.host.wheel.schedule(this, due);
+    });
+  }
+
+  /** Closes the session for a host shutdown (1012) or any stop reason with a code. */
+  shutdown(): void { this.stop(SHUTDOWN); }
+
+  private removeChannel(ch: JoinedChannel, reason: 'leave' | 'replaced' | 'closed'): void {
+    this.channels?.delete(ch.topic);
+    ch.handler.leave(this, ch, reason);
+  }
+
+  protected override terminate(reason: StopReason): void {
+    this.host.wheel.cancel(this);
+    if (this.channels) {
+      for (const ch of this.channels.values()) {
+        try { ch.handler.leave(this, ch, 'closed'); } catch (err) { this.host.logger.error({ err, session: this.id, topic: ch.topic }, 'channel leave failed'); }
+      }
+      this.channels = null;
+    }
+    const ws = this.socket;
+    (ws as SocketWithSession)[kSession] = undefined;
+    if (ws.readyState === 0 || ws.readyState === 1) {
+      const { code, message } = closeFor(reason);
+      ws.close(code, message);
+      // A client that does not read will never complete the closing handshake.
+      if (code === ErrorCodes.SANDBAR_ERR_SLOW_CONSUMER.closeCode) ws.terminate();
+    }
+  }
+}
+
+/** The close code and reason (≤ 123 bytes, as RFC 6455 allows) for a stop reason. */
+function closeFor(reason: StopReason): { code: number; message: string } {
+  switch (reason.kind) {
+    case 'normal': return { code: 1000, message: '' };
+    case 'shutdown': return { code: ErrorCodes.SANDBAR_ERR_SHUTTING_DOWN.closeCode!, message: 'server restarting' };
+    case 'other': return { code: ErrorCodes[reason.code as ErrorCode]?.closeCode ?? 1011, message: truncate(`${reason.code}: ${reason.message}`) };
+    case 'crash': {
+      const e = reason.error;
+      if (e instanceof SandbarError && e.closeCode) return { code: e.closeCode, message: truncate(`${e.code}: ${e.message}`) };
+      return { code: 1011, message: 'SANDBAR_ERR_SESSION_CRASHED' };
+    }
+  }
+}
+
+function truncate(s: string): string {
+  return Buffer.byteLength(s) <= 123 ? s : Buffer.from(s).subarray(0, 120).toString('utf8').replace(/\uFFFD$/, '') + '...';
+}

@@ -1,0 +1,39 @@
+/**
+ * The only place that builds NATS subject strings.
+ *
+ * Grammar (every subject starts with `sandbar.<cluster>.`; ids are
+ * `[A-Za-z0-9_.@-]`, and `.` inside a user or room id is escaped as `~2E`
+ * since `.` separates NATS tokens):
+ *
+ *   sandbar.<cluster>.hb.<hostId>                heartbeats and leave messages
+ *   sandbar.<cluster>.shard.<n>.cmd              requests to the master of shard n
+ *   sandbar.<cluster>.shard.<n>.repl.<hostId>    replication log to one replica
+ *   sandbar.<cluster>.w.<hostId>.<worker>        deliveries to session actors on one worker
+ *   sandbar.<cluster>.room.<roomId>              room broadcasts (each worker with members subscribes once)
+ *   sandbar.<cluster>.admin.<endpoint>[.<arg>]   operator endpoints (NATS micro service "sandbar")
+ *
+ * docs/subjects.md lists the same for `nats sub`.
+ */
+
+/** Escapes the characters NATS gives meaning to inside a token. */
+export function token(id: string): string {
+  return id.includes('.') ? id.replaceAll('.', '~2E') : id;
+}
+
+export function untoken(tok: string): string {
+  return tok.includes('~2E') ? tok.replaceAll('~2E', '.') : tok;
+}
+
+export class Subjects {
+  readonly prefix: string;
+  constructor(readonly cluster: string) {
+    this.prefix = `sandbar.${cluster}.`;
+  }
+  heartbeat(hostId: string): string { return `${this.prefix}hb.${token(hostId)}`; }
+  heartbeatAll(): string { return `${this.prefix}hb.*`; }
+  shardCmd(shard: number): string { return `${this.prefix}shard.${shard}.cmd`; }
+  shardRepl(shard: number, hostId: string): string { return `${this.prefix}shard.${shard}.repl.${token(hostId)}`; }
+  worker(hostId: string, worker: number): string { return `${this.prefix}w.${token(hostId)}.${worker}`; }
+  room(roomId: string): string { return `${this.prefix}room.${token(roomId)}`; }
+  admin(endpoint: string): string { return `${this.prefix}admin.${endpoint}`; }
+}

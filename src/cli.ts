@@ -1,0 +1,93 @@
+/**
+ * The `sandbar` command: start | check-config | token <userId>.
+ * Every failure is one line on stderr and a sysexits-style exit code
+ * (78 EX_CONFIG for configuration, 69 EX_UNAVAILABLE for NATS, 64 EX_USAGE).
+ */
+import { loadConfig } from './config/index.js';
+import type { SandbarConfig } from './config/types.js';
+import { SandbarError } from './errors.js';
+import { createLogger } from './observability/logger.js';
+import { mintToken } from './auth/token.js';
+import { EXIT, Primary } from './cluster/primary.js';
+
+const HELP: Record<string, string> = {
+  '': `usage: sandbar <command> [--config file.toml] [--<key>=<value> ...]
+
+commands:
+  start           run a host: the primary and its workers (default)
+  check-config    validate the configuration and print it; exit 78 if invalid
+  token <userId>  mint a session token for userId (signed with auth.secret)
+
+Configuration: defaults < file (--config or SANDBAR_CONFIG) < SANDBAR_* env < --key=value flags.
+See docs/configuration.md. Run "sandbar <command> --help" for one command.`,
+  start: `usage: sandbar start [--config file.toml] [--<key>=<value> ...]
+Runs the host in the foreground: NATS check (embedded nats-server if allowed), W workers, graceful stop on SIGTERM/SIGINT.`,
+  'check-config': `usage: sandbar check-config [--config file.toml] [--<key>=<value> ...]
+Validates the configuration without starting anything; prints the resolved values as JSON. Exit 0 if valid, 78 if not.`,
+  token: `usage: sandbar token <userId> [--config file.toml] [--auth.tokenTtlS=<s>]
+Prints a token for userId signed with auth.secret, valid for auth.tokenTtlS seconds. For development and tests.`,
+};
+
+const COMMANDS = new Set(['start', 'check-config', 'token']);
+
+function fail(code: number, line: string): never {
+  process.stderr.write(`sandbar: ${line}\n`);
+  process.exit(code);
+}
+
+function load(argv: string[]): { config: SandbarConfig; positionals: string[] } {
+  try {
+    return loadConfig({ argv, env: process.env });
+  } catch (err) {
+    if (err instanceof SandbarError) fail(EXIT.config, `${err.code}: ${err.message}`);
+    throw err;
+  }
+}
+
+export async function runCli(args: string[]): Promise<void> {
+  let command = 'start';
+  if (args[0] !== undefined && !args[0].startsWith('-')) {
+    command = args[0];
+    args = args.slice(1);
+  }
+  if (args.includes('--help') || args.includes('-h') || command === 'help') {
+    process.stdout.write((HELP[COMMANDS.has(command) ? command : ''] ?? HELP['']!) + '\n');
+    return;
+  }
+  if (!COMMANDS.has(command)) fail(64, `unknown command "${command}" (SANDBAR_ERR_USAGE); run sandbar --help`);
+
+  const { config, positionals } = load(args);
+  switch (command) {
+    case 'check-config':
+      if (positionals.length) fail(64, `check-config takes no arguments, got "${positionals.join(' ')}"`);
+      process.stdout.write(JSON.stringify({ ...config, auth: { ...config.auth, secret: '<redacted>' } }, null, 2) + '\n');
+      process.stderr.write('sandbar: configuration is valid\n');
+      return;
+    case 'token': {
+      const userId = positionals[0];
+      if (!userId || positionals.length > 1) fail(64, 'usage: sandbar token <userId>');
+      try {
+        process.stdout.write(mintToken(config.auth.secret, userId, config.auth.tokenTtlS) + '\n');
+      } catch (err) {
+        if (err instanceof SandbarError) fail(64, `${err.code}: ${err.message}`);
+        throw err;
+      }
+      return;
+    }
+    case 'start': {
+      if (positionals.length) fail(64, `start takes no arguments, got "${positionals.join(' ')}"`);
+      const logger = createLogger({ level: config.log.level, hostId: config.hostId, worker: 'primary' });
+      const primary = new Primary(config, logger);
+      try {
+        await primary.start();
+      } catch (err) {
+        if (err instanceof SandbarError && err.code === 'SANDBAR_ERR_NATS_UNAVAILABLE') {
+          logger.fatal({ code: err.code }, err.message);
+          fail(EXIT.unavailable, `${err.code}: ${err.message}`);
+        }
+        throw err;
+      }
+      return;
+    }
+  }
+}

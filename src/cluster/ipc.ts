@@ -1,0 +1,35 @@
+/**
+ * Messages between the primary and its workers over node:cluster IPC.
+ * Small and few: pings for liveness (carrying the worker's stats back),
+ * readiness, shutdown, and metrics aggregation.
+ */
+
+/** What each worker reports with every pong; the primary aggregates /metrics from these. */
+export interface WorkerStats {
+  sessions: number;
+  heapUsed: number;
+  rss: number;
+  framesIn: number;
+  framesOut: number;
+  bytesOut: number;
+  crashes: number;
+  natsConnected: boolean;
+  /** Event-loop delay, mean over the last ping interval, in ms. */
+  loopDelayMs: number;
+}
+
+export type ToWorker =
+  | { t: 'ping'; n: number }
+  | { t: 'shutdown' }
+  | { t: 'metrics'; id: number; text: string };
+
+export type ToPrimary =
+  | { t: 'pong'; n: number; stats: WorkerStats }
+  | { t: 'listening'; port: number }
+  | { t: 'metrics?'; id: number };
+
+/** Environment variables the primary passes to a forked worker (SANDBAR__ names are not config keys). */
+export const WORKER_ENV = {
+  config: 'SANDBAR__WORKER_CONFIG',
+  index: 'SANDBAR__WORKER_INDEX',
+} as const;

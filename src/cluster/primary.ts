@@ -1,0 +1,172 @@
+/**
+ * The primary: the host's supervisor. It makes sure NATS is there (starting
+ * an embedded nats-server when allowed), forks the workers, restarts crashed
+ * ones within the restart intensity, kills hung ones, aggregates their stats
+ * for /metrics, and on SIGTERM/SIGINT stops them gracefully within the budget.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import type { SandbarConfig } from '../config/types.js';
+import { ErrorCodes, SandbarError } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+import { renderMetrics } from '../observability/metrics.js';
+import { natsReachable, startEmbeddedNats, type EmbeddedNats } from '../bus/embedded.js';
+import { connectBus, type NatsConnection } from '../bus/connection.js';
+import { RestartPolicy } from './supervisor.js';
+import { WORKER_ENV, type ToPrimary, type ToWorker, type WorkerStats } from './ipc.js';
+
+interface Slot {
+  index: number;
+  worker: Worker | null;
+  lastPong: number;
+  listening: boolean;
+  stats: WorkerStats | null;
+}
+
+export const EXIT = { ok: 0, software: 70, unavailable: 69, config: 78, gaveUp: 1 } as const;
+
+export class Primary {
+  private readonly slots: Slot[] = [];
+  private readonly policy: RestartPolicy;
+  private embedded: EmbeddedNats | null = null;
+  private nc: NatsConnection | null = null;
+  private stopping: Promise<never> | null = null;
+  private pinger: NodeJS.Timeout | null = null;
+  private readyLogged = false;
+  private port = 0;
+  private pingSeq = 0;
+
+  constructor(private readonly config: SandbarConfig, private readonly logger: Logger) {
+    const c = config.cluster;
+    this.policy = new RestartPolicy({ maxRestarts: c.maxRestarts, windowMs: c.restartWindowMs, backoffMs: c.restartBackoffMs });
+  }
+
+  async start(): Promise<void> {
+    const { config, logger } = this;
+    process.on('SIGTERM', () => void this.stop(EXIT.ok, 'SIGTERM'));
+    process.on('SIGINT', () => void this.stop(EXIT.ok, 'SIGINT'));
+
+    await this.ensureNats();
+    this.nc = await connectBus({ servers: config.nats.servers, name: `sandbar ${config.hostId} primary`, timeoutMs: config.nats.connectTimeoutMs, logger });
+
+    // Must be set before the first fork; see docs/benchmarks.md for why "none" is the default.
+    cluster.schedulingPolicy = config.cluster.schedulingPolicy === 'rr' ? cluster.SCHED_RR : cluster.SCHED_NONE;
+    cluster.on('exit', (w, code, signal) => this.onExit(w, code, signal));
+    cluster.on('message', (w, msg: ToPrimary) => this.onMessage(w, msg));
+    for (let i = 0; i < config.cluster.workers; i++) {
+      this.slots.push({ index: i, worker: null, lastPong: 0, listening: false, stats: null });
+      this.fork(i);
+    }
+    this.pinger = setInterval(() => this.pingAll(), config.cluster.workerPingMs);
+    logger.info({ workers: config.cluster.workers, policy: config.cluster.schedulingPolicy, nats: config.nats.servers }, 'primary started');
+  }
+
+  private async ensureNats(): Promise<void> {
+    const { config, logger } = this;
+    if (await natsReachable(config.nats.servers, config.nats.connectTimeoutMs)) return;
+    if (!config.nats.embedded) {
+      throw new SandbarError('SANDBAR_ERR_NATS_UNAVAILABLE', `no NATS server answers at ${config.nats.servers.join(', ')} (nats.embedded = false): start NATS there or set nats.embedded = true with nats-server installed (apt install nats-server)`);
+    }
+    this.embedded = await startEmbeddedNats(config.nats.servers, config.dataDir, logger);
+  }
+
+  private fork(index: number): void {
+    const slot = this.slots[index]!;
+    const worker = cluster.fork({ [WORKER_ENV.config]: JSON.stringify(this.config), [WORKER_ENV.index]: String(index) });
+    slot.worker = worker;
+    slot.listening = false;
+    slot.lastPong = performance.now();
+  }
+
+  private slotOf(w: Worker): Slot | undefined {
+    return this.slots.find((s) => s.worker === w);
+  }
+
+  private onMessage(w: Worker, msg: ToPrimary): void {
+    const slot = this.slotOf(w);
+    if (!slot) return;
+    switch (msg.t) {
+      case 'pong':
+        slot.lastPong = performance.now();
+        slot.stats = msg.stats;
+        break;
+      case 'listening':
+        slot.listening = true;
+        slot.lastPong = performance.now();
+        this.port = msg.port;
+        if (!this.readyLogged && this.slots.every((s) => s.listening)) {
+          this.readyLogged = true;
+          this.logger.info({ port: msg.port, workers: this.slots.length, hostId: this.config.hostId }, 'host ready');
+        }
+        break;
+      case 'metrics?': {
+        const stats = new Map<number, WorkerStats>();
+        for (const s of this.slots) if (s.stats) stats.set(s.index, s.stats);
+        const text = renderMetrics(this.config.hostId, stats, { restarts: this.policy.total });
+        w.send({ t: 'metrics', id: msg.id, text } satisfies ToWorker);
+        break;
+      }
+    }
+  }
+
+  private pingAll(): void {
+    const now = performance.now();
+    const n = ++this.pingSeq;
+    for (const slot of this.slots) {
+      const w = slot.worker;
+      if (!w || w.isDead()) continue;
+      if (now - slot.lastPong > this.config.cluster.workerHangMs) {
+        this.logger.error({ worker: slot.index, pid: w.process.pid, silentMs: Math.round(now - slot.lastPong) }, 'worker stopped answering pings; killing it (SIGKILL)');
+        w.process.kill('SIGKILL');
+        continue;
+      }
+      if (w.isConnected()) w.send({ t: 'ping', n } satisfies ToWorker);
+    }
+  }
+
+  private onExit(w: Worker, code: number | null, signal: string | null): void {
+    const slot = this.slotOf(w);
+    if (!slot) return;
+    slot.worker = null;
+    slot.listening = false;
+    slot.stats = null;
+    if (this.stopping) return;
+    const delay = this.policy.onCrash(Date.now());
+    if (delay === null) {
+      const c = this.config.cluster;
+      this.logger.fatal({ worker: slot.index, code, signal, code_: ErrorCodes.SANDBAR_ERR_SUPERVISOR_INTENSITY.code },
+        `worker ${slot.index} died (code ${code}, signal ${signal}) and workers were already restarted ${c.maxRestarts} times within ${c.restartWindowMs} ms (cluster.maxRestarts): giving up, host exits`);
+      void this.stop(EXIT.gaveUp, 'restart intensity exceeded');
+      return;
+    }
+    this.logger.warn({ worker: slot.index, code, signal, restartInMs: delay, restartsInWindow: this.policy.inWindow }, 'worker died; restarting');
+    setTimeout(() => { if (!this.stopping) this.fork(slot.index); }, delay);
+  }
+
+  /** Graceful stop: workers close their sessions (1012), then NATS, then exit. */
+  stop(exitCode: number, why: string): Promise<never> {
+    return (this.stopping ??= this.doStop(exitCode, why));
+  }
+
+  private async doStop(exitCode: number, why: string): Promise<never> {
+    const budget = this.config.cluster.shutdownTimeoutMs;
+    this.logger.info({ why, budgetMs: budget }, 'host stopping');
+    if (this.pinger) clearInterval(this.pinger);
+    const live = this.slots.map((s) => s.worker).filter((w): w is Worker => !!w && !w.isDead());
+    const exited = Promise.all(live.map((w) => new Promise<void>((r) => { if (w.isDead()) r(); else w.once('exit', () => r()); })));
+    for (const w of live) if (w.isConnected()) w.send({ t: 'shutdown' } satisfies ToWorker);
+    const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), budget).unref());
+    if ((await Promise.race([exited, timer])) === 'timeout') {
+      this.logger.error({ budgetMs: budget }, 'workers did not stop within cluster.shutdownTimeoutMs; killing them');
+      for (const w of live) if (!w.isDead()) w.process.kill('SIGKILL');
+      await exited;
+    }
+    await this.nc?.drain().catch(() => {});
+    await this.embedded?.stop();
+    this.logger.info({ exitCode }, 'host stopped');
+    // Let pino flush its last line before exiting.
+    await new Promise((r) => setImmediate(r));
+    process.exit(exitCode);
+  }
+
+  get listeningPort(): number { return this.port; }
+}

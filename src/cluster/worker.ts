@@ -1,0 +1,158 @@
+/**
+ * A worker process: fastify (HTTP + WebSocket), the session actors of the
+ * connections it accepted, its own NATS connection. It takes its frozen
+ * configuration from the primary, answers the primary's pings with its stats,
+ * and on shutdown closes every session with 1012 before exiting.
+ */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import type { WebSocket } from 'ws';
+import type { SandbarConfig } from '../config/types.js';
+import { createLogger, type Logger } from '../observability/logger.js';
+import { connectBus, type NatsConnection } from '../bus/connection.js';
+import { systemClock, TimerWheel, type StopReason } from '../actors/index.js';
+import { SessionActor, type SessionHost } from '../actors/session.js';
+import { ChannelRegistry } from '../protocol/channel-registry.js';
+import { echoChannel } from '../protocol/echo-channel.js';
+import { createHttpServer } from '../http/server.js';
+import { WORKER_ENV, type ToPrimary, type ToWorker, type WorkerStats } from './ipc.js';
+
+export class WorkerHost implements SessionHost {
+  readonly wheel: TimerWheel;
+  readonly channels = new ChannelRegistry();
+  readonly sessions = new Map<string, SessionActor>();
+  readonly counters = { framesIn: 0, framesOut: 0, bytesOut: 0 };
+  readonly limits: SessionHost['limits'];
+  crashes = 0;
+  shuttingDown = false;
+  nc: NatsConnection | null = null;
+  private nextSession = 0;
+
+  constructor(readonly config: SandbarConfig, readonly index: number, readonly logger: Logger) {
+    const s = config.session;
+    this.limits = { idleTimeoutMs: s.idleTimeoutMs, maxBufferedBytes: s.maxBufferedBytes, maxChannels: s.maxChannels };
+    // Idle deadlines need no better than a tenth of the timeout; 1 s at most keeps the sweep cheap.
+    this.wheel = new TimerWheel(systemClock, Math.max(20, Math.min(1000, Math.floor(s.idleTimeoutMs / 10))));
+    this.wheel.onError = (err) => logger.error({ err }, 'timer entry failed');
+    this.channels.register('echo', echoChannel({ faultInjection: config.debug.faultInjection }));
+  }
+
+  /** Session ids are unique in the cluster: host, worker, then a counter (base 36). */
+  startSession(socket: WebSocket, userId: string): void {
+    if (this.shuttingDown) {
+      socket.close(1012, 'server restarting');
+      return;
+    }
+    const id = `${this.config.hostId}.${this.index}.${(this.nextSession++).toString(36)}`;
+    this.sessions.set(id, new SessionActor(this, id, userId, socket));
+  }
+
+  onActorExit(actor: any, reason: StopReason): void {
+    if (actor instanceof SessionActor) this.sessions.delete(actor.id);
+    if (reason.kind === 'crash') {
+      this.crashes++;
+      this.logger.error({ err: reason.error, session: actor.id, user: actor.userId }, 'session crashed; only this session is closed');
+    } else if (reason.kind === 'other') {
+      this.logger.info({ session: actor.id, user: actor.userId, code: reason.code }, reason.message);
+    }
+  }
+
+  closeAllSessions(): void {
+    this.shuttingDown = true;
+    for (const s of [...this.sessions.values()]) s.shutdown();
+  }
+
+  stats(loopDelayMs: number): WorkerStats {
+    const mem = process.memoryUsage();
+    return {
+      sessions: this.sessions.size,
+      heapUsed: mem.heapUsed,
+      rss: mem.rss,
+      framesIn: this.counters.framesIn,
+      framesOut: this.counters.framesOut,
+      bytesOut: this.counters.bytesOut,
+      crashes: this.crashes,
+      natsConnected: this.nc !== null && !this.nc.isClosed(),
+      loopDelayMs,
+    };
+  }
+}
+
+function send(msg: ToPrimary): void {
+  process.send?.(msg);
+}
+
+export async function runWorker(): Promise<void> {
+  const config = JSON.parse(process.env[WORKER_ENV.config] ?? 'null') as SandbarConfig;
+  const index = Number(process.env[WORKER_ENV.index]);
+  const logger = createLogger({ level: config.log.level, hostId: config.hostId, worker: index });
+  const host = new WorkerHost(config, index, logger);
+
+  process.on('uncaughtException', (err) => {
+    // A fault that escaped every actor guard: this worker is no longer
+    // trustworthy. Log, exit, and let the supervisor restart it.
+    logger.fatal({ err }, 'uncaught exception escaped the actor guards; worker exits');
+    process.exit(70);
+  });
+
+  // Answer pings from the first moment so a slow start is not taken for a hang.
+  const loop = monitorEventLoopDelay({ resolution: 20 });
+  loop.enable();
+  const pendingMetrics = new Map<number, (text: string) => void>();
+  let nextMetrics = 0;
+  let stopping: Promise<void> | null = null;
+  const stop = () => (stopping ??= gracefulStop());
+  process.on('message', (msg: ToWorker) => {
+    if (msg.t === 'ping') {
+      const delay = loop.count > 0 ? loop.mean / 1e6 : 0;
+      loop.reset();
+      send({ t: 'pong', n: msg.n, stats: host.stats(Math.round(delay * 100) / 100) });
+    } else if (msg.t === 'metrics') {
+      pendingMetrics.get(msg.id)?.(msg.text);
+      pendingMetrics.delete(msg.id);
+    } else if (msg.t === 'shutdown') {
+      void stop();
+    }
+  });
+  // systemd and a terminal signal the whole process group; the primary leads the stop.
+  process.on('SIGTERM', () => void stop());
+  process.on('SIGINT', () => void stop());
+
+  host.nc = await connectBus({ servers: config.nats.servers, name: `sandbar ${config.hostId} w${index}`, timeoutMs: config.nats.connectTimeoutMs, logger });
+
+  const app = await createHttpServer({
+    secret: config.auth.secret,
+    maxFrameBytes: config.session.maxFrameBytes,
+    onSocket: (socket, userId) => host.startSession(socket, userId),
+    closeAllSessions: () => host.closeAllSessions(),
+    ready: () => {
+      if (host.shuttingDown) return { ok: false, reason: 'shutting down' };
+      if (!host.nc || host.nc.isClosed()) return { ok: false, reason: 'NATS not connected' };
+      return { ok: true };
+    },
+    metrics: () => new Promise<string>((resolve) => {
+      const id = nextMetrics++;
+      pendingMetrics.set(id, resolve);
+      send({ t: 'metrics?', id });
+      setTimeout(() => { if (pendingMetrics.delete(id)) resolve('# metrics unavailable: primary did not answer\n'); }, 2000).unref();
+    }),
+  });
+  await app.listen({ host: config.http.host, port: config.http.port });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.http.port;
+  logger.info({ port }, 'worker listening');
+  send({ t: 'listening', port });
+
+  async function gracefulStop(): Promise<void> {
+    logger.info({ sessions: host.sessions.size }, 'worker stopping: closing sessions with 1012');
+    const deadline = Date.now() + Math.max(100, config.cluster.shutdownTimeoutMs - 500);
+    host.shuttingDown = true;
+    const closing = app.close().catch((err) => logger.warn({ err }, 'http close failed'));
+    host.closeAllSessions();
+    // Sockets finish their closing handshake; wait for them, within the budget.
+    await Promise.race([closing, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
+    await host.nc?.drain().catch(() => {});
+    host.wheel.stop();
+    logger.info('worker stopped');
+    process.exit(0);
+  }
+}

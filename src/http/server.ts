@@ -1,0 +1,83 @@
+/**
+ * The worker's HTTP side: fastify with the Phoenix WebSocket endpoint and the
+ * health checks. Authentication runs before the upgrade, so a bad token gets
+ * a plain 403 and no session ever starts.
+ */
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import websocket from '@fastify/websocket';
+import type { WebSocket } from 'ws';
+import { SandbarError } from '../errors.js';
+import { selectProtocol, tokenFromUpgrade, verifyToken } from '../auth/token.js';
+
+export interface HttpHooks {
+  /** Auth secret and frame limit, fixed at start. */
+  readonly secret: string;
+  readonly maxFrameBytes: number;
+  /** A new authenticated socket: the worker starts its session actor. */
+  onSocket(socket: WebSocket, userId: string): void;
+  /** Closing every session (shutdown): called from fastify's preClose. */
+  closeAllSessions(): void;
+  /** Ready = NATS connected and not shutting down. */
+  ready(): { ok: boolean; reason?: string };
+  /** Prometheus text of every worker (asked of the primary), or null if unavailable. */
+  metrics(): Promise<string>;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest { sandbarUser?: string }
+}
+
+export async function createHttpServer(hooks: HttpHooks): Promise<FastifyInstance> {
+  const app = Fastify({ logger: false, return503OnClosing: true });
+  await app.register(websocket, {
+    options: {
+      maxPayload: hooks.maxFrameBytes,
+      // Our registry tracks sessions; ws's own client Set would be a second copy.
+      clientTracking: false,
+      handleProtocols: (offered: Set<string>) => selectProtocol(offered) ?? false,
+      // Phoenix frames are small JSON; compression would cost memory per socket.
+      perMessageDeflate: false,
+    },
+    preClose(done) {
+      hooks.closeAllSessions();
+      done();
+    },
+  });
+
+  app.get('/health/live', async () => ({ status: 'ok' }));
+  app.get('/health/ready', async (_req, reply) => {
+    const r = hooks.ready();
+    if (!r.ok) return reply.code(503).send({ status: 'unavailable', reason: r.reason });
+    return { status: 'ready' };
+  });
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', 'text/plain; version=0.0.4');
+    return hooks.metrics();
+  });
+
+  app.get('/socket/websocket', {
+    websocket: true,
+    preValidation: async (req: FastifyRequest, reply) => {
+      const query = req.query as Record<string, unknown>;
+      if (query.vsn !== undefined && query.vsn !== '2.0.0') {
+        return reply.code(400).send({ error: { code: 'SANDBAR_ERR_BAD_PAYLOAD', message: `protocol vsn ${String(query.vsn)} is not supported; use vsn=2.0.0` } });
+      }
+      try {
+        const token = tokenFromUpgrade(query, req.headers['sec-websocket-protocol']);
+        if (token === undefined) throw new SandbarError('SANDBAR_ERR_AUTH_MISSING', 'no token: pass params.token or authToken');
+        req.sandbarUser = verifyToken(hooks.secret, token).userId;
+      } catch (err) {
+        const e = err instanceof SandbarError ? err : new SandbarError('SANDBAR_ERR_AUTH_INVALID', 'invalid token');
+        return reply.code(403).send({ error: { code: e.code, message: e.message } });
+      }
+    },
+  }, (socket, req) => {
+    // @fastify/websocket's per-socket error listener closes over the request
+    // and reply, keeping both alive as long as the socket: drop it, the
+    // session installs a shared one.
+    socket.removeAllListeners('error');
+    hooks.onSocket(socket, req.sandbarUser!);
+  });
+
+  return app;
+}

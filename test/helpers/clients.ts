@@ -1,0 +1,83 @@
+/**
+ * Raw WebSocket Phoenix V2 peers for tests: exact frames in, exact frames out.
+ */
+import WebSocket from 'ws';
+
+export type Frame = [string | null, string | null, string, string, unknown];
+
+export class RawClient {
+  readonly frames: Frame[] = [];
+  readonly binary: Buffer[] = [];
+  closeCode: number | null = null;
+  closeReason = '';
+  private waiters = new Set<{ pred: (f: Frame) => boolean; resolve: (f: Frame) => void }>();
+  readonly closed: Promise<number>;
+  private nextRef = 1;
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (isBinary) { this.binary.push(data); return; }
+      const f = JSON.parse(data.toString()) as Frame;
+      this.frames.push(f);
+      for (const w of this.waiters) if (w.pred(f)) { this.waiters.delete(w); w.resolve(f); }
+    });
+    this.closed = new Promise((resolve) => ws.on('close', (code: number, reason: Buffer) => { this.closeCode = code; this.closeReason = reason.toString(); resolve(code); }));
+    ws.on('error', () => {});
+  }
+
+  static open(url: string, token: string | null, opts: { localAddress?: string; query?: string; protocols?: string[] } = {}): Promise<RawClient> {
+    const q = opts.query ?? `vsn=2.0.0${token ? `&token=${encodeURIComponent(token)}` : ''}`;
+    const ws = new WebSocket(`${url}/socket/websocket?${q}`, opts.protocols ?? [], { localAddress: opts.localAddress });
+    const c = new RawClient(ws);
+    return new Promise((resolve, reject) => {
+      ws.once('open', () => resolve(c));
+      ws.once('unexpected-response', (_req, res) => reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { statusCode: res.statusCode })));
+      ws.once('error', reject);
+    });
+  }
+
+  ref(): string { return String(this.nextRef++); }
+
+  sendRaw(data: string | Buffer): void { this.ws.send(data); }
+
+  send(f: Frame): void { this.ws.send(JSON.stringify(f)); }
+
+  /** Sends a push and resolves with the phx_reply carrying its ref. */
+  request(joinRef: string | null, topic: string, event: string, payload: unknown, timeoutMs = 5000): Promise<Frame> {
+    const ref = this.ref();
+    const p = this.waitFor((f) => f[1] === ref && f[3] === 'phx_reply', timeoutMs);
+    this.send([joinRef, ref, topic, event, payload]);
+    return p;
+  }
+
+  async join(topic: string, params: unknown = {}, joinRef?: string): Promise<Frame> {
+    const jr = joinRef ?? this.ref();
+    const ref = this.ref();
+    const p = this.waitFor((f) => f[1] === ref && f[3] === 'phx_reply');
+    this.send([jr, ref, topic, 'phx_join', params]);
+    return p;
+  }
+
+  waitFor(pred: (f: Frame) => boolean, timeoutMs = 5000): Promise<Frame> {
+    const seen = this.frames.find(pred);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const w = { pred, resolve: (f: Frame) => { clearTimeout(t); resolve(f); } };
+      const t = setTimeout(() => { this.waiters.delete(w); reject(new Error(`timed out waiting for a frame (close ${this.closeCode})`)); }, timeoutMs);
+      this.waiters.add(w);
+    });
+  }
+
+  close(): void { this.ws.close(); }
+  terminate(): void { this.ws.terminate(); }
+}
+
+/** Opens n clients, spread over source addresses 127.0.0.2.. (the kernel's port search is per address). */
+export async function openMany(n: number, url: string, tokenFor: (i: number) => string, batch = 100): Promise<RawClient[]> {
+  const out: RawClient[] = [];
+  for (let i = 0; i < n; i += batch) {
+    const part = await Promise.all(Array.from({ length: Math.min(batch, n - i) }, (_, j) => RawClient.open(url, tokenFor(i + j), { localAddress: `127.0.0.${2 + ((i + j) % 50)}` })));
+    out.push(...part);
+  }
+  return out;
+}

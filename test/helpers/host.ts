@@ -1,0 +1,120 @@
+/**
+ * Starts a real Sandbar host (compiled: `node dist/src/main.js start`) for an
+ * integration test and follows its pino log lines, so tests wait on events
+ * ("host ready", "worker listening") instead of sleeping.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { mintToken } from '../../src/auth/token.js';
+
+export const MAIN = join(import.meta.dirname, '../../dist/src/main.js');
+export const SECRET = 'test-secret';
+
+export type LogLine = Record<string, unknown> & { msg?: string; level?: number; worker?: number | 'primary'; pid?: number };
+
+export interface HostHandle {
+  readonly proc: ChildProcess;
+  readonly port: number;
+  readonly url: string;
+  readonly lines: LogLine[];
+  /** stderr text (config errors, warnings). */
+  stderr(): string;
+  /** Resolves with the first log line (already seen or future) matching pred. */
+  waitFor(pred: (l: LogLine) => boolean, timeoutMs?: number, from?: number): Promise<LogLine>;
+  /** pid of each worker index, from the latest "worker listening" line. */
+  workerPids(): Map<number, number>;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  kill(signal?: NodeJS.Signals): void;
+  stop(): Promise<void>;
+}
+
+export interface HostOptions {
+  nats: string;
+  workers?: number;
+  /** Extra `--key=value` flags. */
+  flags?: Record<string, string | number | boolean>;
+  env?: Record<string, string>;
+  /** Resolve as soon as the process started, without waiting for "host ready". */
+  noWait?: boolean;
+}
+
+export function token(userId: string, ttlS = 3600): string {
+  return mintToken(SECRET, userId, ttlS);
+}
+
+export function spawnSandbar(args: string[], env: Record<string, string> = {}): ChildProcess {
+  return spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+}
+
+export async function startHost(opts: HostOptions): Promise<HostHandle> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'sandbar-host-'));
+  const flags: Record<string, string | number | boolean> = {
+    'http.host': '127.0.0.1',
+    'http.port': 0,
+    'cluster.workers': opts.workers ?? 2,
+    'nats.servers': opts.nats,
+    'nats.embedded': false,
+    'auth.secret': SECRET,
+    dataDir,
+    hostId: 'h1',
+    ...opts.flags,
+  };
+  const args = ['start', ...Object.entries(flags).map(([k, v]) => `--${k}=${v}`)];
+  const proc = spawnSandbar(args, opts.env);
+  const lines: LogLine[] = [];
+  const waiters = new Set<{ pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }>();
+  let stderr = '';
+  proc.stderr!.on('data', (d: Buffer) => { if (stderr.length < 100000) stderr += d.toString(); });
+  createInterface({ input: proc.stdout! }).on('line', (text) => {
+    let l: LogLine;
+    try { l = JSON.parse(text) as LogLine; } catch { return; }
+    lines.push(l);
+    for (const w of waiters) if (w.pred(l)) { waiters.delete(w); w.resolve(l); }
+  });
+  const exit = once(proc, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
+  const waitFor = (pred: (l: LogLine) => boolean, timeoutMs = 15000, from = 0): Promise<LogLine> => {
+    const seen = lines.slice(from).find(pred);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const w = { pred, resolve: (l: LogLine) => { clearTimeout(t); resolve(l); } };
+      const t = setTimeout(() => { waiters.delete(w); reject(new Error(`timed out waiting for a log line; stderr: ${stderr.slice(-2000)}`)); }, timeoutMs);
+      waiters.add(w);
+      void exit.then(() => setTimeout(() => { if (waiters.delete(w)) { clearTimeout(t); reject(new Error(`host exited before the awaited log line; stderr: ${stderr.slice(-2000)}`)); } }, 50));
+    });
+  };
+  let port = 0;
+  if (!opts.noWait) {
+    const ready = await waitFor((l) => l.msg === 'host ready', 20000);
+    port = ready.port as number;
+  }
+  const handle: HostHandle = {
+    proc,
+    port,
+    url: `ws://127.0.0.1:${port}`,
+    lines,
+    stderr: () => stderr,
+    waitFor,
+    workerPids() {
+      const m = new Map<number, number>();
+      for (const l of lines) if (l.msg === 'worker listening' && typeof l.worker === 'number') m.set(l.worker, l.pid as number);
+      return m;
+    },
+    exit,
+    kill(signal = 'SIGTERM') { proc.kill(signal); },
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill('SIGTERM');
+        const t = setTimeout(() => proc.kill('SIGKILL'), 15000);
+        await exit;
+        clearTimeout(t);
+        // Workers of a killed primary die with its IPC channel; give them a moment.
+      }
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  return handle;
+}
