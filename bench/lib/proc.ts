@@ -74,6 +74,38 @@ export function rssBytes(pid: number): number {
   }
 }
 
+export const GC_MARKER = 'BENCH_GC_PRELOAD=1';
+
+/** Environment that preloads bench/lib/gc-preload.js (full GC on SIGUSR2) into every node process of a server. */
+export function gcPreloadEnv(): Record<string, string> {
+  const preload = new URL('./gc-preload.js', import.meta.url).href;
+  const prior = process.env.NODE_OPTIONS ? `${process.env.NODE_OPTIONS} ` : '';
+  return { NODE_OPTIONS: `${prior}--expose-gc --import=${preload}`, BENCH_GC_PRELOAD: '1' };
+}
+
+/**
+ * Sends SIGUSR2 to every process of the tree under `root` that was started
+ * with gcPreloadEnv() (checked in /proc/<pid>/environ, so no other process
+ * ever gets a signal whose default action would kill it). Returns how many.
+ */
+export function gcTree(root: number): number {
+  let n = 0;
+  for (const pid of processTree(root)) {
+    let env: string;
+    try {
+      env = readFileSync(`/proc/${pid}/environ`, 'latin1');
+    } catch {
+      continue;
+    }
+    if (!env.split('\0').includes(GC_MARKER)) continue;
+    try {
+      process.kill(pid, 'SIGUSR2');
+      n++;
+    } catch { /* exited */ }
+  }
+  return n;
+}
+
 const groups = new Set<number>();
 let hook = false;
 function installHook(): void {
@@ -106,13 +138,15 @@ export interface SpawnOptions {
   readonly readyTimeoutMs: number;
   /** When given, wait for a stdout JSON line with msg === this and a numeric port. */
   readonly readyMsg?: string;
+  /** Extra environment variables (added to this process's environment). */
+  readonly env?: Record<string, string>;
 }
 
 /** Spawns a server as the leader of a new process group, its stdout and stderr to logPath. */
 export async function spawnServer(o: SpawnOptions): Promise<ServerHandle> {
   installHook();
   const log: WriteStream = createWriteStream(o.logPath);
-  const proc = spawn(o.command, o.args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(o.command, o.args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...o.env } });
   const pid = proc.pid;
   if (!pid) throw new Error(`${o.name}: spawn failed`);
   groups.add(pid);

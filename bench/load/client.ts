@@ -64,6 +64,16 @@ function send(m: ChildToParent): void {
   if (process.connected) process.send!(m);
 }
 
+let lastRss = 0;
+function rss(): number {
+  try {
+    lastRss = process.memoryUsage.rss();
+  } catch {
+    // EMFILE: reading /proc needs a file descriptor; keep the last figure.
+  }
+  return lastRss;
+}
+
 function counts(): ClientCounts {
   const cpu = process.cpuUsage();
   return {
@@ -80,7 +90,7 @@ function counts(): ClientCounts {
     firstAttemptAt,
     rampDoneAt,
     cpuMicros: cpu.user + cpu.system,
-    rssBytes: process.memoryUsage.rss(),
+    rssBytes: rss(),
   };
 }
 
@@ -138,7 +148,7 @@ function launch(index: number): void {
   let topic = '';
   if (config.mode === 'phoenix') {
     const userId = `${config.userPrefix}${index % config.users}`;
-    topic = `user:${userId}`;
+    topic = `${config.topicKind}:${userId}`;
     const u = new URL(config.url);
     u.searchParams.set('token', mintToken!(config.secret, userId, config.tokenTtlS));
     url = u.href;
@@ -174,9 +184,9 @@ function launch(index: number): void {
     }
     if (!Array.isArray(msg) || msg[1] !== '1' || msg[2] !== topic) return;
     if (msg[3] === 'phx_reply') {
-      const status = (msg[4] as { status?: unknown } | null)?.status;
-      if (status === 'ok') markOpen(c);
-      else fail(c, `join-${String(status)}`);
+      const p = msg[4] as { status?: unknown; response?: { code?: unknown } } | null;
+      if (p?.status === 'ok') markOpen(c);
+      else fail(c, `join-${String(p?.status)}${typeof p?.response?.code === 'string' ? `:${p.response.code}` : ''}`);
     } else if (msg[3] === 'phx_error' || msg[3] === 'phx_close') {
       fail(c, `join-${msg[3]}`);
     }

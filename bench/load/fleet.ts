@@ -34,6 +34,8 @@ export interface FleetOptions {
   readonly userPrefix: string;
   /** Distinct user ids; session i uses user `${userPrefix}${i % users}`. Default: sessions. */
   readonly users?: number;
+  /** phoenix: join `<topicKind>:<userId>`. Default: user. */
+  readonly topicKind?: string;
   /** Module exporting mintToken(secret, userId, ttlS). Default: dist/src/auth/token.js. */
   readonly tokenModule?: string;
   readonly deflate: boolean;
@@ -206,6 +208,7 @@ export class Fleet {
         tokenTtlS: this.opts.tokenTtlS,
         userPrefix: this.opts.userPrefix,
         users: Math.max(1, this.opts.users ?? N),
+        topicKind: this.opts.topicKind ?? 'user',
         tokenModule: this.opts.tokenModule ?? defaultTokenModule(),
         deflate: this.opts.deflate,
       };

@@ -21,6 +21,7 @@ const FLAGS: Flags = {
   'token-ttl': { doc: 'phoenix: token lifetime in seconds.', default: '3600' },
   'token-module': { doc: 'phoenix: module exporting mintToken(secret, userId, ttlS).', default: 'dist/src/auth/token.js' },
   'user-prefix': { doc: 'phoenix: user ids are <prefix><i>.', default: 'bench' },
+  'topic-kind': { doc: 'phoenix: sessions join <kind>:<userId>.', default: 'user' },
   users: { doc: 'phoenix: distinct user ids (session i uses user i mod users).', default: 'sessions' },
   'heartbeat-ms': { doc: 'phoenix: heartbeat period per session; 0 disables.', default: '30000' },
   'connect-timeout-ms': { doc: 'An attempt not open after this long fails with "timeout".', default: '10000' },
@@ -65,6 +66,7 @@ async function main(): Promise<number> {
     secret: f.get('secret') ?? 'dev-secret-change-me',
     tokenTtlS: intFlag(f, 'token-ttl', 3600, 1),
     userPrefix: f.get('user-prefix') ?? 'bench',
+    topicKind: f.get('topic-kind') ?? 'user',
     ...(f.has('users') ? { users: intFlag(f, 'users', sessions, 1) } : {}),
     ...(tokenModule ? { tokenModule: new URL(tokenModule, `file://${process.cwd()}/`).pathname } : {}),
     deflate: boolFlag(f, 'deflate'),
@@ -75,12 +77,14 @@ async function main(): Promise<number> {
   };
   const t0 = Date.now();
   const fleet = await Fleet.start(opts);
-  const stop = () => {
+  const stop = (sig: string) => {
+    const p = fleet.progress();
+    console.log(`stopped by: signal ${sig} after ${p.elapsedS.toFixed(1)} s (attempted=${p.attempted} opened=${p.opened} open=${p.open} failed=${p.failedTotal})`);
     fleet.kill();
     process.exit(130);
   };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
   console.error(`fleet: ${fleet.processes} client process(es), ${sessions} ${mode} sessions -> ${url}`);
   const outcome = await fleet.ramp();
   const rampReport = await fleet.report();

@@ -30,6 +30,8 @@ export interface ClientConfig {
   readonly tokenTtlS: number;
   readonly userPrefix: string;
   readonly users: number;
+  /** phoenix: sessions join `<topicKind>:<userId>` (Sandbar's per-user channel is `user`). */
+  readonly topicKind: string;
   /** Absolute path of the module exporting mintToken(secret, userId, ttlS). */
   readonly tokenModule: string;
   /** Offer permessage-deflate in the upgrade request. */
