@@ -115,7 +115,7 @@ export class Primary {
       const w = slot.worker;
       if (!w || w.isDead()) continue;
       if (now - slot.lastPong > this.config.cluster.workerHangMs) {
-        this.logger.error({ worker: slot.index, pid: w.process.pid, silentMs: Math.round(now - slot.lastPong) }, 'worker stopped answering pings; killing it (SIGKILL)');
+        this.logger.error({ workerIndex: slot.index, pid: w.process.pid, silentMs: Math.round(now - slot.lastPong) }, 'worker stopped answering pings; killing it (SIGKILL)');
         w.process.kill('SIGKILL');
         continue;
       }
@@ -133,12 +133,12 @@ export class Primary {
     const delay = this.policy.onCrash(Date.now());
     if (delay === null) {
       const c = this.config.cluster;
-      this.logger.fatal({ worker: slot.index, code, signal, code_: ErrorCodes.SANDBAR_ERR_SUPERVISOR_INTENSITY.code },
+      this.logger.fatal({ workerIndex: slot.index, exitCode: code, signal, code: ErrorCodes.SANDBAR_ERR_SUPERVISOR_INTENSITY.code },
         `worker ${slot.index} died (code ${code}, signal ${signal}) and workers were already restarted ${c.maxRestarts} times within ${c.restartWindowMs} ms (cluster.maxRestarts): giving up, host exits`);
       void this.stop(EXIT.gaveUp, 'restart intensity exceeded');
       return;
     }
-    this.logger.warn({ worker: slot.index, code, signal, restartInMs: delay, restartsInWindow: this.policy.inWindow }, 'worker died; restarting');
+    this.logger.warn({ workerIndex: slot.index, exitCode: code, signal, restartInMs: delay, restartsInWindow: this.policy.inWindow }, 'worker died; restarting');
     setTimeout(() => { if (!this.stopping) this.fork(slot.index); }, delay);
   }
 

@@ -117,36 +117,44 @@ export async function runWorker(): Promise<void> {
   process.on('SIGTERM', () => void stop());
   process.on('SIGINT', () => void stop());
 
-  host.nc = await connectBus({ servers: config.nats.servers, name: `sandbar ${config.hostId} w${index}`, timeoutMs: config.nats.connectTimeoutMs, logger });
+  let app: Awaited<ReturnType<typeof createHttpServer>> | null = null;
+  try {
+    host.nc = await connectBus({ servers: config.nats.servers, name: `sandbar ${config.hostId} w${index}`, timeoutMs: config.nats.connectTimeoutMs, logger });
 
-  const app = await createHttpServer({
-    secret: config.auth.secret,
-    maxFrameBytes: config.session.maxFrameBytes,
-    onSocket: (socket, userId) => host.startSession(socket, userId),
-    closeAllSessions: () => host.closeAllSessions(),
-    ready: () => {
-      if (host.shuttingDown) return { ok: false, reason: 'shutting down' };
-      if (!host.nc || host.nc.isClosed()) return { ok: false, reason: 'NATS not connected' };
-      return { ok: true };
-    },
-    metrics: () => new Promise<string>((resolve) => {
-      const id = nextMetrics++;
-      pendingMetrics.set(id, resolve);
-      send({ t: 'metrics?', id });
-      setTimeout(() => { if (pendingMetrics.delete(id)) resolve('# metrics unavailable: primary did not answer\n'); }, 2000).unref();
-    }),
-  });
-  await app.listen({ host: config.http.host, port: config.http.port });
-  const addr = app.server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : config.http.port;
-  logger.info({ port }, 'worker listening');
-  send({ t: 'listening', port });
+    app = await createHttpServer({
+      secret: config.auth.secret,
+      maxFrameBytes: config.session.maxFrameBytes,
+      onSocket: (socket, userId) => host.startSession(socket, userId),
+      closeAllSessions: () => host.closeAllSessions(),
+      ready: () => {
+        if (host.shuttingDown) return { ok: false, reason: 'shutting down' };
+        if (!host.nc || host.nc.isClosed()) return { ok: false, reason: 'NATS not connected' };
+        return { ok: true };
+      },
+      metrics: () => new Promise<string>((resolve) => {
+        const id = nextMetrics++;
+        pendingMetrics.set(id, resolve);
+        send({ t: 'metrics?', id });
+        setTimeout(() => { if (pendingMetrics.delete(id)) resolve('# metrics unavailable: primary did not answer\n'); }, 2000).unref();
+      }),
+    });
+    await app!.listen({ host: config.http.host, port: config.http.port });
+    const addr = app!.server.address();
+    const port = typeof addr === 'object' && addr ? addr.port : config.http.port;
+    logger.info({ port }, 'worker listening');
+    send({ t: 'listening', port });
+  } catch (err) {
+    // Start-up failed (NATS, a taken port): exit non-zero; the supervisor's
+    // restart intensity decides whether to try again or give up.
+    logger.fatal({ err }, 'worker failed to start');
+    process.exit(1);
+  }
 
   async function gracefulStop(): Promise<void> {
     logger.info({ sessions: host.sessions.size }, 'worker stopping: closing sessions with 1012');
     const deadline = Date.now() + Math.max(100, config.cluster.shutdownTimeoutMs - 500);
     host.shuttingDown = true;
-    const closing = app.close().catch((err) => logger.warn({ err }, 'http close failed'));
+    const closing = (app ? app.close() : Promise.resolve()).catch((err) => logger.warn({ err }, 'http close failed'));
     host.closeAllSessions();
     // Sockets finish their closing handshake; wait for them, within the budget.
     await Promise.race([closing, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
