@@ -26,7 +26,7 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError, boolFlag, enumFlag, intFlag, numFlag, parseFlags, usage, type Flags } from './lib/args.js';
-import { readMetrics, sleep, waitSettled, type MetricsSnapshot, type SettleResult } from './lib/metrics.js';
+import { sleep, waitSessions, waitSettled, type MetricsSnapshot, type SettleResult } from './lib/metrics.js';
 import { gcPreloadEnv, gcTree, rssBytes, spawnServer, startNats, treeCpuMicros, type ServerHandle } from './lib/proc.js';
 import { Fleet, formatReasons, type LatencySummary, type RampOutcome } from './load/fleet.js';
 
@@ -215,13 +215,13 @@ async function startTarget(s: Settings, target: Target, policy: Policy, dir: str
 }
 
 /** Forces a full GC in every server process (unless --no-gc), then waits for /metrics to settle. */
-async function settleAfterGc(s: Settings, server: ServerHandle, port: number): Promise<SettleResult> {
+async function settleAfterGc(s: Settings, server: ServerHandle, port: number, expectSessions: number): Promise<SettleResult> {
   if (s.gc) {
     const n = gcTree(server.pid);
     if (n === 0) log('  warning: no server process took the GC signal; heap includes garbage');
-    return waitSettled(port, { minMs: s.gcWaitMs, maxMs: s.settleMaxMs });
+    return waitSettled(port, { minMs: s.gcWaitMs, maxMs: s.settleMaxMs, expectSessions });
   }
-  return waitSettled(port, { minMs: 1000, maxMs: s.settleMaxMs });
+  return waitSettled(port, { minMs: 1000, maxMs: s.settleMaxMs, expectSessions });
 }
 
 async function runOne(s: Settings, target: Target, policy: Policy, n: number, phase: Phase, repeat: number): Promise<RunResult> {
@@ -236,7 +236,7 @@ async function runOne(s: Settings, target: Target, policy: Policy, n: number, ph
     let natsRss0 = 0;
     if (phase === 'memory') {
       await sleep(s.baselineWaitMs);
-      const base = await settleAfterGc(s, server, port);
+      const base = await settleAfterGc(s, server, port, 0);
       r.baseline = base.snapshot;
       if (!base.settled) log(`  warning: baseline did not settle within ${s.settleMaxMs / 1000} s`);
       if (nats) natsRss0 = rssBytes(nats.pid);
@@ -276,7 +276,7 @@ async function runOne(s: Settings, target: Target, policy: Policy, n: number, ph
     r.rampSeconds = rep.rampSeconds;
     if (r.outcome.reason !== 'target-reached') log(`  ramp stopped by ${r.outcome.reason}: ${r.outcome.detail}; failures: ${formatReasons(rep.failed)}`);
     if (phase === 'memory') {
-      const st = await settleAfterGc(s, server, port);
+      const st = await settleAfterGc(s, server, port, rep.opened);
       r.after = st.snapshot;
       r.settled = st.settled;
       r.settleWaitS = st.waitedS;
@@ -294,8 +294,8 @@ async function runOne(s: Settings, target: Target, policy: Policy, n: number, ph
         if (nats) r.natsCpuPerHandshakeUs = (natsCpu1 - natsCpu0) / rep.opened;
         r.clientCpuPerHandshakeUs = rep.clientCpuMicros / rep.opened;
       }
-      await sleep(700); // both servers refresh their per-worker gauges every 500 ms or so
-      const snap = await readMetrics(port);
+      // The gauges are refreshed every 0.5-1 s: wait until they count every open session.
+      const snap = await waitSessions(port, rep.opened, 5000);
       r.serverSessions = snap.sessions;
       r.spread = spreadOf(snap);
     }
@@ -358,7 +358,7 @@ function rows(s: Settings, results: RunResult[]): Row[] {
         for (const r of mine) {
           if (r.error) problems.push(`${r.phase}#${r.repeat}: ${r.error.split('\n')[0]}`);
           else if (r.outcome && r.outcome.reason !== 'target-reached') problems.push(`${r.phase}#${r.repeat}: ${r.outcome.reason} (${r.outcome.detail}) failures ${formatReasons(r.failed)}`);
-          if (r.phase === 'memory' && !r.error && r.serverSessions !== undefined && r.serverSessions !== r.opened) problems.push(`${r.phase}#${r.repeat}: server counts ${r.serverSessions} sessions, fleet opened ${r.opened}`);
+          if (!r.error && r.serverSessions !== undefined && r.serverSessions !== r.opened) problems.push(`${r.phase}#${r.repeat}: server counts ${r.serverSessions} sessions, fleet opened ${r.opened}`);
           if (Object.keys(r.closedByServer).length) problems.push(`${r.phase}#${r.repeat}: closed by server ${formatReasons(r.closedByServer)}`);
         }
         out.push({
@@ -391,7 +391,7 @@ function pairedRatio(results: RunResult[], n: number, policy: Policy, phase: Pha
     const b = results.find((r) => r.target === 'ws' && r.n === n && r.policy === policy && r.phase === phase && r.repeat === a.repeat && !r.error);
     const x = f(a);
     const y = b ? f(b) : undefined;
-    if (x !== undefined && y !== undefined && y !== 0) ratios.push(x / y);
+    if (x !== undefined && y !== undefined && x > 0 && y > 0) ratios.push(x / y); // a delta <= 0 is noise, not a ratio
   }
   return median(ratios);
 }

@@ -58,6 +58,9 @@ export const ErrorCodes = spec({
   SANDBAR_ERR_BAD_PAYLOAD: { summary: 'The payload of a push is not what the event expects.' },
   SANDBAR_ERR_FORBIDDEN: { summary: 'The user may not join this topic (for example another user\'s user: topic).' },
   SANDBAR_ERR_TOO_LARGE: { summary: 'A message body exceeds message.maxBytes.' },
+  SANDBAR_ERR_INVALID_ID: { summary: 'A user or room id is not 1-64 characters of A-Z a-z 0-9 _ - . @.' },
+  SANDBAR_ERR_INBOX_FULL: { summary: "The recipient's inbox holds user.inboxMax unacknowledged messages; the dm is refused, not dropped. Retry after the recipient acknowledges.", retryable: true },
+  SANDBAR_ERR_ROOM_FULL: { summary: 'The room already has room.maxMembers connections.', retryable: true },
   SANDBAR_ERR_UNAVAILABLE: { summary: 'The shard that owns the user or room has no responder within the deadline; retry.', retryable: true },
   SANDBAR_ERR_INTERNAL: { summary: 'An unexpected error; details are in the server log.' },
 

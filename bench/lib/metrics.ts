@@ -99,9 +99,10 @@ export interface SettleResult {
 /**
  * Polls /metrics until two consecutive readings at least `intervalMs` apart
  * agree within `tolerance` on summed heap and RSS (and on the session count),
- * or `maxMs` passes; returns the later reading.
+ * (and, with `expectSessions`, the session count equals it), or `maxMs`
+ * passes; returns the later reading.
  */
-export async function waitSettled(port: number, opts: { intervalMs?: number; tolerance?: number; maxMs: number; minMs?: number }): Promise<SettleResult> {
+export async function waitSettled(port: number, opts: { intervalMs?: number; tolerance?: number; maxMs: number; minMs?: number; expectSessions?: number }): Promise<SettleResult> {
   const intervalMs = opts.intervalMs ?? 1000;
   const tolerance = opts.tolerance ?? 0.02;
   const t0 = Date.now();
@@ -112,9 +113,19 @@ export async function waitSettled(port: number, opts: { intervalMs?: number; tol
     await sleep(Math.max(0, intervalMs - (Date.now() - prev.at)));
     const cur = await readMetrics(port);
     readings++;
-    const ok = within(prev.heapUsed, cur.heapUsed, tolerance) && within(prev.rss, cur.rss, tolerance) && prev.sessions === cur.sessions;
+    const ok = within(prev.heapUsed, cur.heapUsed, tolerance) && within(prev.rss, cur.rss, tolerance) && prev.sessions === cur.sessions && (opts.expectSessions === undefined || cur.sessions === opts.expectSessions);
     if (ok || Date.now() - t0 >= opts.maxMs) return { snapshot: cur, settled: ok, waitedS: (Date.now() - t0) / 1000, readings };
     prev = cur;
+  }
+}
+
+/** Polls /metrics until the summed session count equals `expect` (or maxMs passes); returns the last reading. */
+export async function waitSessions(port: number, expect: number, maxMs: number): Promise<MetricsSnapshot> {
+  const t0 = Date.now();
+  for (;;) {
+    const s = await readMetrics(port);
+    if (s.sessions === expect || Date.now() - t0 >= maxMs) return s;
+    await sleep(200);
   }
 }
 

@@ -180,6 +180,11 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry {
     this.write(encodePush(ch.joinRef, ch.topic, event, payload));
   }
 
+  /** The channels whose join was accepted. */
+  *joinedChannels(): IterableIterator<JoinedChannel> {
+    if (this.channels) for (const ch of this.channels.values()) if (ch.joined) yield ch;
+  }
+
   /** The channel for a topic, when joined. */
   channel(topic: string): JoinedChannel | undefined { return this.channels?.get(topic); }
 

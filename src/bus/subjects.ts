@@ -11,6 +11,7 @@
  *   sandbar.<cluster>.w.<hostId>.<worker>        deliveries to session actors on one worker
  *   sandbar.<cluster>.room.<roomId>              room broadcasts (each worker with members subscribes once)
  *   sandbar.<cluster>.admin.<endpoint>[.<arg>]   operator endpoints (NATS micro service "sandbar")
+ *   sandbar.<cluster>.ctl                        control: a worker died (its sessions are gone), a worker restarted (re-announce)
  *
  * docs/subjects.md lists the same for `nats sub`.
  */
@@ -36,4 +37,5 @@ export class Subjects {
   worker(hostId: string, worker: number): string { return `${this.prefix}w.${token(hostId)}.${worker}`; }
   room(roomId: string): string { return `${this.prefix}room.${token(roomId)}`; }
   admin(endpoint: string): string { return `${this.prefix}admin.${endpoint}`; }
+  ctl(): string { return `${this.prefix}ctl`; }
 }

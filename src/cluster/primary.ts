@@ -12,6 +12,8 @@ import { renderMetrics } from '../observability/metrics.js';
 import { natsReachable, startEmbeddedNats, type EmbeddedNats } from '../bus/embedded.js';
 import { connectBus, type NatsConnection } from '../bus/connection.js';
 import { RestartPolicy } from './supervisor.js';
+import { Subjects } from '../bus/subjects.js';
+import type { CtlMsg } from '../bus/messages.js';
 import { WORKER_ENV, type ToPrimary, type ToWorker, type WorkerStats } from './ipc.js';
 
 interface Slot {
@@ -130,6 +132,8 @@ export class Primary {
     slot.listening = false;
     slot.stats = null;
     if (this.stopping) return;
+    // Its sessions are gone: every user and room actor of the cluster drops them (leaves broadcast).
+    this.nc?.publish(new Subjects(this.config.cluster.name).ctl(), JSON.stringify({ t: 'worker-down', w: `${this.config.hostId}.${slot.index}` } satisfies CtlMsg));
     const delay = this.policy.onCrash(Date.now());
     if (delay === null) {
       const c = this.config.cluster;

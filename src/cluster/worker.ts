@@ -14,10 +14,23 @@ import { SessionActor, type SessionHost } from '../actors/session.js';
 import { ChannelRegistry } from '../protocol/channel-registry.js';
 import { echoChannel } from '../protocol/echo-channel.js';
 import { createHttpServer } from '../http/server.js';
+import { Subjects } from '../bus/subjects.js';
+import { WorkerBus } from '../bus/worker-bus.js';
+import type { CtlMsg, Cmd, Meta } from '../bus/messages.js';
+import type { ReplyTarget } from '../bus/worker-bus.js';
+import type { JoinedChannel } from '../protocol/channel-registry.js';
+import type { SandbarError } from '../errors.js';
+import { ShardHost } from '../actors/shard-host.js';
+import { place, shardOf, shardsOf, type HostView } from '../placement/index.js';
+import { LocalRooms, allowAllRooms, type ChatServices } from '../protocol/chat-services.js';
+import { userChannel } from '../protocol/user-channel.js';
+import { roomChannel } from '../protocol/room-channel.js';
 import { WORKER_ENV, type ToPrimary, type ToWorker, type WorkerStats } from './ipc.js';
 
 export class WorkerHost implements SessionHost {
   readonly wheel: TimerWheel;
+  /** Tens of ms: request resends and deadlines, presence batching. */
+  readonly fastWheel: TimerWheel;
   readonly channels = new ChannelRegistry();
   readonly sessions = new Map<string, SessionActor>();
   readonly counters = { framesIn: 0, framesOut: 0, bytesOut: 0 };
@@ -33,7 +46,73 @@ export class WorkerHost implements SessionHost {
     // Idle deadlines need no better than a tenth of the timeout; 1 s at most keeps the sweep cheap.
     this.wheel = new TimerWheel(systemClock, Math.max(20, Math.min(1000, Math.floor(s.idleTimeoutMs / 10))));
     this.wheel.onError = (err) => logger.error({ err }, 'timer entry failed');
+    this.fastWheel = new TimerWheel(systemClock, 25);
+    this.fastWheel.onError = this.wheel.onError;
     this.channels.register('echo', echoChannel({ faultInjection: config.debug.faultInjection }));
+  }
+
+  bus: WorkerBus | null = null;
+  shardHost: ShardHost | null = null;
+  rooms: LocalRooms | null = null;
+  private hosts: HostView[] = [];
+
+  /** Subscribes this worker's subjects, starts its shard host and the user/room channels. */
+  async startChat(nc: NatsConnection): Promise<void> {
+    const c = this.config;
+    this.hosts = [{ hostId: c.hostId, workers: c.cluster.workers }];
+    const owned = new Set(shardsOf(c.hostId, this.index, c.shards, this.hosts));
+    const bus = new WorkerBus(nc, new Subjects(c.cluster.name), c.hostId, this.index, owned, {
+      onCmd: (cmd: Cmd) => this.shardHost!.onCmd(cmd),
+      onDeliver: (sids, frame) => this.deliver(sids, frame),
+      onCtl: (msg) => this.onCtl(msg),
+    }, this.fastWheel, this.logger, { timeoutMs: c.request.timeoutMs, resendMs: Math.min(500, Math.max(50, c.request.timeoutMs >> 2)) });
+    this.bus = bus;
+    this.shardHost = new ShardHost(bus, c, this.wheel, this.fastWheel, this.logger);
+    this.rooms = new LocalRooms(bus);
+    const svc: ChatServices = { bus, config: c, logger: this.logger, shardOf: (id) => shardOf(id, c.shards), authorizeRoom: allowAllRooms, rooms: this.rooms };
+    this.channels.register('user', userChannel(svc));
+    this.channels.register('room', roomChannel(svc));
+    await bus.start();
+    // Our shards start empty (a first start or a restart): the sessions of the
+    // other workers re-announce their joins here, so presence is rebuilt.
+    bus.publishCtl({ t: 'resync', w: bus.addr });
+    this.logger.info({ shards: owned.size }, 'worker masters its shards');
+  }
+
+  private deliver(sids: string[], frame: string): void {
+    const buf = sids.length > 1 ? Buffer.from(frame) : frame;
+    for (const sid of sids) this.sessions.get(sid)?.write(buf, true);
+  }
+
+  private onCtl(msg: CtlMsg): void {
+    if (msg.t === 'worker-down') {
+      this.logger.info({ dead: msg.w }, 'a worker died: its sessions leave every user and room here');
+      this.shardHost?.purge(msg.w);
+    } else if (msg.t === 'resync' && msg.w !== this.bus?.addr) {
+      this.resync(msg.w);
+    }
+  }
+
+  /** Re-sends the joins of local sessions whose user or room the (re)started worker masters. */
+  private resync(w: string): void {
+    const bus = this.bus!;
+    let n = 0;
+    for (const s of this.sessions.values()) {
+      for (const ch of s.joinedChannels()) {
+        const kind = ch.topic.startsWith('user:') ? 'u' : ch.topic.startsWith('room:') ? 'r' : null;
+        if (!kind) continue;
+        const shard = shardOf(ch.id, this.config.shards);
+        const m = place(shard, this.hosts, 0).master;
+        if (`${m.hostId}.${m.worker}` !== w) continue;
+        const meta = ch.state as Meta;
+        const cmd: Cmd = kind === 'u'
+          ? { op: 'u.join', id: ch.id, sid: s.id, w: bus.addr, meta, last: null, cid: 0, rw: '' }
+          : { op: 'r.join', id: ch.id, sid: s.id, w: bus.addr, uid: s.userId, meta, last: null, cid: 0, rw: '' };
+        bus.request(shard, cmd, new ResyncReply(s, ch));
+        n++;
+      }
+    }
+    if (n) this.logger.info({ worker: w, joins: n }, 're-announced joins to a restarted worker');
   }
 
   /** Session ids are unique in the cluster: host, worker, then a counter (base 36). */
@@ -74,6 +153,21 @@ export class WorkerHost implements SessionHost {
       natsConnected: this.nc !== null && !this.nc.isClosed(),
       loopDelayMs,
     };
+  }
+}
+
+/**
+ * A re-announced join came back from the restarted master: the client gets a
+ * fresh presence_state, which drops the ghosts of the dead worker's sessions
+ * (the phoenix Presence class diffs a new state against the old one).
+ */
+class ResyncReply implements ReplyTarget {
+  constructor(readonly session: SessionActor, readonly ch: JoinedChannel) {}
+  onReply(ok: boolean, res: unknown, _err: SandbarError | null): void {
+    if (!ok) return;
+    this.session.post({ run: (s) => {
+      if (s.channel(this.ch.topic) === this.ch) s.push(this.ch, 'presence_state', (res as { presence: unknown }).presence);
+    } });
   }
 }
 
@@ -120,6 +214,7 @@ export async function runWorker(): Promise<void> {
   let app: Awaited<ReturnType<typeof createHttpServer>> | null = null;
   try {
     host.nc = await connectBus({ servers: config.nats.servers, name: `sandbar ${config.hostId} w${index}`, timeoutMs: config.nats.connectTimeoutMs, logger });
+    await host.startChat(host.nc);
 
     app = await createHttpServer({
       secret: config.auth.secret,
@@ -159,7 +254,9 @@ export async function runWorker(): Promise<void> {
     // Sockets finish their closing handshake; wait for them, within the budget.
     await Promise.race([closing, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
     await host.nc?.drain().catch(() => {});
+    host.bus?.stop();
     host.wheel.stop();
+    host.fastWheel.stop();
     logger.info('worker stopped');
     process.exit(0);
   }

@@ -1,0 +1,128 @@
+/**
+ * The room actor: one per room, placed like users. Members (one Phoenix
+ * Presence meta per connection, keyed by user id), a bounded history with
+ * sequence numbers, and broadcast: each message is encoded once, as the
+ * complete Phoenix frame, and published on the room's subject; every worker
+ * with members subscribes once and writes the same bytes to its sockets.
+ */
+import { Actor } from './actor.js';
+import type { TimerEntry } from './timer-wheel.js';
+import type { ShardHost } from './shard-host.js';
+import { SandbarError, toWire } from '../errors.js';
+import { encodePush } from '../protocol/frame.js';
+import type { PresenceDiff, PresenceEntry } from '../protocol/presence.js';
+import type { Meta, PurgeCmd, RoomCmd, WorkerAddr } from '../bus/messages.js';
+
+export interface RoomMessage { readonly seq: number; readonly from: string; readonly id: string; readonly body: unknown; readonly at: number }
+
+interface Member { readonly w: WorkerAddr; readonly uid: string; readonly meta: Meta }
+
+/**
+ * Presence diffs are coalesced for this long: a room that 10,000 members join
+ * in a burst would otherwise send each join to every member (10^8 frames).
+ */
+export const PRESENCE_BATCH_MS = 50;
+
+export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
+  timerSlot = -1;
+  private diff: PresenceDiff | null = null;
+  readonly members = new Map<string, Member>();
+  /** Ring of the last room.historyMax messages, oldest first. */
+  history: RoomMessage[] = [];
+  seq = 0;
+  private readonly dedup = new Map<string, number>();
+  readonly topic: string;
+
+  constructor(private readonly host: ShardHost, readonly id: string) {
+    super(host);
+    this.topic = `room:${id}`;
+  }
+
+  protected handle(cmd: RoomCmd | PurgeCmd): void {
+    switch (cmd.op) {
+      case 'r.join': {
+        const max = this.host.config.room.maxMembers;
+        if (!this.members.has(cmd.sid) && this.members.size >= max) {
+          this.host.bus.replyError(cmd, toWire(new SandbarError('SANDBAR_ERR_ROOM_FULL', `room ${this.id} has ${max} members (room.maxMembers)`)));
+          return;
+        }
+        this.members.set(cmd.sid, { w: cmd.w, uid: cmd.uid, meta: cmd.meta });
+        this.host.bus.reply(cmd, {
+          seq: this.seq,
+          presence: this.presenceState(),
+          history: cmd.last === null || cmd.last >= this.seq ? [] : this.history.filter((m) => m.seq > cmd.last!),
+        });
+        this.queueDiff('joins', cmd.uid, cmd.meta);
+        return;
+      }
+      case 'r.leave': {
+        const m = this.members.get(cmd.sid);
+        if (!m) return;
+        this.members.delete(cmd.sid);
+        this.queueDiff('leaves', m.uid, m.meta);
+        return;
+      }
+      case 'purge': {
+        for (const [sid, m] of this.members) {
+          if (m.w !== cmd.w) continue;
+          this.members.delete(sid);
+          this.queueDiff('leaves', m.uid, m.meta);
+        }
+        return;
+      }
+      case 'r.msg': {
+        const key = `${cmd.from}\n${cmd.mid}`;
+        const seen = this.dedup.get(key);
+        if (seen !== undefined) {
+          this.host.bus.reply(cmd, { seq: seen, duplicate: true });
+          return;
+        }
+        const msg: RoomMessage = { seq: ++this.seq, from: cmd.from, id: cmd.mid, body: cmd.body, at: Date.now() };
+        const max = this.host.config.room.historyMax;
+        if (max > 0) {
+          this.history.push(msg);
+          if (this.history.length > max) this.history.shift();
+        }
+        const window = this.host.config.user.dedupWindow;
+        if (window > 0) {
+          this.dedup.set(key, msg.seq);
+          if (this.dedup.size > window) this.dedup.delete(this.dedup.keys().next().value!);
+        }
+        this.host.bus.reply(cmd, { seq: msg.seq });
+        this.publish('msg', msg);
+        return;
+      }
+    }
+  }
+
+  private queueDiff(kind: 'joins' | 'leaves', uid: string, meta: Meta): void {
+    if (!this.diff) {
+      this.diff = { joins: {}, leaves: {} };
+      this.host.fastWheel.schedule(this, this.host.fastWheel.clock.now() + PRESENCE_BATCH_MS);
+    }
+    const side = this.diff[kind];
+    (side[uid] ??= { metas: [] }).metas.push(meta);
+  }
+
+  /** Flushes the coalesced presence diff. */
+  onTimer(): void {
+    this.guard(() => {
+      const d = this.diff;
+      this.diff = null;
+      if (d) this.publish('presence_diff', d);
+    });
+  }
+
+  protected override terminate(): void { this.host.fastWheel.cancel(this); }
+
+  /** One encode, one publish; workers fan the bytes out to their members. */
+  private publish(event: string, payload: unknown): void {
+    this.host.bus.publishRoom(this.id, encodePush(null, this.topic, event, payload));
+  }
+
+  presenceState(): Record<string, PresenceEntry> {
+    const out: Record<string, PresenceEntry> = {};
+    for (const m of this.members.values()) (out[m.uid] ??= { metas: [] }).metas.push(m.meta);
+    return out;
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * The user actor: one per user, on the worker that masters the user's shard.
+ * It holds the user's connections (every device, every worker) with their
+ * Phoenix Presence metas, an ordered inbox of messages not yet acknowledged,
+ * and the recent client message ids (dedup), and fans each message out to
+ * every connection of the user.
+ *
+ * A dm is acknowledged to its sender only once it is in the inbox here (and,
+ * with replication, on every live replica).
+ */
+import { Actor } from './actor.js';
+import type { TimerEntry } from './timer-wheel.js';
+import type { ShardHost } from './shard-host.js';
+import { SandbarError, toWire } from '../errors.js';
+import { encodePush } from '../protocol/frame.js';
+import { presenceDiff, type PresenceEntry } from '../protocol/presence.js';
+import type { Meta, PurgeCmd, UserCmd, WorkerAddr } from '../bus/messages.js';
+
+export interface InboxEntry { readonly seq: number; readonly from: string; readonly id: string; readonly body: unknown; readonly at: number }
+
+interface Conn { readonly w: WorkerAddr; readonly meta: Meta }
+
+export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
+  timerSlot = -1;
+  readonly conns = new Map<string, Conn>();
+  inbox: InboxEntry[] = [];
+  seq = 0;
+  lastSeenAt = 0;
+  /** `${from}\n${messageId}` → seq, oldest first (a Map keeps insertion order). */
+  private readonly dedup = new Map<string, number>();
+  readonly topic: string;
+
+  constructor(private readonly host: ShardHost, readonly id: string) {
+    super(host);
+    this.topic = `user:${id}`;
+  }
+
+  protected handle(cmd: UserCmd | PurgeCmd): void {
+    switch (cmd.op) {
+      case 'u.join': {
+        this.conns.set(cmd.sid, { w: cmd.w, meta: cmd.meta });
+        this.host.wheel.cancel(this);
+        const last = cmd.last ?? 0;
+        this.host.bus.reply(cmd, {
+          seq: this.seq,
+          presence: this.presenceState(),
+          replay: last < this.seq ? this.inbox.filter((m) => m.seq > last) : [],
+        });
+        this.broadcast('presence_diff', presenceDiff(this.id, cmd.meta, null));
+        return;
+      }
+      case 'u.leave': {
+        const c = this.conns.get(cmd.sid);
+        if (!c) return;
+        this.conns.delete(cmd.sid);
+        this.left([c.meta]);
+        return;
+      }
+      case 'purge': {
+        const gone: Meta[] = [];
+        for (const [sid, c] of this.conns) if (c.w === cmd.w) { gone.push(c.meta); this.conns.delete(sid); }
+        if (gone.length) this.left(gone);
+        return;
+      }
+      case 'u.dm': return this.dm(cmd);
+      case 'u.ack': {
+        if (!Number.isSafeInteger(cmd.seq) || cmd.seq < 0 || cmd.seq > this.seq) {
+          this.host.bus.replyError(cmd, toWire(new SandbarError('SANDBAR_ERR_BAD_PAYLOAD', `ack seq ${cmd.seq} is beyond the last seq ${this.seq}`)));
+          return;
+        }
+        let n = 0;
+        while (n < this.inbox.length && this.inbox[n]!.seq <= cmd.seq) n++;
+        if (n) this.inbox = this.inbox.slice(n);
+        this.host.bus.reply(cmd, { seq: cmd.seq, pending: this.inbox.length });
+        this.maybeIdle();
+        return;
+      }
+    }
+  }
+
+  private dm(cmd: Extract<UserCmd, { op: 'u.dm' }>): void {
+    const key = `${cmd.from}\n${cmd.mid}`;
+    const seen = this.dedup.get(key);
+    if (seen !== undefined) {
+      this.host.bus.reply(cmd, { seq: seen, duplicate: true });
+      return;
+    }
+    const max = this.host.config.user.inboxMax;
+    if (this.inbox.length >= max) {
+      this.host.bus.replyError(cmd, toWire(new SandbarError('SANDBAR_ERR_INBOX_FULL', `inbox of ${this.id} holds ${max} unacknowledged messages (user.inboxMax)`)));
+      return;
+    }
+    const entry: InboxEntry = { seq: ++this.seq, from: cmd.from, id: cmd.mid, body: cmd.body, at: Date.now() };
+    this.inbox.push(entry);
+    const window = this.host.config.user.dedupWindow;
+    if (window > 0) {
+      this.dedup.set(key, entry.seq);
+      if (this.dedup.size > window) this.dedup.delete(this.dedup.keys().next().value!);
+    }
+    this.host.bus.reply(cmd, { seq: entry.seq });
+    this.broadcast('dm', entry);
+  }
+
+  private left(metas: Meta[]): void {
+    this.lastSeenAt = Date.now();
+    this.broadcast('presence_diff', presenceDiff(this.id, null, metas));
+    this.maybeIdle();
+  }
+
+  /** Every connection of the user gets the frame, encoded once. */
+  private broadcast(event: string, payload: unknown): void {
+    if (this.conns.size === 0) return;
+    const byWorker = new Map<WorkerAddr, string[]>();
+    for (const [sid, c] of this.conns) {
+      const list = byWorker.get(c.w);
+      if (list) list.push(sid); else byWorker.set(c.w, [sid]);
+    }
+    this.host.deliver(byWorker, encodePush(null, this.topic, event, payload));
+  }
+
+  presenceState(): Record<string, PresenceEntry> {
+    if (this.conns.size === 0) return {};
+    return { [this.id]: { metas: [...this.conns.values()].map((c) => c.meta) } };
+  }
+
+  /** With no connection and an empty inbox, stop after user.idleStopMs. */
+  private maybeIdle(): void {
+    if (this.conns.size === 0 && this.inbox.length === 0) this.host.wheel.schedule(this, this.host.wheel.clock.now() + this.host.config.user.idleStopMs);
+  }
+
+  onTimer(): void {
+    this.guard(() => { if (this.conns.size === 0 && this.inbox.length === 0) this.stop(); });
+  }
+
+  protected override terminate(): void { this.host.wheel.cancel(this); }
+}

@@ -1,0 +1,48 @@
+/**
+ * What travels between workers over NATS (JSON), and in-process when the
+ * target lives in the same worker: commands to the master of a shard, and
+ * messages to a worker (replies, deliveries to its sessions).
+ *
+ * `cid` is the correlation id of a request (0: no reply wanted) and `rw` the
+ * address of the worker waiting for the reply: replies are published to that
+ * worker's subject, not to a per-request inbox (DESIGN.md 3a: no request()
+ * per message on hot paths).
+ */
+import type { WireError } from '../errors.js';
+
+/** `<hostId>.<worker>`: the address of a worker, as in its subject sandbar.<c>.w.<hostId>.<worker>. */
+export type WorkerAddr = string;
+
+/** A connection's Phoenix Presence meta. */
+export interface Meta { readonly phx_ref: string; readonly online_at: number; readonly device?: string }
+
+interface Req { cid: number; rw: WorkerAddr }
+
+export type UserCmd =
+  | ({ op: 'u.join'; id: string; sid: string; w: WorkerAddr; meta: Meta; last: number | null } & Req)
+  | { op: 'u.leave'; id: string; sid: string }
+  | ({ op: 'u.dm'; id: string; from: string; mid: string; body: unknown } & Req)
+  | ({ op: 'u.ack'; id: string; seq: number } & Req);
+
+export type RoomCmd =
+  | ({ op: 'r.join'; id: string; sid: string; w: WorkerAddr; uid: string; meta: Meta; last: number | null } & Req)
+  | { op: 'r.leave'; id: string; sid: string }
+  | ({ op: 'r.msg'; id: string; from: string; mid: string; body: unknown } & Req);
+
+/** Sessions of a dead worker must leave every user and room (sent to each actor by its shard host). */
+export interface PurgeCmd { op: 'purge'; w: WorkerAddr }
+
+export type Cmd = UserCmd | RoomCmd;
+
+export type WorkerMsg =
+  | { t: 'reply'; cid: number; ok: true; res: unknown }
+  | { t: 'reply'; cid: number; ok: false; err: WireError }
+  /** A frame (already encoded) for some sessions of this worker. */
+  | { t: 'deliver'; sids: string[]; frame: string };
+
+/** Control messages every worker of the cluster hears. */
+export type CtlMsg =
+  /** A worker died: its sessions are gone. */
+  | { t: 'worker-down'; w: WorkerAddr }
+  /** A worker (re)started and masters its shards anew: re-announce your sessions joined there. */
+  | { t: 'resync'; w: WorkerAddr };

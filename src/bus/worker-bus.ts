@@ -1,0 +1,184 @@
+/**
+ * A worker's side of the bus: its own subject (replies and deliveries), the
+ * command subjects of the shards it masters, room subjects while it has
+ * members there, and the control subject.
+ *
+ * Requests follow DESIGN.md 3a: publish with the correlation id and this
+ * worker's address, keep the pending request in a Map, and expire or resend
+ * it from one shared coarse timer; no nc.request() per message. A target in
+ * this same worker is called in-process through the same path, with the same
+ * semantics. Every command is idempotent (dm and msg carry a message id the
+ * actor dedups), so resending while a shard has no responder (start-up, a
+ * worker restart) is safe; past the deadline the caller gets
+ * SANDBAR_ERR_UNAVAILABLE.
+ */
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { SandbarError, fromWire, type WireError } from '../errors.js';
+import type { TimerEntry, TimerWheel } from '../actors/timer-wheel.js';
+import type { Logger } from '../observability/logger.js';
+import type { Subjects } from './subjects.js';
+import type { Cmd, CtlMsg, WorkerAddr, WorkerMsg } from './messages.js';
+
+/** Whoever waits for a reply: called once, with the result or a typed error. */
+export interface ReplyTarget {
+  onReply(ok: boolean, res: unknown, err: SandbarError | null): void;
+}
+
+class Pending implements TimerEntry {
+  timerSlot = -1;
+  constructor(
+    readonly bus: WorkerBus,
+    readonly cid: number,
+    readonly shard: number,
+    readonly cmd: Cmd,
+    readonly target: ReplyTarget,
+    readonly deadline: number,
+  ) {}
+  onTimer(now: number): void { this.bus.onPendingTimer(this, now); }
+}
+
+export interface WorkerBusHandlers {
+  onCmd(cmd: Cmd): void;
+  onDeliver(sids: string[], frame: string): void;
+  onCtl(msg: CtlMsg): void;
+}
+
+export class WorkerBus {
+  readonly addr: WorkerAddr;
+  private readonly pending = new Map<number, Pending>();
+  private nextCid = 1;
+  private readonly subs: Subscription[] = [];
+  private readonly roomSubs = new Map<string, Subscription>();
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly subjects: Subjects,
+    readonly hostId: string,
+    readonly worker: number,
+    readonly owned: ReadonlySet<number>,
+    private readonly handlers: WorkerBusHandlers,
+    private readonly wheel: TimerWheel,
+    private readonly logger: Logger,
+    private readonly opts: { timeoutMs: number; resendMs: number },
+  ) {
+    this.addr = `${hostId}.${worker}`;
+  }
+
+  /** Subscribes this worker's subjects and waits until the server has them. */
+  async start(): Promise<void> {
+    const { nc, subjects } = this;
+    this.subs.push(nc.subscribe(subjects.worker(this.hostId, this.worker), { callback: (err, msg) => {
+      if (err) return;
+      this.onWorkerMsg(msg.json<WorkerMsg>());
+    } }));
+    for (const shard of this.owned) {
+      this.subs.push(nc.subscribe(subjects.shardCmd(shard), { callback: (err, msg) => {
+        if (err) return;
+        this.handlers.onCmd(msg.json<Cmd>());
+      } }));
+    }
+    this.subs.push(nc.subscribe(subjects.ctl(), { callback: (err, msg) => {
+      if (err) return;
+      this.handlers.onCtl(msg.json<CtlMsg>());
+    } }));
+    await nc.flush();
+  }
+
+  /** Fire-and-forget command to the master of a shard. */
+  cast(shard: number, cmd: Cmd): void {
+    if (this.owned.has(shard)) this.handlers.onCmd(cmd);
+    else this.nc.publish(this.subjects.shardCmd(shard), JSON.stringify(cmd));
+  }
+
+  /** A command whose reply goes to target, resent until the deadline. */
+  request(shard: number, cmd: Cmd & { cid: number; rw: WorkerAddr }, target: ReplyTarget): void {
+    const cid = this.nextCid++;
+    cmd.cid = cid;
+    cmd.rw = this.addr;
+    const now = this.wheel.clock.now();
+    const p = new Pending(this, cid, shard, cmd, target, now + this.opts.timeoutMs);
+    this.pending.set(cid, p);
+    this.wheel.schedule(p, Math.min(p.deadline, now + this.opts.resendMs));
+    this.cast(shard, cmd);
+  }
+
+  onPendingTimer(p: Pending, now: number): void {
+    if (this.pending.get(p.cid) !== p) return;
+    if (now >= p.deadline) {
+      this.pending.delete(p.cid);
+      p.target.onReply(false, undefined, new SandbarError('SANDBAR_ERR_UNAVAILABLE', `shard ${p.shard} did not answer within ${this.opts.timeoutMs} ms (request.timeoutMs)`));
+      return;
+    }
+    this.cast(p.shard, p.cmd);
+    this.wheel.schedule(p, Math.min(p.deadline, now + this.opts.resendMs));
+  }
+
+  /** Sends a message to a worker: in-process when it is this one. */
+  toWorker(addr: WorkerAddr, msg: WorkerMsg): void {
+    if (addr === this.addr) this.onWorkerMsg(msg);
+    else {
+      const dot = addr.lastIndexOf('.');
+      this.nc.publish(this.subjects.worker(addr.slice(0, dot), Number(addr.slice(dot + 1))), JSON.stringify(msg));
+    }
+  }
+
+  reply(cmd: { cid: number; rw: WorkerAddr }, res: unknown): void {
+    if (cmd.cid) this.toWorker(cmd.rw, { t: 'reply', cid: cmd.cid, ok: true, res });
+  }
+
+  replyError(cmd: { cid: number; rw: WorkerAddr }, err: WireError): void {
+    if (cmd.cid) this.toWorker(cmd.rw, { t: 'reply', cid: cmd.cid, ok: false, err });
+  }
+
+  private onWorkerMsg(msg: WorkerMsg): void {
+    if (msg.t === 'reply') {
+      const p = this.pending.get(msg.cid);
+      if (!p) return; // a late reply to a resent or expired request
+      this.pending.delete(msg.cid);
+      this.wheel.cancel(p);
+      if (msg.ok) p.target.onReply(true, msg.res, null);
+      else p.target.onReply(false, undefined, fromWire(msg.err));
+    } else if (msg.t === 'deliver') {
+      this.handlers.onDeliver(msg.sids, msg.frame);
+    }
+  }
+
+  /** Publishes an encoded frame to every worker with members in the room. */
+  publishRoom(roomId: string, frame: string): void {
+    this.nc.publish(this.subjects.room(roomId), frame);
+  }
+
+  /** Subscribes the room subject once for this worker; frames arrive as raw bytes. */
+  async subscribeRoom(roomId: string, onFrame: (frame: Buffer) => void): Promise<void> {
+    if (this.roomSubs.has(roomId)) return;
+    this.roomSubs.set(roomId, this.nc.subscribe(this.subjects.room(roomId), { callback: (err, msg) => {
+      if (err) return;
+      // One copy per worker per broadcast: ws may queue the buffer on a slow
+      // socket, and the client's read buffer must not be shared with that.
+      onFrame(Buffer.from(msg.data));
+    } }));
+    // The join must reach the room actor only after the server has the
+    // subscription, or a broadcast right after the join could miss us.
+    await this.nc.flush();
+  }
+
+  unsubscribeRoom(roomId: string): void {
+    this.roomSubs.get(roomId)?.unsubscribe();
+    this.roomSubs.delete(roomId);
+  }
+
+  publishCtl(msg: CtlMsg): void {
+    this.nc.publish(this.subjects.ctl(), JSON.stringify(msg));
+  }
+
+  get pendingCount(): number { return this.pending.size; }
+
+  stop(): void {
+    for (const s of this.subs) s.unsubscribe();
+    for (const s of this.roomSubs.values()) s.unsubscribe();
+    this.roomSubs.clear();
+    for (const p of this.pending.values()) this.wheel.cancel(p);
+    this.pending.clear();
+    this.logger.debug('worker bus stopped');
+  }
+}
