@@ -448,7 +448,7 @@ async function main(): Promise<number> {
   const maxN = Math.max(...s.sessions);
   const procs = s.fleetProcesses ?? Math.ceil(maxN / 15000);
   if (Math.ceil(maxN / procs) > 18000) log(`warning: ${Math.ceil(maxN / procs)} sessions per client process is close to the ~20,000 open-file limit`);
-  if (Math.ceil(maxN / s.workers) > 18000) log(`warning: ${Math.ceil(maxN / s.workers)} sessions per server worker is close to the ~20,000 open-file limit`);
+  if (Math.ceil(maxN / s.workers) * 1.3 > 19000) log(`warning: ${Math.ceil(maxN / s.workers)} sessions per server worker if evenly spread; an uneven spread (policy none) can push a worker past the ~20,000 open-file limit`);
   const startedAt = new Date();
   console.log(`idle-sessions ${startedAt.toISOString()} node ${process.version}, ${availableParallelism()} CPUs, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   console.log(`command: node dist/bench/idle-sessions.js ${process.argv.slice(2).join(' ')}`);

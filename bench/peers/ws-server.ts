@@ -171,6 +171,14 @@ function worker(): void {
     }
   });
   process.on('disconnect', () => process.exit(0));
+  let acceptErrors = 0;
+  server.once('listening', () => {
+    // After listen succeeded, errors are failed accepts (EMFILE past the open-file
+    // limit): count and report them instead of dying, as a real server would.
+    server.on('error', (err: Error & { code?: string }) => {
+      if (acceptErrors++ % 1000 === 0) process.stderr.write(`ws-server worker ${process.env.BENCH_WORKER_INDEX}: ${err.code ?? err.message} (${acceptErrors} so far)\n`);
+    });
+  });
   server.listen(port, host);
 }
 
