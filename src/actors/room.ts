@@ -17,6 +17,14 @@ export interface RoomMessage { readonly seq: number; readonly from: string; read
 
 interface Member { readonly w: WorkerAddr; readonly uid: string; readonly meta: Meta }
 
+export interface RoomSnapshot {
+  id: string;
+  seq: number;
+  history: RoomMessage[];
+  dedup: [string, number][];
+  members: [string, WorkerAddr, string, Meta][];
+}
+
 /**
  * Presence diffs are coalesced for this long: a room that 10,000 members join
  * in a burst would otherwise send each join to every member (10^8 frames).
@@ -43,11 +51,11 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
       case 'r.join': {
         const max = this.host.config.room.maxMembers;
         if (!this.members.has(cmd.sid) && this.members.size >= max) {
-          this.host.bus.replyError(cmd, toWire(new SandbarError('SANDBAR_ERR_ROOM_FULL', `room ${this.id} has ${max} members (room.maxMembers)`)));
+          this.host.replyError(cmd, toWire(new SandbarError('SANDBAR_ERR_ROOM_FULL', `room ${this.id} has ${max} members (room.maxMembers)`)));
           return;
         }
         this.members.set(cmd.sid, { w: cmd.w, uid: cmd.uid, meta: cmd.meta });
-        this.host.bus.reply(cmd, {
+        this.host.reply(cmd, {
           seq: this.seq,
           presence: this.presenceState(),
           history: cmd.last === null || cmd.last >= this.seq ? [] : this.history.filter((m) => m.seq > cmd.last!),
@@ -74,10 +82,10 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
         const key = `${cmd.from}\n${cmd.mid}`;
         const seen = this.dedup.get(key);
         if (seen !== undefined) {
-          this.host.bus.reply(cmd, { seq: seen, duplicate: true });
+          this.host.reply(cmd, { seq: seen, duplicate: true });
           return;
         }
-        const msg: RoomMessage = { seq: ++this.seq, from: cmd.from, id: cmd.mid, body: cmd.body, at: Date.now() };
+        const msg: RoomMessage = { seq: ++this.seq, from: cmd.from, id: cmd.mid, body: cmd.body, at: cmd.at ?? 0 };
         const max = this.host.config.room.historyMax;
         if (max > 0) {
           this.history.push(msg);
@@ -88,7 +96,7 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
           this.dedup.set(key, msg.seq);
           if (this.dedup.size > window) this.dedup.delete(this.dedup.keys().next().value!);
         }
-        this.host.bus.reply(cmd, { seq: msg.seq });
+        this.host.reply(cmd, { seq: msg.seq });
         this.publish('msg', msg);
         return;
       }
@@ -117,7 +125,28 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
 
   /** One encode, one publish; workers fan the bytes out to their members. */
   private publish(event: string, payload: unknown): void {
-    this.host.bus.publishRoom(this.id, encodePush(null, this.topic, event, payload));
+    this.host.publishRoom(this.id, encodePush(null, this.topic, event, payload));
+  }
+
+  /** After a promotion: the stored message of a msg command goes out again (clients dedup by seq). */
+  redeliver(cmd: RoomCmd): void {
+    if (cmd.op !== 'r.msg') return;
+    const seq = this.dedup.get(`${cmd.from}\n${cmd.mid}`);
+    const msg = seq === undefined ? undefined : this.history.find((m) => m.seq === seq);
+    if (msg) this.publish('msg', msg);
+  }
+
+  snapshot(): RoomSnapshot {
+    return { id: this.id, seq: this.seq, history: this.history, dedup: [...this.dedup], members: [...this.members].map(([sid, m]) => [sid, m.w, m.uid, m.meta]) };
+  }
+
+  restore(s: RoomSnapshot): void {
+    this.seq = s.seq;
+    this.history = s.history;
+    this.dedup.clear();
+    for (const [k, v] of s.dedup) this.dedup.set(k, v);
+    this.members.clear();
+    for (const [sid, w, uid, meta] of s.members) this.members.set(sid, { w, uid, meta });
   }
 
   presenceState(): Record<string, PresenceEntry> {

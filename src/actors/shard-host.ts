@@ -1,38 +1,114 @@
 /**
- * The user and room actors of the shards this worker masters: started on
- * first need, looked up by id, told of dead workers, stopped when idle.
- * Actors reach the outside only through this host (replies, deliveries to
- * sessions, room broadcasts), so they stay plain state machines.
+ * The user and room actors of this worker, and the role it plays for each
+ * shard: master (serves commands, replicates them), replica (applies the
+ * master's stream to passive copies), or none.
+ *
+ * Outputs of the master's actors (replies, deliveries, room broadcasts) are
+ * held until every live replica has applied the entry that produced them
+ * (`replication.ack = "all"`), so a client's `ok` means the write survives
+ * the master. Actors reach the outside only through this host, which is what
+ * lets the same actor code run as master and as replica.
  */
 import { Actor, type ActorLink, type StopReason } from './actor.js';
-import type { TimerWheel } from './timer-wheel.js';
+import type { TimerEntry, TimerWheel } from './timer-wheel.js';
 import { UserActor } from './user.js';
 import { RoomActor } from './room.js';
+import type { ReplMsg, ShardMsg, ShardSnapshot } from './replication.js';
 import type { Cmd, PurgeCmd, WorkerAddr } from '../bus/messages.js';
 import type { WorkerBus } from '../bus/worker-bus.js';
 import type { SandbarConfig } from '../config/types.js';
+import type { WireError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
+import { place, shardOf, type HostView } from '../placement/index.js';
+import type { Ownership, OwnershipRecord } from '../placement/ownership.js';
+
+type Output =
+  | { k: 'reply'; cmd: { cid: number; rw: WorkerAddr }; res: unknown }
+  | { k: 'error'; cmd: { cid: number; rw: WorkerAddr }; err: WireError }
+  | { k: 'deliver'; byWorker: Map<WorkerAddr, string[]>; frame: string }
+  | { k: 'room'; roomId: string; frame: string };
+
+type Role = 'master' | 'replica' | 'none';
+
+class ShardState implements TimerEntry {
+  timerSlot = -1;
+  role: Role = 'none';
+  /** master: claimed and serving. replica: synced (has a snapshot). */
+  ready = false;
+  epoch = 0;
+  /** master: last assigned entry; replica: last applied. */
+  seq = 0;
+  /** master: outputs released up to here. replica: what the master said it released. */
+  released = 0;
+  masterAddr: WorkerAddr | null = null;
+  /** master: live replicas and what each has applied. */
+  readonly acked = new Map<WorkerAddr, number>();
+  /** master: outputs waiting for replication, in entry order. */
+  held: { s: number; outs: Output[] }[] = [];
+  /** replica: entries that arrived while waiting for a snapshot. */
+  buffer: Extract<ReplMsg, { t: 'e' }>[] | null = null;
+  /** replica: applied commands whose outputs the master may not have released (re-delivered on promotion). */
+  tail: { s: number; c: Cmd }[] = [];
+  /** master losing the shard: waiting for the new master's handoff-ok. */
+  handingOffTo: WorkerAddr | null = null;
+  /** new master: the claim in flight. */
+  claiming: Promise<boolean> | null = null;
+  constructor(readonly n: number, readonly host: ShardHost) {}
+  onTimer(): void { this.host.onShardTimer(this); }
+}
 
 export class ShardHost implements ActorLink {
   readonly users = new Map<string, UserActor>();
   readonly rooms = new Map<string, RoomActor>();
+  private readonly shards = new Map<number, ShardState>();
+  /** Outputs of the command being applied; null outside onCmd (then outputs go out at once, or nowhere on a replica). */
+  private collecting: Output[] | null = null;
+  private applyingAsReplica = false;
+  private view: HostView[] = [];
   crashes = 0;
+  promotions = 0;
+  handoffs = 0;
+  private readonly replicas: number;
 
   constructor(
     readonly bus: WorkerBus,
     readonly config: SandbarConfig,
     readonly wheel: TimerWheel,
-    /** Fine-grained wheel (tens of ms) for presence batching. */
+    /** Fine-grained wheel (tens of ms): presence batching, sync retries. */
     readonly fastWheel: TimerWheel,
     readonly logger: Logger,
-  ) {}
+    private readonly ownership: Ownership | null,
+  ) {
+    this.replicas = config.replication.replicas;
+  }
+
+  // ---- commands (master) -------------------------------------------------------
 
   onCmd(cmd: Cmd): void {
-    const isUser = cmd.op.charCodeAt(0) === 117; /* 'u' */
-    // A leave never starts an actor: there is nothing to leave.
-    const starts = cmd.op !== 'u.leave' && cmd.op !== 'r.leave';
-    const actor = isUser ? this.user(cmd.id, starts) : this.room(cmd.id, starts);
-    if (actor) (actor as Actor<Cmd | PurgeCmd>).send(cmd);
+    const n = shardOf(cmd.id, this.config.shards);
+    const st = this.shards.get(n);
+    // Not (or no longer, or not yet) the serving master: drop; the sender resends.
+    if (!st || st.role !== 'master' || !st.ready || st.handingOffTo) return;
+    if (cmd.op === 'u.dm' || cmd.op === 'r.msg') cmd.at = Date.now();
+    const s = ++st.seq;
+    const outs: Output[] = [];
+    this.collecting = outs;
+    try { this.apply(cmd); } finally { this.collecting = null; }
+    const needAcks = this.config.replication.ack === 'all' && st.acked.size > 0;
+    if (st.acked.size > 0) {
+      const entry: ReplMsg = { t: 'e', n, e: st.epoch, s, m: this.bus.addr, c: cmd, rel: st.released };
+      for (const addr of st.acked.keys()) this.bus.sendRepl(n, hostOf(addr), entry);
+    }
+    if (needAcks) st.held.push({ s, outs });
+    else { this.run(outs); st.released = s; }
+  }
+
+  private apply(cmd: Cmd | PurgeCmd & { id?: string }): void {
+    const c = cmd as Cmd;
+    const isUser = c.op.charCodeAt(0) === 117; /* 'u' */
+    const starts = c.op !== 'u.leave' && c.op !== 'r.leave';
+    const actor = isUser ? this.user(c.id, starts) : this.room(c.id, starts);
+    if (actor) (actor as Actor<Cmd>).send(c);
   }
 
   private user(id: string, start: boolean): UserActor | undefined {
@@ -47,16 +123,368 @@ export class ShardHost implements ActorLink {
     return a;
   }
 
-  /** Sessions of a dead worker leave every user and room of this worker. */
-  purge(w: WorkerAddr): void {
-    const cmd: PurgeCmd = { op: 'purge', w };
-    for (const a of this.users.values()) a.send(cmd);
-    for (const a of this.rooms.values()) a.send(cmd);
+  // ---- outputs (called by actors) ------------------------------------------------
+
+  reply(cmd: { cid: number; rw: WorkerAddr }, res: unknown): void { this.out({ k: 'reply', cmd, res }); }
+  replyError(cmd: { cid: number; rw: WorkerAddr }, err: WireError): void { this.out({ k: 'error', cmd, err }); }
+  deliver(byWorker: Map<WorkerAddr, string[]>, frame: string): void { this.out({ k: 'deliver', byWorker, frame }); }
+  publishRoom(roomId: string, frame: string): void {
+    if (this.collecting === null && !this.applyingAsReplica) {
+      // Outside a command (the presence batch timer): only the serving master speaks.
+      const st = this.shards.get(shardOf(roomId, this.config.shards));
+      if (!st || st.role !== 'master' || !st.ready) return;
+    }
+    this.out({ k: 'room', roomId, frame });
   }
 
-  /** Sends a frame to sessions, grouped by worker: one bus message per worker. */
-  deliver(byWorker: Map<WorkerAddr, string[]>, frame: string): void {
-    for (const [w, sids] of byWorker) this.bus.toWorker(w, { t: 'deliver', sids, frame });
+  private out(o: Output): void {
+    if (this.applyingAsReplica) return;
+    if (this.collecting) this.collecting.push(o);
+    else this.run([o]);
+  }
+
+  private run(outs: Output[]): void {
+    for (const o of outs) {
+      switch (o.k) {
+        case 'reply': this.bus.reply(o.cmd, o.res); break;
+        case 'error': this.bus.replyError(o.cmd, o.err); break;
+        case 'deliver': for (const [w, sids] of o.byWorker) this.bus.toWorker(w, { t: 'deliver', sids, frame: o.frame }); break;
+        case 'room': this.bus.publishRoom(o.roomId, o.frame); break;
+      }
+    }
+  }
+
+  private release(st: ShardState): void {
+    let low = st.seq;
+    for (const s of st.acked.values()) if (s < low) low = s;
+    while (st.held.length > 0 && st.held[0]!.s <= low) {
+      const h = st.held.shift()!;
+      this.run(h.outs);
+      st.released = h.s;
+    }
+    if (st.held.length === 0) st.released = st.seq;
+  }
+
+  // ---- replication (replica side) --------------------------------------------------
+
+  onRepl(msg: ReplMsg): void {
+    const st = this.shards.get(msg.n);
+    if (!st || st.role !== 'replica') return;
+    if (msg.e < st.epoch) return; // fencing: a deposed master's stream
+    if (msg.t === 'snap') {
+      this.install(st, msg.snap);
+      st.epoch = msg.e;
+      st.seq = msg.s;
+      st.released = msg.s;
+      st.masterAddr = msg.m;
+      st.tail = [];
+      st.ready = true;
+      const buffered = st.buffer ?? [];
+      st.buffer = null;
+      this.fastWheel.cancel(st);
+      for (const e of buffered) if (e.e === st.epoch && e.s > st.seq) this.applyEntry(st, e);
+      this.bus.toWorkerShard(msg.m, { t: 'rack', n: st.n, s: st.seq, from: this.bus.addr });
+      return;
+    }
+    if (!st.ready) { (st.buffer ??= []).push(msg); return; }
+    if (msg.e > st.epoch || msg.s !== st.seq + 1) {
+      // A new master or a gap: our copy cannot be trusted to follow; resync.
+      if (msg.e > st.epoch || msg.s > st.seq + 1) this.startSync(st, msg.m);
+      return;
+    }
+    this.applyEntry(st, msg);
+  }
+
+  private applyEntry(st: ShardState, e: Extract<ReplMsg, { t: 'e' }>): void {
+    if (e.s !== st.seq + 1) { this.startSync(st, e.m); return; }
+    this.applyingAsReplica = true;
+    try { this.apply(e.c); } finally { this.applyingAsReplica = false; }
+    st.seq = e.s;
+    st.released = e.rel;
+    st.masterAddr = e.m;
+    if (e.c.op === 'u.dm' || e.c.op === 'r.msg') st.tail.push({ s: e.s, c: e.c });
+    while (st.tail.length > 0 && st.tail[0]!.s <= st.released) st.tail.shift();
+    this.bus.toWorkerShard(e.m, { t: 'rack', n: st.n, s: e.s, from: this.bus.addr });
+  }
+
+  private startSync(st: ShardState, master: WorkerAddr | null): void {
+    st.ready = false;
+    st.buffer = [];
+    if (master) st.masterAddr = master;
+    this.askSync(st);
+  }
+
+  private askSync(st: ShardState): void {
+    const m = st.masterAddr ?? this.placementMaster(st.n);
+    if (m && m !== this.bus.addr) this.bus.toWorkerShard(m, { t: 'sync?', n: st.n, from: this.bus.addr });
+    // Until the snapshot comes (the master may not serve yet), ask again.
+    this.fastWheel.schedule(st, this.fastWheel.clock.now() + 250);
+  }
+
+  onShardTimer(st: ShardState): void {
+    if (st.handingOffTo) {
+      // The new master may not have our view yet: offer the handoff again.
+      if (!this.aliveAddr(st.handingOffTo)) { st.handingOffTo = null; st.held = []; return; }
+      this.bus.toWorkerShard(st.handingOffTo, { t: 'handoff', n: st.n, e: st.epoch, s: st.seq, from: this.bus.addr, snap: this.snapshot(st.n) });
+      this.fastWheel.schedule(st, this.fastWheel.clock.now() + 250);
+      return;
+    }
+    if (st.role === 'replica' && !st.ready) {
+      st.masterAddr = this.placementMaster(st.n);
+      this.askSync(st);
+    }
+  }
+
+  // ---- messages between the workers of a shard ---------------------------------------
+
+  onShardMsg(msg: ShardMsg): void {
+    const st = this.shards.get(msg.n);
+    switch (msg.t) {
+      case 'rack': {
+        if (!st || st.role !== 'master' || !st.acked.has(msg.from)) return;
+        if (msg.s > st.acked.get(msg.from)!) st.acked.set(msg.from, msg.s);
+        this.release(st);
+        return;
+      }
+      case 'sync?': {
+        if (!st || st.role !== 'master' || !st.ready) return;
+        st.acked.set(msg.from, st.seq);
+        this.bus.sendRepl(st.n, hostOf(msg.from), { t: 'snap', n: st.n, e: st.epoch, s: st.seq, m: this.bus.addr, snap: this.snapshot(st.n) });
+        this.release(st);
+        return;
+      }
+      case 'handoff': {
+        if (!st || st.role !== 'master') return;
+        const ok = () => this.bus.toWorkerShard(msg.from, { t: 'handoff-ok', n: st.n, from: this.bus.addr });
+        if (st.ready) return; // already promoted from our replica copy: the old master's unacked writes are retried by their senders
+        // The old master's final state is at least what any replica had.
+        this.install(st, msg.snap);
+        st.seq = msg.s;
+        st.released = msg.s;
+        st.tail = [];
+        if (st.claiming) void st.claiming.then((won) => { if (won) ok(); });
+        else void this.claim(st, `handoff from ${msg.from}`).then((won) => { if (won) ok(); });
+        return;
+      }
+      case 'handoff-ok': {
+        if (!st || st.handingOffTo !== msg.from) return;
+        // The new master has everything: what we held may go out now.
+        const held = st.held;
+        st.held = [];
+        for (const h of held) this.run(h.outs);
+        st.handingOffTo = null;
+        this.handoffs++;
+        if (st.role !== 'replica') this.drop(st.n);
+        return;
+      }
+    }
+  }
+
+  // ---- roles from the view ------------------------------------------------------------
+
+  private placementMaster(n: number): WorkerAddr | null {
+    if (this.view.length === 0) return null;
+    const p = place(n, this.view, this.replicas);
+    return `${p.master.hostId}.${p.master.worker}`;
+  }
+
+  private aliveAddr(addr: string): boolean {
+    const dot = addr.lastIndexOf('.');
+    const h = this.view.find((v) => v.hostId === addr.slice(0, dot));
+    if (!h) return false;
+    const w = Number(addr.slice(dot + 1));
+    return (h.alive ?? []).includes(w);
+  }
+
+  /** Recomputes every shard's role for a new live view and starts the transitions. */
+  applyView(view: HostView[]): void {
+    this.view = view;
+    const me = this.bus.addr;
+    for (let n = 0; n < this.config.shards; n++) {
+      const p = place(n, view, this.replicas);
+      const master = `${p.master.hostId}.${p.master.worker}`;
+      const replicas = p.replicas.map((r) => `${r.hostId}.${r.worker}`);
+      const role: Role = master === me ? 'master' : replicas.includes(me) ? 'replica' : 'none';
+      let st = this.shards.get(n);
+      if (!st) {
+        if (role === 'none') continue;
+        st = new ShardState(n, this);
+        this.shards.set(n, st);
+      }
+      const was = st.role;
+      if (was === 'master' && role === 'master') {
+        // Same master; the replica set may have changed.
+        for (const a of [...st.acked.keys()]) if (!replicas.includes(a)) st.acked.delete(a);
+        this.release(st);
+        continue;
+      }
+      if (was === 'master' && st.ready && role !== 'master') this.handOff(st, master, role);
+      else if (role === 'master') this.becomeMaster(st, replicas);
+      else if (role === 'replica' && (was !== 'replica' || st.masterAddr !== master)) {
+        st.role = 'replica';
+        this.bus.serve(n, false);
+        this.bus.replicate(n, true);
+        this.startSync(st, master);
+      } else if (role === 'none' && !st.handingOffTo) this.drop(n);
+    }
+  }
+
+  private becomeMaster(st: ShardState, replicas: WorkerAddr[]): void {
+    const wasReplica = st.role === 'replica' && st.ready;
+    st.role = 'master';
+    st.acked.clear();
+    for (const r of replicas) st.acked.set(r, 0);
+    this.bus.replicate(st.n, false);
+    this.fastWheel.cancel(st);
+    st.ready = false;
+    void this.decideClaim(st, wasReplica);
+  }
+
+  /** A new master claims at once unless the old master is alive (then it hands the shard over). */
+  private async decideClaim(st: ShardState, hasState: boolean): Promise<void> {
+    let rec: OwnershipRecord | null = null;
+    try { rec = this.ownership ? await this.ownership.read(st.n) : null; } catch (err) {
+      this.logger.warn({ shard: st.n, err: (err as Error).message }, 'cannot read shard ownership; retrying on the next view');
+      return;
+    }
+    if (st.role !== 'master' || st.ready) return;
+    if (rec && rec.master !== this.bus.addr && this.aliveAddr(rec.master)) return; // wait for its handoff
+    if (hasState) {
+      // Promotion: our replica copy becomes the master's state. Outputs the
+      // old master may not have released are sent again (clients dedup by seq).
+      this.promotions++;
+      const tail = st.tail;
+      st.tail = [];
+      if (await this.claim(st, rec ? `promotion: master ${rec.master} is gone` : 'promotion')) {
+        for (const t of tail) this.redeliver(t.c);
+      }
+      return;
+    }
+    if (rec && rec.master !== this.bus.addr) this.logger.error({ shard: st.n, deadMaster: rec.master }, 'shard starts empty: its master is gone and no live replica held its state');
+    this.dropActors(st.n);
+    st.seq = 0;
+    st.released = 0;
+    await this.claim(st, rec ? 'takeover without state' : 'first owner');
+  }
+
+  private claim(st: ShardState, why: string): Promise<boolean> {
+    st.claiming ??= this.doClaim(st, why).finally(() => { st.claiming = null; });
+    return st.claiming;
+  }
+
+  private async doClaim(st: ShardState, why: string): Promise<boolean> {
+    const replicas = [...st.acked.keys()];
+    let epoch: number | null = st.epoch + 1;
+    try {
+      if (this.ownership) epoch = await this.ownership.claim(st.n, this.bus.addr, replicas);
+    } catch (err) {
+      this.logger.warn({ shard: st.n, err: (err as Error).message }, 'ownership claim failed; retrying on the next view');
+      return false;
+    }
+    if (epoch === null || st.role !== 'master') return false;
+    st.epoch = epoch;
+    st.ready = true;
+    this.bus.serve(st.n, true);
+    if (why !== 'first owner') this.logger.info({ shard: st.n, epoch, why }, 'serving shard as master');
+    return true;
+  }
+
+  private redeliver(c: Cmd): void {
+    if (c.op === 'u.dm') this.users.get(c.id)?.redeliver(c);
+    else if (c.op === 'r.msg') this.rooms.get(c.id)?.redeliver(c);
+  }
+
+  /** Planned handoff: stop serving, send the state to the new master, release what we held when it confirms. */
+  private handOff(st: ShardState, to: WorkerAddr, newRole: Role): void {
+    this.bus.serve(st.n, false);
+    if (!this.aliveAddr(to)) { st.role = newRole; return; }
+    st.handingOffTo = to;
+    st.role = newRole;
+    st.ready = newRole === 'replica';
+    st.masterAddr = to;
+    if (newRole === 'replica') this.bus.replicate(st.n, true);
+    this.bus.toWorkerShard(to, { t: 'handoff', n: st.n, e: st.epoch, s: st.seq, from: this.bus.addr, snap: this.snapshot(st.n) });
+    this.fastWheel.schedule(st, this.fastWheel.clock.now() + 250);
+  }
+
+  /** Fencing: a record with a higher epoch names another master: stop serving at once. */
+  onOwnership(n: number, rec: OwnershipRecord): void {
+    const st = this.shards.get(n);
+    if (!st || st.role !== 'master' || !st.ready) return;
+    if (rec.epoch > st.epoch && rec.master !== this.bus.addr) {
+      this.logger.warn({ shard: n, epoch: st.epoch, newEpoch: rec.epoch, newMaster: rec.master }, 'a higher epoch names another master: this worker stops serving the shard');
+      this.bus.serve(n, false);
+      st.ready = false;
+      st.held = [];
+      st.role = 'none';
+      this.drop(n);
+    }
+  }
+
+  private drop(n: number): void {
+    const st = this.shards.get(n);
+    if (st) this.fastWheel.cancel(st);
+    this.shards.delete(n);
+    this.bus.serve(n, false);
+    this.bus.replicate(n, false);
+    this.dropActors(n);
+  }
+
+  private dropActors(n: number): void {
+    for (const [id, a] of this.users) if (shardOf(id, this.config.shards) === n) { this.users.delete(id); a.stop({ kind: 'shutdown' }); }
+    for (const [id, a] of this.rooms) if (shardOf(id, this.config.shards) === n) { this.rooms.delete(id); a.stop({ kind: 'shutdown' }); }
+  }
+
+  // ---- snapshots ---------------------------------------------------------------------------
+
+  snapshot(n: number): ShardSnapshot {
+    const S = this.config.shards;
+    const snap: ShardSnapshot = { users: [], rooms: [] };
+    for (const [id, a] of this.users) if (shardOf(id, S) === n) snap.users.push(a.snapshot());
+    for (const [id, a] of this.rooms) if (shardOf(id, S) === n) snap.rooms.push(a.snapshot());
+    return snap;
+  }
+
+  private install(st: ShardState, snap: ShardSnapshot): void {
+    this.dropActors(st.n);
+    for (const u of snap.users) this.user(u.id, true)!.restore(u);
+    for (const r of snap.rooms) this.room(r.id, true)!.restore(r);
+  }
+
+  // ---- dead workers, lifecycle ----------------------------------------------------------
+
+  /** Sessions of a dead worker leave every user and room of this worker (masters broadcast, replicas just forget). */
+  purge(w: WorkerAddr): void {
+    const cmd: PurgeCmd = { op: 'purge', w };
+    for (const [id, a] of this.users) this.withRole(id, () => a.send(cmd));
+    for (const [id, a] of this.rooms) this.withRole(id, () => a.send(cmd));
+  }
+
+  private withRole(id: string, fn: () => void): void {
+    const st = this.shards.get(shardOf(id, this.config.shards));
+    if (st?.role === 'replica') {
+      this.applyingAsReplica = true;
+      try { fn(); } finally { this.applyingAsReplica = false; }
+    } else fn();
+  }
+
+  /** Shards this worker serves as master, and replicates. */
+  roles(): { master: number[]; replica: number[] } {
+    const master: number[] = [];
+    const replica: number[] = [];
+    for (const st of this.shards.values()) {
+      if (st.role === 'master' && st.ready) master.push(st.n);
+      else if (st.role === 'replica' && st.ready) replica.push(st.n);
+    }
+    return { master, replica };
+  }
+
+  /** Graceful stop: hand every mastered shard to its next owner. Returns when all confirmed or the budget ran out. */
+  async handOffAll(view: HostView[], budgetMs: number): Promise<void> {
+    if (view.length === 0) return; // the last host: nobody to hand to
+    this.applyView(view);
+    const deadline = Date.now() + budgetMs;
+    while (Date.now() < deadline && [...this.shards.values()].some((s) => s.handingOffTo)) await new Promise((r) => setTimeout(r, 20));
   }
 
   onActorExit(actor: Actor<any>, reason: StopReason): void {
@@ -67,4 +495,8 @@ export class ShardHost implements ActorLink {
       this.logger.error({ err: reason.error, actor: actor instanceof UserActor ? `user:${actor.id}` : `room:${(actor as RoomActor).id}` }, 'actor crashed; its state is lost, every other actor goes on');
     }
   }
+}
+
+function hostOf(addr: WorkerAddr): string {
+  return addr.slice(0, addr.lastIndexOf('.'));
 }

@@ -20,12 +20,19 @@ export interface InboxEntry { readonly seq: number; readonly from: string; reado
 
 interface Conn { readonly w: WorkerAddr; readonly meta: Meta }
 
+export interface UserSnapshot {
+  id: string;
+  seq: number;
+  inbox: InboxEntry[];
+  dedup: [string, number][];
+  conns: [string, WorkerAddr, Meta][];
+}
+
 export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
   timerSlot = -1;
   readonly conns = new Map<string, Conn>();
   inbox: InboxEntry[] = [];
   seq = 0;
-  lastSeenAt = 0;
   /** `${from}\n${messageId}` → seq, oldest first (a Map keeps insertion order). */
   private readonly dedup = new Map<string, number>();
   readonly topic: string;
@@ -41,7 +48,7 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
         this.conns.set(cmd.sid, { w: cmd.w, meta: cmd.meta });
         this.host.wheel.cancel(this);
         const last = cmd.last ?? 0;
-        this.host.bus.reply(cmd, {
+        this.host.reply(cmd, {
           seq: this.seq,
           presence: this.presenceState(),
           replay: last < this.seq ? this.inbox.filter((m) => m.seq > last) : [],
@@ -65,13 +72,13 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
       case 'u.dm': return this.dm(cmd);
       case 'u.ack': {
         if (!Number.isSafeInteger(cmd.seq) || cmd.seq < 0 || cmd.seq > this.seq) {
-          this.host.bus.replyError(cmd, toWire(new SandbarError('SANDBAR_ERR_BAD_PAYLOAD', `ack seq ${cmd.seq} is beyond the last seq ${this.seq}`)));
+          this.host.replyError(cmd, toWire(new SandbarError('SANDBAR_ERR_BAD_PAYLOAD', `ack seq ${cmd.seq} is beyond the last seq ${this.seq}`)));
           return;
         }
         let n = 0;
         while (n < this.inbox.length && this.inbox[n]!.seq <= cmd.seq) n++;
         if (n) this.inbox = this.inbox.slice(n);
-        this.host.bus.reply(cmd, { seq: cmd.seq, pending: this.inbox.length });
+        this.host.reply(cmd, { seq: cmd.seq, pending: this.inbox.length });
         this.maybeIdle();
         return;
       }
@@ -82,27 +89,26 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
     const key = `${cmd.from}\n${cmd.mid}`;
     const seen = this.dedup.get(key);
     if (seen !== undefined) {
-      this.host.bus.reply(cmd, { seq: seen, duplicate: true });
+      this.host.reply(cmd, { seq: seen, duplicate: true });
       return;
     }
     const max = this.host.config.user.inboxMax;
     if (this.inbox.length >= max) {
-      this.host.bus.replyError(cmd, toWire(new SandbarError('SANDBAR_ERR_INBOX_FULL', `inbox of ${this.id} holds ${max} unacknowledged messages (user.inboxMax)`)));
+      this.host.replyError(cmd, toWire(new SandbarError('SANDBAR_ERR_INBOX_FULL', `inbox of ${this.id} holds ${max} unacknowledged messages (user.inboxMax)`)));
       return;
     }
-    const entry: InboxEntry = { seq: ++this.seq, from: cmd.from, id: cmd.mid, body: cmd.body, at: Date.now() };
+    const entry: InboxEntry = { seq: ++this.seq, from: cmd.from, id: cmd.mid, body: cmd.body, at: cmd.at ?? 0 };
     this.inbox.push(entry);
     const window = this.host.config.user.dedupWindow;
     if (window > 0) {
       this.dedup.set(key, entry.seq);
       if (this.dedup.size > window) this.dedup.delete(this.dedup.keys().next().value!);
     }
-    this.host.bus.reply(cmd, { seq: entry.seq });
+    this.host.reply(cmd, { seq: entry.seq });
     this.broadcast('dm', entry);
   }
 
   private left(metas: Meta[]): void {
-    this.lastSeenAt = Date.now();
     this.broadcast('presence_diff', presenceDiff(this.id, null, metas));
     this.maybeIdle();
   }
@@ -118,18 +124,46 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
     this.host.deliver(byWorker, encodePush(null, this.topic, event, payload));
   }
 
+  /** After a promotion: the stored message of a dm command goes out again (clients dedup by seq). */
+  redeliver(cmd: UserCmd): void {
+    if (cmd.op !== 'u.dm') return;
+    const seq = this.dedup.get(`${cmd.from}\n${cmd.mid}`);
+    const entry = seq === undefined ? undefined : this.inbox.find((m) => m.seq === seq);
+    if (entry) this.broadcast('dm', entry);
+  }
+
+  snapshot(): UserSnapshot {
+    return { id: this.id, seq: this.seq, inbox: this.inbox, dedup: [...this.dedup], conns: [...this.conns].map(([sid, c]) => [sid, c.w, c.meta]) };
+  }
+
+  restore(s: UserSnapshot): void {
+    this.seq = s.seq;
+    this.inbox = s.inbox;
+    this.dedup.clear();
+    for (const [k, v] of s.dedup) this.dedup.set(k, v);
+    this.conns.clear();
+    for (const [sid, w, meta] of s.conns) this.conns.set(sid, { w, meta });
+  }
+
   presenceState(): Record<string, PresenceEntry> {
     if (this.conns.size === 0) return {};
     return { [this.id]: { metas: [...this.conns.values()].map((c) => c.meta) } };
   }
 
-  /** With no connection and an empty inbox, stop after user.idleStopMs. */
+  /**
+   * With no connection, an empty inbox and no message ever stored, stop after
+   * user.idleStopMs. A user that has a sequence keeps its (small) actor:
+   * sequence numbers must never go back, or a client's last_seq would hide
+   * new messages.
+   */
+  private idle(): boolean { return this.conns.size === 0 && this.inbox.length === 0 && this.seq === 0; }
+
   private maybeIdle(): void {
-    if (this.conns.size === 0 && this.inbox.length === 0) this.host.wheel.schedule(this, this.host.wheel.clock.now() + this.host.config.user.idleStopMs);
+    if (this.idle()) this.host.wheel.schedule(this, this.host.wheel.clock.now() + this.host.config.user.idleStopMs);
   }
 
   onTimer(): void {
-    this.guard(() => { if (this.conns.size === 0 && this.inbox.length === 0) this.stop(); });
+    this.guard(() => { if (this.idle()) this.stop(); });
   }
 
   protected override terminate(): void { this.host.wheel.cancel(this); }

@@ -21,13 +21,14 @@ interface Req { cid: number; rw: WorkerAddr }
 export type UserCmd =
   | ({ op: 'u.join'; id: string; sid: string; w: WorkerAddr; meta: Meta; last: number | null } & Req)
   | { op: 'u.leave'; id: string; sid: string }
-  | ({ op: 'u.dm'; id: string; from: string; mid: string; body: unknown } & Req)
+  /** `at` is stamped by the master before applying, so replicas apply the same value. */
+  | ({ op: 'u.dm'; id: string; from: string; mid: string; body: unknown; at?: number } & Req)
   | ({ op: 'u.ack'; id: string; seq: number } & Req);
 
 export type RoomCmd =
   | ({ op: 'r.join'; id: string; sid: string; w: WorkerAddr; uid: string; meta: Meta; last: number | null } & Req)
   | { op: 'r.leave'; id: string; sid: string }
-  | ({ op: 'r.msg'; id: string; from: string; mid: string; body: unknown } & Req);
+  | ({ op: 'r.msg'; id: string; from: string; mid: string; body: unknown; at?: number } & Req);
 
 /** Sessions of a dead worker must leave every user and room (sent to each actor by its shard host). */
 export interface PurgeCmd { op: 'purge'; w: WorkerAddr }

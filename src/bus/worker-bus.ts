@@ -18,6 +18,7 @@ import type { TimerEntry, TimerWheel } from '../actors/timer-wheel.js';
 import type { Logger } from '../observability/logger.js';
 import type { Subjects } from './subjects.js';
 import type { Cmd, CtlMsg, WorkerAddr, WorkerMsg } from './messages.js';
+import type { ReplMsg, ShardMsg } from '../actors/replication.js';
 
 /** Whoever waits for a reply: called once, with the result or a typed error. */
 export interface ReplyTarget {
@@ -41,6 +42,8 @@ export interface WorkerBusHandlers {
   onCmd(cmd: Cmd): void;
   onDeliver(sids: string[], frame: string): void;
   onCtl(msg: CtlMsg): void;
+  onRepl(msg: ReplMsg): void;
+  onShardMsg(msg: ShardMsg): void;
 }
 
 export class WorkerBus {
@@ -49,13 +52,15 @@ export class WorkerBus {
   private nextCid = 1;
   private readonly subs: Subscription[] = [];
   private readonly roomSubs = new Map<string, Subscription>();
+  /** Shards this worker serves as master (their cmd subject is subscribed). */
+  private readonly serving = new Map<number, Subscription>();
+  private readonly replicating = new Map<number, Subscription>();
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly subjects: Subjects,
     readonly hostId: string,
     readonly worker: number,
-    readonly owned: ReadonlySet<number>,
     private readonly handlers: WorkerBusHandlers,
     private readonly wheel: TimerWheel,
     private readonly logger: Logger,
@@ -71,12 +76,6 @@ export class WorkerBus {
       if (err) return;
       this.onWorkerMsg(msg.json<WorkerMsg>());
     } }));
-    for (const shard of this.owned) {
-      this.subs.push(nc.subscribe(subjects.shardCmd(shard), { callback: (err, msg) => {
-        if (err) return;
-        this.handlers.onCmd(msg.json<Cmd>());
-      } }));
-    }
     this.subs.push(nc.subscribe(subjects.ctl(), { callback: (err, msg) => {
       if (err) return;
       this.handlers.onCtl(msg.json<CtlMsg>());
@@ -84,9 +83,44 @@ export class WorkerBus {
     await nc.flush();
   }
 
+  /** Starts or stops serving a shard's commands (subscribing its cmd subject). */
+  serve(shard: number, on: boolean): void {
+    const sub = this.serving.get(shard);
+    if (on && !sub) {
+      this.serving.set(shard, this.nc.subscribe(this.subjects.shardCmd(shard), { callback: (err, msg) => {
+        if (!err) this.handlers.onCmd(msg.json<Cmd>());
+      } }));
+    } else if (!on && sub) {
+      sub.unsubscribe();
+      this.serving.delete(shard);
+    }
+  }
+
+  /** Starts or stops receiving a shard's replication stream for this host. */
+  replicate(shard: number, on: boolean): void {
+    const sub = this.replicating.get(shard);
+    if (on && !sub) {
+      this.replicating.set(shard, this.nc.subscribe(this.subjects.shardRepl(shard, this.hostId), { callback: (err, msg) => {
+        if (!err) this.handlers.onRepl(msg.json<ReplMsg>());
+      } }));
+    } else if (!on && sub) {
+      sub.unsubscribe();
+      this.replicating.delete(shard);
+    }
+  }
+
+  sendRepl(shard: number, hostId: string, msg: ReplMsg): void {
+    this.nc.publish(this.subjects.shardRepl(shard, hostId), JSON.stringify(msg));
+  }
+
+  /** A replication control message to another worker (or this one). */
+  toWorkerShard(addr: WorkerAddr, msg: ShardMsg): void {
+    this.toWorker(addr, msg as unknown as WorkerMsg);
+  }
+
   /** Fire-and-forget command to the master of a shard. */
   cast(shard: number, cmd: Cmd): void {
-    if (this.owned.has(shard)) this.handlers.onCmd(cmd);
+    if (this.serving.has(shard)) this.handlers.onCmd(cmd);
     else this.nc.publish(this.subjects.shardCmd(shard), JSON.stringify(cmd));
   }
 
@@ -140,6 +174,8 @@ export class WorkerBus {
       else p.target.onReply(false, undefined, fromWire(msg.err));
     } else if (msg.t === 'deliver') {
       this.handlers.onDeliver(msg.sids, msg.frame);
+    } else {
+      this.handlers.onShardMsg(msg as unknown as ShardMsg);
     }
   }
 
@@ -173,8 +209,14 @@ export class WorkerBus {
 
   get pendingCount(): number { return this.pending.size; }
 
+  get servingCount(): number { return this.serving.size; }
+
   stop(): void {
     for (const s of this.subs) s.unsubscribe();
+    for (const s of this.serving.values()) s.unsubscribe();
+    for (const s of this.replicating.values()) s.unsubscribe();
+    this.serving.clear();
+    this.replicating.clear();
     for (const s of this.roomSubs.values()) s.unsubscribe();
     this.roomSubs.clear();
     for (const p of this.pending.values()) this.wheel.cancel(p);

@@ -1,3 +1,5 @@
+import type { HostView } from '../placement/rendezvous.js';
+
 /**
  * Messages between the primary and its workers over node:cluster IPC.
  * Small and few: pings for liveness (carrying the worker's stats back),
@@ -20,7 +22,10 @@ export interface WorkerStats {
 
 export type ToWorker =
   | { t: 'ping'; n: number }
-  | { t: 'shutdown' }
+  /** The live cluster view (hosts and their live workers); placement follows it. */
+  | { t: 'view'; hosts: HostView[] }
+  /** Stop; hand mastered shards over according to `view` (the cluster without this host) first. */
+  | { t: 'shutdown'; view: HostView[] }
   | { t: 'metrics'; id: number; text: string };
 
 export type ToPrimary =

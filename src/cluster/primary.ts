@@ -14,6 +14,11 @@ import { connectBus, type NatsConnection } from '../bus/connection.js';
 import { RestartPolicy } from './supervisor.js';
 import { Subjects } from '../bus/subjects.js';
 import type { CtlMsg } from '../bus/messages.js';
+import { ensureBucket } from '../placement/ownership.js';
+import type { HostView } from '../placement/rendezvous.js';
+import { Membership } from './membership.js';
+import { VERSION } from '../version.js';
+import { randomBytes } from 'node:crypto';
 import { WORKER_ENV, type ToPrimary, type ToWorker, type WorkerStats } from './ipc.js';
 
 interface Slot {
@@ -36,6 +41,9 @@ export class Primary {
   private readyLogged = false;
   private port = 0;
   private pingSeq = 0;
+  private membership: Membership | null = null;
+  private view: HostView[] = [];
+  private readonly incarnation = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
 
   constructor(private readonly config: SandbarConfig, private readonly logger: Logger) {
     const c = config.cluster;
@@ -49,6 +57,8 @@ export class Primary {
 
     await this.ensureNats();
     this.nc = await connectBus({ servers: config.nats.servers, name: `sandbar ${config.hostId} primary`, timeoutMs: config.nats.connectTimeoutMs, logger });
+    // The shard ownership bucket exists before any worker claims a shard.
+    await ensureBucket(this.nc, config.cluster.name);
 
     // Must be set before the first fork; see docs/benchmarks.md for why "none" is the default.
     cluster.schedulingPolicy = config.cluster.schedulingPolicy === 'rr' ? cluster.SCHED_RR : cluster.SCHED_NONE;
@@ -97,7 +107,14 @@ export class Primary {
         this.port = msg.port;
         if (!this.readyLogged && this.slots.every((s) => s.listening)) {
           this.readyLogged = true;
+          // Join the cluster only with every worker up, so shards are not
+          // first placed on one worker and then moved.
+          this.startMembership();
           this.logger.info({ port: msg.port, workers: this.slots.length, hostId: this.config.hostId }, 'host ready');
+        } else if (this.membership) {
+          // A restarted worker: it gets the view now, and the cluster hears of it.
+          w.send({ t: 'view', hosts: this.view } satisfies ToWorker);
+          this.membership.publish();
         }
         break;
       case 'metrics?': {
@@ -108,6 +125,23 @@ export class Primary {
         break;
       }
     }
+  }
+
+  private startMembership(): void {
+    const c = this.config;
+    this.membership = new Membership(this.nc!, new Subjects(c.cluster.name), () => ({
+      t: 'hb',
+      hostId: c.hostId,
+      incarnation: this.incarnation,
+      workers: this.slots.filter((s) => s.listening).map((s) => s.index),
+      load: this.slots.reduce((a, s) => a + (s.stats?.sessions ?? 0), 0),
+      version: VERSION,
+    }), { heartbeatMs: c.cluster.heartbeatMs, suspectAfterMs: c.cluster.suspectAfterMs, downAfterMs: c.cluster.downAfterMs }, this.logger, (view) => {
+      this.view = view;
+      this.logger.info({ view: view.map((h) => `${h.hostId}[${(h.alive ?? []).join(',')}]`) }, 'cluster view changed');
+      for (const s of this.slots) if (s.listening && s.worker?.isConnected()) s.worker.send({ t: 'view', hosts: view } satisfies ToWorker);
+    });
+    this.membership.start();
   }
 
   private pingAll(): void {
@@ -132,6 +166,8 @@ export class Primary {
     slot.listening = false;
     slot.stats = null;
     if (this.stopping) return;
+    // The cluster (and our own workers) see the worker gone: its shards are promoted.
+    this.membership?.publish();
     // Its sessions are gone: every user and room actor of the cluster drops them (leaves broadcast).
     this.nc?.publish(new Subjects(this.config.cluster.name).ctl(), JSON.stringify({ t: 'worker-down', w: `${this.config.hostId}.${slot.index}` } satisfies CtlMsg));
     const delay = this.policy.onCrash(Date.now());
@@ -157,7 +193,11 @@ export class Primary {
     if (this.pinger) clearInterval(this.pinger);
     const live = this.slots.map((s) => s.worker).filter((w): w is Worker => !!w && !w.isDead());
     const exited = Promise.all(live.map((w) => new Promise<void>((r) => { if (w.isDead()) r(); else w.once('exit', () => r()); })));
-    for (const w of live) if (w.isConnected()) w.send({ t: 'shutdown' } satisfies ToWorker);
+    // Leave first: the other hosts take our shards (their replicas are
+    // promoted, or our workers hand the shards over) before our sessions close.
+    this.membership?.leave();
+    const rest = this.view.filter((h) => h.hostId !== this.config.hostId);
+    for (const w of live) if (w.isConnected()) w.send({ t: 'shutdown', view: rest } satisfies ToWorker);
     const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), budget).unref());
     if ((await Promise.race([exited, timer])) === 'timeout') {
       this.logger.error({ budgetMs: budget }, 'workers did not stop within cluster.shutdownTimeoutMs; killing them');

@@ -21,7 +21,8 @@ import type { ReplyTarget } from '../bus/worker-bus.js';
 import type { JoinedChannel } from '../protocol/channel-registry.js';
 import type { SandbarError } from '../errors.js';
 import { ShardHost } from '../actors/shard-host.js';
-import { place, shardOf, shardsOf, type HostView } from '../placement/index.js';
+import { place, shardOf, type HostView } from '../placement/index.js';
+import { Ownership } from '../placement/ownership.js';
 import { LocalRooms, allowAllRooms, type ChatServices } from '../protocol/chat-services.js';
 import { userChannel } from '../protocol/user-channel.js';
 import { roomChannel } from '../protocol/room-channel.js';
@@ -54,29 +55,41 @@ export class WorkerHost implements SessionHost {
   bus: WorkerBus | null = null;
   shardHost: ShardHost | null = null;
   rooms: LocalRooms | null = null;
-  private hosts: HostView[] = [];
+  view: HostView[] = [];
 
   /** Subscribes this worker's subjects, starts its shard host and the user/room channels. */
   async startChat(nc: NatsConnection): Promise<void> {
     const c = this.config;
-    this.hosts = [{ hostId: c.hostId, workers: c.cluster.workers }];
-    const owned = new Set(shardsOf(c.hostId, this.index, c.shards, this.hosts));
-    const bus = new WorkerBus(nc, new Subjects(c.cluster.name), c.hostId, this.index, owned, {
+    const bus = new WorkerBus(nc, new Subjects(c.cluster.name), c.hostId, this.index, {
       onCmd: (cmd: Cmd) => this.shardHost!.onCmd(cmd),
       onDeliver: (sids, frame) => this.deliver(sids, frame),
       onCtl: (msg) => this.onCtl(msg),
+      onRepl: (msg) => this.shardHost!.onRepl(msg),
+      onShardMsg: (msg) => this.shardHost!.onShardMsg(msg),
     }, this.fastWheel, this.logger, { timeoutMs: c.request.timeoutMs, resendMs: Math.min(500, Math.max(50, c.request.timeoutMs >> 2)) });
     this.bus = bus;
-    this.shardHost = new ShardHost(bus, c, this.wheel, this.fastWheel, this.logger);
+    const ownership = await Ownership.open(nc, c.cluster.name, this.logger);
+    this.shardHost = new ShardHost(bus, c, this.wheel, this.fastWheel, this.logger, ownership);
+    await ownership.watch((n, rec) => this.shardHost!.onOwnership(n, rec));
     this.rooms = new LocalRooms(bus);
     const svc: ChatServices = { bus, config: c, logger: this.logger, shardOf: (id) => shardOf(id, c.shards), authorizeRoom: allowAllRooms, rooms: this.rooms };
     this.channels.register('user', userChannel(svc));
     this.channels.register('room', roomChannel(svc));
     await bus.start();
-    // Our shards start empty (a first start or a restart): the sessions of the
-    // other workers re-announce their joins here, so presence is rebuilt.
-    bus.publishCtl({ t: 'resync', w: bus.addr });
-    this.logger.info({ shards: owned.size }, 'worker masters its shards');
+  }
+
+  /** The primary's live view of the cluster: recompute which shards this worker masters and replicates. */
+  applyView(view: HostView[]): void {
+    const first = this.view.length === 0;
+    this.view = view;
+    this.shardHost?.applyView(view);
+    if (first && this.bus) {
+      // Shards this worker takes over without state (replicas off, or none
+      // alive): the sessions of the other workers re-announce their joins, so
+      // presence is rebuilt.
+      this.bus.publishCtl({ t: 'resync', w: this.bus.addr });
+      this.logger.info({ hosts: view.map((h) => h.hostId) }, 'worker has the cluster view');
+    }
   }
 
   private deliver(sids: string[], frame: string): void {
@@ -102,7 +115,8 @@ export class WorkerHost implements SessionHost {
         const kind = ch.topic.startsWith('user:') ? 'u' : ch.topic.startsWith('room:') ? 'r' : null;
         if (!kind) continue;
         const shard = shardOf(ch.id, this.config.shards);
-        const m = place(shard, this.hosts, 0).master;
+        if (this.view.length === 0) continue;
+        const m = place(shard, this.view, 0).master;
         if (`${m.hostId}.${m.worker}` !== w) continue;
         const meta = ch.state as Meta;
         const cmd: Cmd = kind === 'u'
@@ -194,7 +208,7 @@ export async function runWorker(): Promise<void> {
   const pendingMetrics = new Map<number, (text: string) => void>();
   let nextMetrics = 0;
   let stopping: Promise<void> | null = null;
-  const stop = () => (stopping ??= gracefulStop());
+  const stop = (handoffView: HostView[] = []) => (stopping ??= gracefulStop(handoffView));
   process.on('message', (msg: ToWorker) => {
     if (msg.t === 'ping') {
       const delay = loop.count > 0 ? loop.mean / 1e6 : 0;
@@ -203,8 +217,10 @@ export async function runWorker(): Promise<void> {
     } else if (msg.t === 'metrics') {
       pendingMetrics.get(msg.id)?.(msg.text);
       pendingMetrics.delete(msg.id);
+    } else if (msg.t === 'view') {
+      host.applyView(msg.hosts);
     } else if (msg.t === 'shutdown') {
-      void stop();
+      void stop(msg.view);
     }
   });
   // systemd and a terminal signal the whole process group; the primary leads the stop.
@@ -245,10 +261,16 @@ export async function runWorker(): Promise<void> {
     process.exit(1);
   }
 
-  async function gracefulStop(): Promise<void> {
-    logger.info({ sessions: host.sessions.size }, 'worker stopping: closing sessions with 1012');
+  async function gracefulStop(handoffView: HostView[]): Promise<void> {
     const deadline = Date.now() + Math.max(100, config.cluster.shutdownTimeoutMs - 500);
     host.shuttingDown = true;
+    // Planned handoff first: the next owners take our shards before our sessions go.
+    if (host.shardHost && handoffView.length > 0) {
+      const t0 = Date.now();
+      await host.shardHost.handOffAll(handoffView, Math.min(3000, Math.max(0, deadline - Date.now()) / 2));
+      logger.info({ ms: Date.now() - t0 }, 'shards handed off');
+    }
+    logger.info({ sessions: host.sessions.size }, 'worker stopping: closing sessions with 1012');
     const closing = (app ? app.close() : Promise.resolve()).catch((err) => logger.warn({ err }, 'http close failed'));
     host.closeAllSessions();
     // Sockets finish their closing handshake; wait for them, within the budget.

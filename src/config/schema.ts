@@ -32,7 +32,7 @@ export const schema = {
 
   'cluster.name': { type: 'string', default: 'local', pattern: ID, patternDoc: ID_DOC, doc: 'Cluster name; every NATS subject starts with sandbar.<cluster.name>.' },
   'cluster.workers': { type: 'integer', default: 0, min: 0, max: 1024, unit: 'count', doc: 'Worker processes; 0 means os.availableParallelism().' },
-  'cluster.schedulingPolicy': { type: 'enum', default: 'none', values: ['none', 'rr'], doc: 'How node:cluster spreads new connections: "none" lets workers accept from the shared socket (the kernel spreads them), "rr" has the primary accept and hand each connection round-robin. See docs/benchmarks.md for the measured trade-off.' },
+  'cluster.schedulingPolicy': { type: 'enum', default: 'rr', values: ['none', 'rr'], doc: 'How node:cluster spreads new connections: "rr" (default) has the primary accept and hand each connection to the workers in turn, an even spread of long-lived connections; "none" lets workers accept from the shared socket, cheaper per handshake but the kernel may favour one worker (measured max/min up to 2.6). See docs/benchmarks.md.' },
   'cluster.maxRestarts': { type: 'integer', default: 5, min: 0, max: 1000, unit: 'count', doc: 'Worker restarts allowed within cluster.restartWindowMs before the host gives up and exits non-zero (OTP intensity).' },
   'cluster.restartWindowMs': { type: 'integer', default: 30000, min: 100, max: 3600000, unit: 'ms', doc: 'Window for cluster.maxRestarts (OTP period).' },
   'cluster.restartBackoffMs': { type: 'integer', default: 100, min: 0, max: 60000, unit: 'ms', doc: 'First restart delay; doubles with each restart inside the window, capped at 5 s.' },

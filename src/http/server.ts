@@ -76,6 +76,11 @@ export async function createHttpServer(hooks: HttpHooks): Promise<FastifyInstanc
     // and reply, keeping both alive as long as the socket: drop it, the
     // session installs a shared one.
     socket.removeAllListeners('error');
+    // The plugin also assigned a ServerResponse to the raw socket
+    // (socket._httpMessage), which keeps the response and its request alive
+    // for the socket's lifetime; nothing will ever be written through it.
+    const raw = (socket as unknown as { _socket?: { _httpMessage?: { detachSocket?(s: unknown): void } | null } })._socket;
+    raw?._httpMessage?.detachSocket?.(raw);
     hooks.onSocket(socket, req.sandbarUser!);
   });
 

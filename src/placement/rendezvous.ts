@@ -10,7 +10,13 @@
  */
 import { fnv1a32 } from './shard.js';
 
-export interface HostView { readonly hostId: string; readonly workers: number }
+export interface HostView {
+  readonly hostId: string;
+  /** Worker count of the host. */
+  readonly workers: number;
+  /** Indexes of the workers that are up; all of 0..workers-1 when absent. */
+  readonly alive?: readonly number[];
+}
 export interface Place { readonly hostId: string; readonly worker: number }
 export interface Placement { readonly master: Place; readonly replicas: readonly Place[] }
 
@@ -18,12 +24,14 @@ function score(shard: number, hostId: string, worker: number): number {
   return fnv1a32(`${shard}/${hostId}/${worker}`);
 }
 
-/** Master and up to `replicas` replicas of a shard. Hosts must be non-empty. */
+/** Master and up to `replicas` replicas of a shard. Some host must have a live worker. */
 export function place(shard: number, hosts: readonly HostView[], replicas: number): Placement {
   // Each host's best worker for this shard, hosts ranked by that worker's score.
   const ranked: { hostId: string; order: number[] }[] = [];
   for (const h of hosts) {
-    const order = Array.from({ length: h.workers }, (_, w) => w).sort((a, b) => score(shard, h.hostId, b) - score(shard, h.hostId, a) || a - b);
+    const live = h.alive ?? Array.from({ length: h.workers }, (_, w) => w);
+    if (live.length === 0) continue;
+    const order = [...live].sort((a, b) => score(shard, h.hostId, b) - score(shard, h.hostId, a) || a - b);
     ranked.push({ hostId: h.hostId, order });
   }
   ranked.sort((a, b) => score(shard, b.hostId, b.order[0]!) - score(shard, a.hostId, a.order[0]!) || (a.hostId < b.hostId ? -1 : 1));

@@ -50,10 +50,10 @@ export class RawClient {
     return p;
   }
 
-  async join(topic: string, params: unknown = {}, joinRef?: string): Promise<Frame> {
+  async join(topic: string, params: unknown = {}, joinRef?: string, timeoutMs = 5000): Promise<Frame> {
     const jr = joinRef ?? this.ref();
     const ref = this.ref();
-    const p = this.waitFor((f) => f[1] === ref && f[3] === 'phx_reply');
+    const p = this.waitFor((f) => f[1] === ref && f[3] === 'phx_reply', timeoutMs);
     this.send([jr, ref, topic, 'phx_join', params]);
     return p;
   }
