@@ -13,6 +13,20 @@
  *   sandbar_sessions{worker="i"}                       open WebSocket connections
  * The primary collects these from every worker over cluster IPC every 500 ms;
  * the worker serving the GET asks the primary for the latest set.
+ *
+ * --broadcast (for bench/room-fanout.ts) makes it the floor for a room
+ * broadcast, speaking just enough Phoenix V2 for the bench's client:
+ *   phx_join echo:*  -> ok {session: "ws.<worker>.<n>"} (tells the client its worker)
+ *   phx_join room:*  -> ok {}; the socket is added to that topic's Set in its worker
+ *   msg on room:*    -> ok {seq}; the frame [null,null,topic,"msg",{from,seq,id,body,at}]
+ *                      is built once, turned into a Buffer once and written to every
+ *                      local member; the worker also sends the frame text to the
+ *                      primary over the cluster IPC channel, which forwards it to every
+ *                      other worker, where it is written to their members the same way.
+ * The primary relay is the cheapest way a broadcast reaches every worker of a
+ * node:cluster server without a broker: one IPC message per other worker per
+ * broadcast. No presence, history or authentication (the token is decoded,
+ * not verified, for the "from" field).
  */
 import cluster, { type Worker } from 'node:cluster';
 import http from 'node:http';
@@ -26,14 +40,15 @@ const FLAGS: Flags = {
   host: { doc: 'Address to bind.', default: '127.0.0.1' },
   port: { doc: 'Port to listen on; 0 picks a free one (printed in the "host ready" line).', default: '0' },
   'phoenix-reply': { boolean: true, doc: 'Answer phx_join and heartbeat frames with phx_reply {"status":"ok"} (lets the fleet\'s phoenix mode run against this peer; off = bare).' },
+  broadcast: { boolean: true, doc: 'Room broadcast floor for bench/room-fanout (implies --phoenix-reply): msg pushes on room:* reach every joined socket of every worker, relayed by the primary over IPC.' },
 };
 
 const COLLECT_MS = 500;
 
 interface WorkerStats { heapUsed: number; rss: number; sessions: number }
 
-type ToWorker = { t: 'collect' } | { t: 'metrics'; id: number; text: string };
-type ToPrimary = { t: 'stats'; stats: WorkerStats } | { t: 'metrics?'; id: number };
+type ToWorker = { t: 'collect' } | { t: 'metrics'; id: number; text: string } | { t: 'bcast'; topic: string; frame: string };
+type ToPrimary = { t: 'stats'; stats: WorkerStats } | { t: 'metrics?'; id: number } | { t: 'bcast'; topic: string; frame: string };
 
 function renderMetrics(stats: ReadonlyMap<number, WorkerStats>): string {
   const ids = [...stats.keys()].sort((a, b) => a - b);
@@ -89,12 +104,16 @@ function primary(): void {
       BENCH_WORKER_INDEX: String(i),
       BENCH_HOST: host,
       BENCH_PORT: String(port),
-      BENCH_PHOENIX_REPLY: boolFlag(f, 'phoenix-reply') ? '1' : '',
+      BENCH_PHOENIX_REPLY: boolFlag(f, 'phoenix-reply') || boolFlag(f, 'broadcast') ? '1' : '',
+      BENCH_BROADCAST: boolFlag(f, 'broadcast') ? '1' : '',
     });
     byIndex.set(i, w);
     w.on('message', (m: ToPrimary) => {
       if (m.t === 'stats') stats.set(i, m.stats);
-      else if (m.t === 'metrics?') {
+      else if (m.t === 'bcast') {
+        // Relay a room broadcast to every other worker.
+        for (const [j, x] of byIndex) if (j !== i && x.isConnected()) x.send(m satisfies ToWorker);
+      } else if (m.t === 'metrics?') {
         const reply: ToWorker = { t: 'metrics', id: m.id, text: renderMetrics(stats) };
         w.send(reply);
       }
@@ -144,8 +163,32 @@ function worker(): void {
     res.writeHead(404).end();
   });
   const wss = new WebSocketServer({ server });
-  wss.on('connection', (ws: WebSocket) => {
+  const broadcast = process.env.BENCH_BROADCAST === '1';
+  const index = process.env.BENCH_WORKER_INDEX ?? '0';
+  /** --broadcast: room topic -> the sockets of this worker joined to it. */
+  const rooms = new Map<string, Set<WebSocket>>();
+  const joinedOf = new WeakMap<WebSocket, { user: string; topics: Set<string> }>();
+  let nextSession = 0;
+  let seq = 0;
+  const fanout = (topic: string, frame: Buffer) => {
+    const members = rooms.get(topic);
+    if (members) for (const s of members) s.send(frame, { binary: false });
+  };
+  const reply = (ws: WebSocket, m: unknown[], response: unknown) => {
+    ws.send(JSON.stringify([m[0] ?? null, m[1] ?? null, m[2], 'phx_reply', { status: 'ok', response }]));
+  };
+  wss.on('connection', (ws: WebSocket, req: http.IncomingMessage) => {
     ws.on('error', () => {});
+    if (broadcast) {
+      joinedOf.set(ws, { user: userOf(req.url), topics: new Set() });
+      ws.on('close', () => {
+        for (const t of joinedOf.get(ws)?.topics ?? []) {
+          const set = rooms.get(t);
+          set?.delete(ws);
+          if (set && set.size === 0) rooms.delete(t);
+        }
+      });
+    }
     if (phoenixReply) {
       ws.on('message', (data: Buffer) => {
         let m: unknown;
@@ -154,8 +197,23 @@ function worker(): void {
         } catch {
           return;
         }
-        if (Array.isArray(m) && (m[3] === 'phx_join' || m[3] === 'heartbeat')) {
-          ws.send(JSON.stringify([m[0] ?? null, m[1] ?? null, m[2], 'phx_reply', { status: 'ok', response: {} }]));
+        if (!Array.isArray(m)) return;
+        const topic = typeof m[2] === 'string' ? m[2] : '';
+        if (m[3] === 'phx_join' || m[3] === 'heartbeat') {
+          if (broadcast && topic.startsWith('room:')) {
+            let set = rooms.get(topic);
+            if (!set) rooms.set(topic, (set = new Set()));
+            set.add(ws);
+            joinedOf.get(ws)!.topics.add(topic);
+          }
+          reply(ws, m, broadcast && topic.startsWith('echo:') ? { session: `ws.${index}.${(nextSession++).toString(36)}` } : {});
+        } else if (broadcast && m[3] === 'msg' && joinedOf.get(ws)?.topics.has(topic)) {
+          const p = (m[4] ?? {}) as { id?: unknown; body?: unknown };
+          const s = ++seq;
+          reply(ws, m, { seq: s });
+          const frame = JSON.stringify([null, null, topic, 'msg', { from: joinedOf.get(ws)!.user, seq: s, id: p.id ?? String(s), body: p.body, at: Date.now() }]);
+          process.send!({ t: 'bcast', topic, frame } satisfies ToPrimary);
+          fanout(topic, Buffer.from(frame));
         }
       });
     }
@@ -164,6 +222,8 @@ function worker(): void {
     if (m.t === 'collect') {
       const mem = process.memoryUsage();
       process.send!({ t: 'stats', stats: { heapUsed: mem.heapUsed, rss: mem.rss, sessions: wss.clients.size } } satisfies ToPrimary);
+    } else if (m.t === 'bcast') {
+      fanout(m.topic, Buffer.from(m.frame));
     } else if (m.t === 'metrics') {
       const cb = waiting.get(m.id);
       waiting.delete(m.id);
@@ -180,6 +240,17 @@ function worker(): void {
     });
   });
   server.listen(port, host);
+}
+
+/** The user id in a Sandbar token's payload (decoded, not verified: the peer only needs a "from"). */
+function userOf(url: string | undefined): string {
+  try {
+    const token = new URL(url ?? '/', 'http://x').searchParams.get('token') ?? '';
+    const u = (JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString()) as { u?: unknown }).u;
+    return typeof u === 'string' ? u : 'anonymous';
+  } catch {
+    return 'anonymous';
+  }
 }
 
 if (cluster.isPrimary) primary();

@@ -30,6 +30,9 @@ type Output =
 
 type Role = 'master' | 'replica' | 'none';
 
+/** How long a new master waits for the live old master's handoff before claiming anyway. */
+const HANDOFF_WAIT_MS = 2000;
+
 class ShardState implements TimerEntry {
   timerSlot = -1;
   role: Role = 'none';
@@ -53,6 +56,10 @@ class ShardState implements TimerEntry {
   handingOffTo: WorkerAddr | null = null;
   /** new master: the claim in flight. */
   claiming: Promise<boolean> | null = null;
+  /** new master: since when it waits for the old master's handoff (0: not waiting). */
+  waitingSince = 0;
+  /** new master: it has the shard's state (a synced replica copy, or a handoff). */
+  hasState = false;
   constructor(readonly n: number, readonly host: ShardHost) {}
   onTimer(): void { this.host.onShardTimer(this); }
 }
@@ -222,6 +229,10 @@ export class ShardHost implements ActorLink {
   }
 
   onShardTimer(st: ShardState): void {
+    if (st.role === 'master' && !st.ready && !st.claiming && st.waitingSince) {
+      void this.decideClaim(st, Date.now() - st.waitingSince >= HANDOFF_WAIT_MS);
+      return;
+    }
     if (st.handingOffTo) {
       // The new master may not have our view yet: offer the handoff again.
       if (!this.aliveAddr(st.handingOffTo)) { st.handingOffTo = null; st.held = []; return; }
@@ -259,6 +270,8 @@ export class ShardHost implements ActorLink {
         if (st.ready) return; // already promoted from our replica copy: the old master's unacked writes are retried by their senders
         // The old master's final state is at least what any replica had.
         this.install(st, msg.snap);
+        st.hasState = true;
+        st.waitingSince = 0;
         st.seq = msg.s;
         st.released = msg.s;
         st.tail = [];
@@ -330,25 +343,38 @@ export class ShardHost implements ActorLink {
   }
 
   private becomeMaster(st: ShardState, replicas: WorkerAddr[]): void {
-    const wasReplica = st.role === 'replica' && st.ready;
+    st.hasState = st.role === 'replica' && st.ready;
     st.role = 'master';
     st.acked.clear();
     for (const r of replicas) st.acked.set(r, 0);
     this.bus.replicate(st.n, false);
     this.fastWheel.cancel(st);
     st.ready = false;
-    void this.decideClaim(st, wasReplica);
+    st.waitingSince = 0;
+    void this.decideClaim(st);
   }
 
   /** A new master claims at once unless the old master is alive (then it hands the shard over). */
-  private async decideClaim(st: ShardState, hasState: boolean): Promise<void> {
+  private async decideClaim(st: ShardState, force = false): Promise<void> {
     let rec: OwnershipRecord | null = null;
     try { rec = this.ownership ? await this.ownership.read(st.n) : null; } catch (err) {
-      this.logger.warn({ shard: st.n, err: (err as Error).message }, 'cannot read shard ownership; retrying on the next view');
+      this.logger.warn({ shard: st.n, err: (err as Error).message }, 'cannot read shard ownership; retrying');
+      st.waitingSince = Date.now();
+      this.fastWheel.schedule(st, this.fastWheel.clock.now() + 500);
       return;
     }
-    if (st.role !== 'master' || st.ready) return;
-    if (rec && rec.master !== this.bus.addr && this.aliveAddr(rec.master)) return; // wait for its handoff
+    if (st.role !== 'master' || st.ready || st.claiming) return;
+    if (!force && rec && rec.master !== this.bus.addr && this.aliveAddr(rec.master)) {
+      // The old master is alive: it hands the shard over (planned handoff).
+      // If it does not within HANDOFF_WAIT_MS, claim anyway: the higher
+      // epoch fences it.
+      st.waitingSince ||= Date.now();
+      this.fastWheel.schedule(st, this.fastWheel.clock.now() + 250);
+      return;
+    }
+    if (force && rec) this.logger.warn({ shard: st.n, oldMaster: rec.master, waitedMs: Date.now() - st.waitingSince }, 'no handoff came from the old master; claiming the shard anyway (the new epoch fences it)');
+    st.waitingSince = 0;
+    const hasState = st.hasState;
     if (hasState) {
       // Promotion: our replica copy becomes the master's state. Outputs the
       // old master may not have released are sent again (clients dedup by seq).
@@ -423,7 +449,12 @@ export class ShardHost implements ActorLink {
 
   private drop(n: number): void {
     const st = this.shards.get(n);
-    if (st) this.fastWheel.cancel(st);
+    if (st) {
+      // A claim still in flight sees this and does not serve.
+      st.role = 'none';
+      st.ready = false;
+      this.fastWheel.cancel(st);
+    }
     this.shards.delete(n);
     this.bus.serve(n, false);
     this.bus.replicate(n, false);

@@ -31,6 +31,8 @@ export class Membership {
   private beat: NodeJS.Timeout | null = null;
   private check: NodeJS.Timeout | null = null;
   private lastView = '';
+  /** No view is emitted before this: hosts started together first hear of each other. */
+  private discoverUntil = 0;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -43,6 +45,8 @@ export class Membership {
   ) {}
 
   start(): void {
+    this.discoverUntil = performance.now() + 2 * this.opts.heartbeatMs + 100;
+    setTimeout(() => this.emit(), 2 * this.opts.heartbeatMs + 120).unref();
     this.sub = this.nc.subscribe(this.subjects.heartbeatAll(), { callback: (err, msg) => {
       if (err) return;
       let hb: Heartbeat;
@@ -105,6 +109,7 @@ export class Membership {
   }
 
   private emit(): void {
+    if (performance.now() < this.discoverUntil) return;
     const v = this.view();
     const key = JSON.stringify(v);
     if (key === this.lastView) return;

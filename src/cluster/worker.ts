@@ -81,6 +81,10 @@ export class WorkerHost implements SessionHost {
   /** The primary's live view of the cluster: recompute which shards this worker masters and replicates. */
   applyView(view: HostView[]): void {
     const first = this.view.length === 0;
+    // Workers that were in the view and are not any more are dead (a host or
+    // a worker): their sessions leave every user and room here.
+    const now = new Set(addrsOf(view));
+    for (const a of addrsOf(this.view)) if (!now.has(a)) this.shardHost?.purge(a);
     this.view = view;
     this.shardHost?.applyView(view);
     if (first && this.bus) {
@@ -183,6 +187,10 @@ class ResyncReply implements ReplyTarget {
       if (s.channel(this.ch.topic) === this.ch) s.push(this.ch, 'presence_state', (res as { presence: unknown }).presence);
     } });
   }
+}
+
+function addrsOf(view: HostView[]): string[] {
+  return view.flatMap((h) => (h.alive ?? []).map((w) => `${h.hostId}.${w}`));
 }
 
 function send(msg: ToPrimary): void {

@@ -29,6 +29,8 @@ export interface HostHandle {
   workerPids(): Map<number, number>;
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   kill(signal?: NodeJS.Signals): void;
+  /** kill -9 of the whole host: primary, workers and anything else in its process group. */
+  killHost(): void;
   stop(): Promise<void>;
 }
 
@@ -46,8 +48,8 @@ export function token(userId: string, ttlS = 3600): string {
   return mintToken(SECRET, userId, ttlS);
 }
 
-export function spawnSandbar(args: string[], env: Record<string, string> = {}): ChildProcess {
-  return spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+export function spawnSandbar(args: string[], env: Record<string, string> = {}, detached = false): ChildProcess {
+  return spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, detached });
 }
 
 export async function startHost(opts: HostOptions): Promise<HostHandle> {
@@ -64,7 +66,8 @@ export async function startHost(opts: HostOptions): Promise<HostHandle> {
     ...opts.flags,
   };
   const args = ['start', ...Object.entries(flags).map(([k, v]) => `--${k}=${v}`)];
-  const proc = spawnSandbar(args, opts.env);
+  // Its own process group, so a test can kill -9 the whole host (primary and workers).
+  const proc = spawnSandbar(args, opts.env, true);
   const lines: LogLine[] = [];
   const waiters = new Set<{ pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }>();
   let stderr = '';
@@ -105,14 +108,16 @@ export async function startHost(opts: HostOptions): Promise<HostHandle> {
     },
     exit,
     kill(signal = 'SIGTERM') { proc.kill(signal); },
+    killHost() { if (proc.pid) process.kill(-proc.pid, 'SIGKILL'); },
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) {
         proc.kill('SIGTERM');
         const t = setTimeout(() => proc.kill('SIGKILL'), 15000);
         await exit;
         clearTimeout(t);
-        // Workers of a killed primary die with its IPC channel; give them a moment.
       }
+      // Whatever is left of the group (workers of a killed primary).
+      try { if (proc.pid) process.kill(-proc.pid, 'SIGKILL'); } catch { /* gone */ }
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -1,0 +1,424 @@
+/**
+ * Direct messages: throughput and latency of dms between pairs of users,
+ * Sandbar against Socket.IO 4 with its cluster adapter, same worker count,
+ * run alternately in the same invocation.
+ *
+ *   npm run build && node dist/bench/dm.js --pairs 1000 --workers 2
+ *   node dist/bench/dm.js --quick          # 200 pairs, short phases, one repeat
+ *   node dist/bench/dm.js --help
+ *
+ * Per repeat and target (fresh server each time; Sandbar gets a fresh
+ * nats-server): open N pairs of clients (user a<p> and b<p>, both in the same
+ * client process), each joined to its own user topic; with --placement cross
+ * (default) b is reconnected until it lands on another worker than a (at most
+ * --max-retries times), and the share of pairs that cross workers is
+ * reported. Then three phases on the same connections:
+ *   peak   closed loop: every client keeps --window dms outstanding (a dm is
+ *          done when its sender got the ok AND the peer got the dm event);
+ *          delivered dms/s over --seconds after --warmup.
+ *   25%, 50% (--levels) open loop: every client sends at a fixed rate, on
+ *          schedule and whatever is outstanding, so that the total is that
+ *          share of this target's own peak; latency send → peer got the dm
+ *          event, and send → ok, for dms sent during the measured interval.
+ * Server CPU per delivered dm: utime+stime of the server's process tree over
+ * the measured interval, nats-server included for Sandbar (it routes the
+ * messages between Sandbar's workers).
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { UsageError, boolFlag, enumFlag, intFlag, numFlag, parseFlags, usage, type Flags } from './lib/args.js';
+import { sleep } from './lib/metrics.js';
+import { formatReasons, summarize, type LatencySummary } from './load/fleet.js';
+import { WorkloadFleet, type DmTotals } from './load/workload.js';
+import type { DmGo, Placement } from './load/workload-protocol.js';
+import { log, median, startTarget, table, type RunningTarget, type TargetName } from './load/targets.js';
+
+export const DM_FLAGS: Flags = {
+  help: { boolean: true, doc: 'Print this help.' },
+  quick: { boolean: true, doc: 'Smoke run: --pairs 200 --repeat 1 --warmup 2 --seconds 4, 3 minute bound (explicit flags still win).' },
+  pairs: { doc: 'Pairs of clients (2 connections each).', default: '1000' },
+  workers: { doc: 'Worker processes of every server.', default: '2' },
+  policy: { doc: 'node:cluster scheduling policy of every server: none or rr.', default: 'none' },
+  targets: { doc: 'Comma-separated, run in this order in every repeat: sandbar, socketio.', default: 'sandbar,socketio' },
+  repeat: { doc: 'Repeats (each target fresh every time); medians and per-repeat ratios are reported.', default: '3 (1 with --quick)' },
+  seconds: { doc: 'Measured interval of each phase.', default: '10 (4 with --quick)' },
+  warmup: { doc: 'Seconds of traffic before each measured interval.', default: '3 (2 with --quick)' },
+  window: { doc: 'peak phase: dms outstanding per client.', default: '4' },
+  levels: { doc: 'Comma-separated shares of the peak for the paced latency phases.', default: '0.25,0.5' },
+  placement: { doc: 'cross: reconnect b until it is on another worker than a; random: leave it where the server put it.', default: 'cross' },
+  'max-retries': { doc: 'cross: most reconnects of one b.', default: '8' },
+  'body-bytes': { doc: 'Characters in each dm body.', default: '64' },
+  processes: { doc: 'Client processes (source addresses 127.0.0.2..); a pair stays in one.', default: 'max(2, ceil(2*pairs / 15000))' },
+  concurrency: { doc: 'Handshakes in flight across the fleet during set-up.', default: '128' },
+  'drain-s': { doc: 'After each phase, the longest wait for outstanding dms.', default: '5' },
+  'timeout-ms': { doc: 'A dm not acknowledged and delivered within this is counted as a timeout.', default: '10000' },
+  'max-minutes': { doc: 'Bound on the whole run: what is left is skipped and the partial table printed.', default: '30 (3 with --quick)' },
+  sandbar: { doc: 'Sandbar entry point.', default: 'dist/src/main.js' },
+  'sandbar-args': { doc: 'Extra flags for `sandbar start`, space-separated (e.g. "--user.inboxMax=100000").' },
+  'cpu-prof': { boolean: true, doc: 'Start every server with --cpu-prof (profiles of primary and workers in <log-dir>/<target>-*/prof, written at exit).' },
+  json: { doc: 'Also write every run\'s raw result to this file.' },
+  'log-dir': { doc: 'Where server logs go.', default: 'a new directory under the OS temp dir' },
+};
+
+export interface DmSettings {
+  pairs: number;
+  workers: number;
+  policy: 'none' | 'rr';
+  targets: TargetName[];
+  repeat: number;
+  measureMs: number;
+  warmupMs: number;
+  window: number;
+  levels: number[];
+  placement: Placement;
+  maxRetries: number;
+  bodyBytes: number;
+  processes: number;
+  concurrency: number;
+  drainMs: number;
+  timeoutMs: number;
+  deadlineAt: number;
+  sandbarMain: string;
+  sandbarArgs: string[];
+  cpuProf: boolean;
+  jsonPath: string | undefined;
+  logDir: string;
+  secret: string;
+}
+
+export interface PhaseResult {
+  kind: 'peak' | 'paced';
+  level?: number;
+  targetRate?: number;
+  seconds: number;
+  /** Delivered dms per second over the measured interval. */
+  throughput: number;
+  sendRate: number;
+  okRate: number;
+  serverCpuPerMsgUs?: number;
+  natsCpuPerMsgUs?: number;
+  clientCpuPerMsgUs?: number;
+  delivery: LatencySummary;
+  ok: LatencySummary;
+  lag?: LatencySummary;
+  recordedSent: number;
+  recordedDone: number;
+  skipped: number;
+  errors: Record<string, number>;
+  closedByServer: Record<string, number>;
+}
+
+export interface DmRun {
+  target: TargetName;
+  repeat: number;
+  startedAt: string;
+  clients: number;
+  ready: number;
+  setupSeconds?: number;
+  connect?: LatencySummary;
+  perWorker?: Record<string, number>;
+  pairsCross?: number;
+  pairsSame?: number;
+  reconnects?: number;
+  setupFailed?: Record<string, number>;
+  peak?: PhaseResult;
+  paced: PhaseResult[];
+  logDir?: string;
+  error?: string;
+}
+
+const here = (rel: string) => fileURLToPath(new URL(rel, import.meta.url));
+
+export function dmSettings(argv: string[]): DmSettings | undefined {
+  const f = parseFlags(argv, DM_FLAGS);
+  if (boolFlag(f, 'help')) {
+    console.log(usage('bench/dm: direct-message throughput and latency, Sandbar against Socket.IO (cluster adapter).', DM_FLAGS));
+    return undefined;
+  }
+  const quick = boolFlag(f, 'quick');
+  const pairs = intFlag(f, 'pairs', quick ? 200 : 1000, 1);
+  const targets = (f.get('targets') ?? 'sandbar,socketio').split(',').map((s) => s.trim()).filter(Boolean);
+  for (const t of targets) if (t !== 'sandbar' && t !== 'socketio') throw new UsageError(`--targets: "${t}" is not one of sandbar, socketio`);
+  if (!targets.length) throw new UsageError('--targets is empty');
+  const levels = (f.get('levels') ?? '0.25,0.5').split(',').map((x) => Number(x.trim()));
+  for (const l of levels) if (!(l > 0 && l <= 1)) throw new UsageError(`--levels: ${l} is not a share in (0, 1]`);
+  const logDir = f.get('log-dir') ?? mkdtempSync(join(tmpdir(), 'sandbar-dm-'));
+  mkdirSync(logDir, { recursive: true });
+  return {
+    pairs,
+    workers: intFlag(f, 'workers', 2, 1),
+    policy: enumFlag(f, 'policy', ['none', 'rr'] as const, 'none'),
+    targets: targets as TargetName[],
+    repeat: intFlag(f, 'repeat', quick ? 1 : 3, 1),
+    measureMs: numFlag(f, 'seconds', quick ? 4 : 10, 0.5) * 1000,
+    warmupMs: numFlag(f, 'warmup', quick ? 2 : 3, 0) * 1000,
+    window: intFlag(f, 'window', 4, 1),
+    levels,
+    placement: enumFlag(f, 'placement', ['cross', 'random'] as const, 'cross'),
+    maxRetries: intFlag(f, 'max-retries', 8, 0),
+    bodyBytes: intFlag(f, 'body-bytes', 64, 0),
+    processes: intFlag(f, 'processes', Math.max(2, Math.ceil((2 * pairs) / 15000)), 1),
+    concurrency: intFlag(f, 'concurrency', 128, 1),
+    drainMs: numFlag(f, 'drain-s', 5, 0) * 1000,
+    timeoutMs: intFlag(f, 'timeout-ms', 10000, 100),
+    deadlineAt: Date.now() + numFlag(f, 'max-minutes', quick ? 3 : 30, 0.1) * 60000,
+    sandbarMain: f.get('sandbar') ?? here('../src/main.js'),
+    sandbarArgs: (f.get('sandbar-args') ?? '').split(/\s+/).filter(Boolean),
+    cpuProf: boolFlag(f, 'cpu-prof'),
+    jsonPath: f.get('json'),
+    logDir,
+    secret: randomBytes(16).toString('hex'),
+  };
+}
+
+function rate(a: DmTotals, b: DmTotals, k: 'delivered' | 'sent' | 'oks'): number {
+  const dt = (b.at - a.at) / 1000;
+  return dt > 0 ? (b[k] - a[k]) / dt : 0;
+}
+
+async function phase(s: DmSettings, fleet: WorkloadFleet, t: RunningTarget, go: DmGo, kind: 'peak' | 'paced', level?: number, targetRate?: number): Promise<PhaseResult> {
+  await fleet.dmGo(go);
+  await sleep(s.warmupMs);
+  const a = await fleet.mark(true);
+  const cpu0 = t.cpuMicros();
+  const nats0 = t.natsCpuMicros();
+  await sleep(s.measureMs);
+  const b = await fleet.mark(false);
+  const cpu1 = t.cpuMicros();
+  const nats1 = t.natsCpuMicros();
+  const rep = await fleet.dmStop(s.drainMs);
+  const n = b.delivered - a.delivered;
+  return {
+    kind,
+    ...(level !== undefined ? { level } : {}),
+    ...(targetRate !== undefined ? { targetRate } : {}),
+    seconds: (b.at - a.at) / 1000,
+    throughput: rate(a, b, 'delivered'),
+    sendRate: rate(a, b, 'sent'),
+    okRate: rate(a, b, 'oks'),
+    ...(n > 0 ? { serverCpuPerMsgUs: (cpu1 - cpu0) / n, clientCpuPerMsgUs: (b.clientCpuMicros - a.clientCpuMicros) / n } : {}),
+    ...(n > 0 && t.nats ? { natsCpuPerMsgUs: (nats1 - nats0) / n } : {}),
+    delivery: summarize(rep.delivery),
+    ok: summarize(rep.ok),
+    ...(kind === 'paced' ? { lag: summarize(rep.lag) } : {}),
+    recordedSent: rep.recordedSent,
+    recordedDone: rep.recordedDone,
+    skipped: b.skipped - a.skipped,
+    errors: rep.errors,
+    closedByServer: rep.closedByServer,
+  };
+}
+
+function fmtPhase(p: PhaseResult): string {
+  const cpu = p.serverCpuPerMsgUs === undefined ? '-' : `${p.serverCpuPerMsgUs.toFixed(0)}${p.natsCpuPerMsgUs !== undefined ? ` (nats ${p.natsCpuPerMsgUs.toFixed(0)})` : ''}`;
+  const lag = p.lag ? `, send lag p99 ${p.lag.p99Ms} ms` : '';
+  const errs = Object.keys(p.errors).length ? `, errors ${formatReasons(p.errors)}` : '';
+  return `${p.throughput.toFixed(0)} dm/s delivered (sent ${p.sendRate.toFixed(0)}/s${p.targetRate ? ` of ${p.targetRate.toFixed(0)}/s scheduled` : ''}), server CPU ${cpu} us/dm, delivery p50/p90/p99 ${p.delivery.p50Ms}/${p.delivery.p90Ms}/${p.delivery.p99Ms} ms, ok p50/p90/p99 ${p.ok.p50Ms}/${p.ok.p90Ms}/${p.ok.p99Ms} ms${lag}${errs}`;
+}
+
+export async function runDmOnce(s: DmSettings, target: TargetName, repeat: number): Promise<DmRun> {
+  const r: DmRun = { target, repeat, startedAt: new Date().toISOString(), clients: 2 * s.pairs, ready: 0, paced: [] };
+  let t: RunningTarget | undefined;
+  let fleet: WorkloadFleet | undefined;
+  try {
+    t = await startTarget(target, {
+      workers: s.workers, policy: s.policy, secret: s.secret, logDir: s.logDir, sandbarMain: s.sandbarMain, sandbarArgs: s.sandbarArgs,
+      ...(s.cpuProf ? { cpuProfDir: 'prof' } : {}),
+    }, `dm-r${repeat}`);
+    r.logDir = t.dir;
+    fleet = await WorkloadFleet.start({ url: t.url, proto: t.proto, processes: s.processes, secret: s.secret, connectConcurrency: s.concurrency, connectTimeoutMs: 15000 });
+    const prefix = `dm${repeat}${target.charAt(0)}${randomBytes(3).toString('hex')}`;
+    const setup = await fleet.dmSetup({ pairs: s.pairs, prefix, placement: s.placement, maxRetries: s.maxRetries }, 60000 + s.pairs * 20);
+    r.ready = setup.ready;
+    r.setupSeconds = setup.seconds;
+    r.connect = summarize(setup.histogram);
+    r.perWorker = setup.perWorker;
+    r.pairsCross = setup.pairsCross;
+    r.pairsSame = setup.pairsSame;
+    r.reconnects = setup.reconnects;
+    r.setupFailed = setup.failed;
+    const pairsOk = setup.pairsCross + setup.pairsSame;
+    log(`  ${target}: ${setup.ready}/${2 * s.pairs} clients joined in ${setup.seconds.toFixed(1)} s (per worker ${formatReasons(setup.perWorker)}); pairs crossing workers ${setup.pairsCross}/${pairsOk}, ${setup.reconnects} reconnects${Object.keys(setup.failed).length ? `; failed ${formatReasons(setup.failed)}` : ''}`);
+    if (setup.ready === 0) throw new Error(`no client could join: ${formatReasons(setup.failed)}`);
+    const bodyJson = JSON.stringify('m'.repeat(s.bodyBytes));
+    const base = { bodyJson, timeoutMs: s.timeoutMs, window: s.window, ratePerClient: 0, maxOutstanding: 1000 };
+    r.peak = await phase(s, fleet, t, { ...base, mode: 'window' }, 'peak');
+    log(`  ${target} peak (window ${s.window}): ${fmtPhase(r.peak)}`);
+    for (const level of s.levels) {
+      if (Date.now() > s.deadlineAt) break;
+      const total = r.peak.throughput * level;
+      if (!(total > 0)) break;
+      const p = await phase(s, fleet, t, { ...base, mode: 'paced', ratePerClient: total / setup.ready }, 'paced', level, total);
+      r.paced.push(p);
+      log(`  ${target} at ${(level * 100).toFixed(0)}% of peak: ${fmtPhase(p)}`);
+    }
+    await fleet.close();
+  } catch (err) {
+    r.error = (err as Error).message;
+    log(`  error: ${r.error}`);
+  } finally {
+    fleet?.kill();
+    await t?.stop();
+  }
+  return r;
+}
+
+const num = (x: number | undefined, d = 0) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
+const times = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '-' : `x${x.toFixed(2)}`);
+
+/** Median over repeats of a_r / b_r (runs paired by repeat). */
+function pairedRatio(runs: DmRun[], a: TargetName, b: TargetName, f: (r: DmRun) => number | undefined): number | undefined {
+  const out: number[] = [];
+  for (const x of runs.filter((r) => r.target === a && !r.error)) {
+    const y = runs.find((r) => r.target === b && r.repeat === x.repeat && !r.error);
+    const u = f(x);
+    const v = y ? f(y) : undefined;
+    if (u !== undefined && v !== undefined && u > 0 && v > 0) out.push(u / v);
+  }
+  return median(out);
+}
+
+export interface DmSummary {
+  /** Medians over repeats, per target. */
+  perTarget: Record<string, { peak?: number; cpu?: number; nats?: number; crossShare?: number; levels: Record<string, { p50?: number; p90?: number; p99?: number; okP50?: number; rate?: number }> }>;
+  ratios: { peak?: number; cpu?: number; levels: Record<string, { p50?: number; p90?: number }> };
+  text: string;
+  summary: string;
+}
+
+export function dmReport(s: DmSettings, runs: DmRun[]): DmSummary {
+  const perTarget: DmSummary['perTarget'] = {};
+  const headers = ['target', 'runs', 'pairs crossing', 'peak dm/s', 'server CPU us/dm (nats)'];
+  for (const l of s.levels) headers.push(`@${l * 100}% dm/s`, `@${l * 100}% deliv p50/p90/p99 ms`, `@${l * 100}% ok p50/p90/p99 ms`);
+  const body: string[][] = [];
+  for (const target of s.targets) {
+    const mine = runs.filter((r) => r.target === target && !r.error && r.peak);
+    if (!runs.some((r) => r.target === target)) continue;
+    const pick = (f: (r: DmRun) => number | undefined) => median(mine.map(f).filter((x): x is number => x !== undefined));
+    const crossShare = pick((r) => (r.pairsCross !== undefined && r.pairsCross + (r.pairsSame ?? 0) > 0 ? r.pairsCross / (r.pairsCross + (r.pairsSame ?? 0)) : undefined));
+    const peak = pick((r) => r.peak?.throughput);
+    const cpu = pick((r) => r.peak?.serverCpuPerMsgUs);
+    const nats = pick((r) => r.peak?.natsCpuPerMsgUs);
+    const levels: DmSummary['perTarget'][string]['levels'] = {};
+    const row = [target, String(mine.length), crossShare === undefined ? '-' : `${(crossShare * 100).toFixed(0)}%`, num(peak), `${num(cpu)}${nats !== undefined ? ` (${num(nats)})` : ''}`];
+    for (const l of s.levels) {
+      const at = (r: DmRun) => r.paced.find((p) => p.level === l);
+      const v = {
+        rate: pick((r) => at(r)?.throughput),
+        p50: pick((r) => at(r)?.delivery.p50Ms), p90: pick((r) => at(r)?.delivery.p90Ms), p99: pick((r) => at(r)?.delivery.p99Ms),
+        okP50: pick((r) => at(r)?.ok.p50Ms),
+      };
+      const ok90 = pick((r) => at(r)?.ok.p90Ms);
+      const ok99 = pick((r) => at(r)?.ok.p99Ms);
+      levels[String(l)] = v;
+      row.push(num(v.rate), `${num(v.p50, 2)}/${num(v.p90, 2)}/${num(v.p99, 2)}`, `${num(v.okP50, 2)}/${num(ok90, 2)}/${num(ok99, 2)}`);
+    }
+    perTarget[target] = { ...(peak !== undefined ? { peak } : {}), ...(cpu !== undefined ? { cpu } : {}), ...(nats !== undefined ? { nats } : {}), ...(crossShare !== undefined ? { crossShare } : {}), levels };
+    body.push(row);
+  }
+  const lines = [table(headers, body), ''];
+  lines.push('Server CPU: utime+stime of the server process tree over the measured interval of the peak phase, per delivered dm; for Sandbar it includes nats-server (in brackets: its part).');
+  const ratios: DmSummary['ratios'] = { levels: {} };
+  let summary = `SUMMARY dm (pairs=${s.pairs}, workers=${s.workers}): `;
+  if (s.targets.includes('sandbar') && s.targets.includes('socketio')) {
+    ratios.peak = pairedRatio(runs, 'sandbar', 'socketio', (r) => r.peak?.throughput);
+    ratios.cpu = pairedRatio(runs, 'sandbar', 'socketio', (r) => r.peak?.serverCpuPerMsgUs);
+    lines.push('', 'Ratios Sandbar / Socket.IO (median over repeats of the per-repeat ratio; each at its own share of its own peak):');
+    lines.push(`  peak throughput ${times(ratios.peak)}, server CPU per dm ${times(ratios.cpu)}`);
+    for (const l of s.levels) {
+      const at = (r: DmRun) => r.paced.find((p) => p.level === l);
+      const p50 = pairedRatio(runs, 'sandbar', 'socketio', (r) => at(r)?.delivery.p50Ms);
+      const p90 = pairedRatio(runs, 'sandbar', 'socketio', (r) => at(r)?.delivery.p90Ms);
+      ratios.levels[String(l)] = { ...(p50 !== undefined ? { p50 } : {}), ...(p90 !== undefined ? { p90 } : {}) };
+      lines.push(`  at ${l * 100}% of peak: delivery p50 ${times(p50)}, p90 ${times(p90)}`);
+    }
+    summary += `peak ${times(ratios.peak)} cpu/dm ${times(ratios.cpu)}; `;
+  }
+  const sb = perTarget.sandbar;
+  if (sb) {
+    const l25 = sb.levels[String(s.levels[0])];
+    lines.push('', 'Goals:');
+    if (ratios.peak !== undefined) lines.push(`  throughput >= 1.5 x Socket.IO: ${ratios.peak >= 1.5 ? 'met' : 'NOT met'} (${times(ratios.peak)})`);
+    if (l25) lines.push(`  at ${s.levels[0]! * 100}% of peak, delivery p50 <= 2 ms: ${l25.p50 !== undefined && l25.p50 <= 2 ? 'met' : 'NOT met'} (${num(l25.p50, 2)} ms); p90 <= 5 ms: ${l25.p90 !== undefined && l25.p90 <= 5 ? 'met' : 'NOT met'} (${num(l25.p90, 2)} ms)`);
+    summary += `sandbar peak ${num(sb.peak)} dm/s, p50/p90 at ${s.levels[0]! * 100}% ${num(l25?.p50, 2)}/${num(l25?.p90, 2)} ms`;
+  }
+  const sio = perTarget.socketio;
+  if (sio) summary += `; socketio peak ${num(sio.peak)} dm/s`;
+  const problems: string[] = [];
+  for (const r of runs) {
+    if (r.error) problems.push(`${r.target}#${r.repeat}: ${r.error.split('\n')[0]}`);
+    if (r.ready < r.clients) problems.push(`${r.target}#${r.repeat}: ${r.ready}/${r.clients} clients joined; failures ${formatReasons(r.setupFailed ?? {})}`);
+    for (const p of [r.peak, ...r.paced]) {
+      if (!p) continue;
+      const name = p.kind === 'peak' ? 'peak' : `${(p.level ?? 0) * 100}%`;
+      if (Object.keys(p.errors).length) problems.push(`${r.target}#${r.repeat} ${name}: ${formatReasons(p.errors)}`);
+      if (Object.keys(p.closedByServer).length) problems.push(`${r.target}#${r.repeat} ${name}: closed by server ${formatReasons(p.closedByServer)}`);
+      if (p.kind === 'paced' && p.targetRate && p.sendRate < 0.95 * p.targetRate) problems.push(`${r.target}#${r.repeat} ${name}: sent ${p.sendRate.toFixed(0)}/s of ${p.targetRate.toFixed(0)}/s scheduled (the client fell behind; skipped ${p.skipped})`);
+      if (p.recordedSent > p.recordedDone) problems.push(`${r.target}#${r.repeat} ${name}: ${p.recordedSent - p.recordedDone} of ${p.recordedSent} measured dms did not complete`);
+    }
+  }
+  if (problems.length) lines.push('', 'Problems:', ...problems.map((p) => `  ${p}`));
+  if (problems.length) summary += `; ${problems.length} problem(s)`;
+  return { perTarget, ratios, text: lines.join('\n'), summary };
+}
+
+export async function runDmBench(s: DmSettings): Promise<{ runs: DmRun[]; stoppedEarly: string }> {
+  const runs: DmRun[] = [];
+  let stoppedEarly = '';
+  outer: for (let rep = 1; rep <= s.repeat; rep++) {
+    for (const target of s.targets) {
+      if (Date.now() > s.deadlineAt) {
+        stoppedEarly = `--max-minutes reached before ${target} repeat ${rep}`;
+        break outer;
+      }
+      log(`dm: ${target}, ${s.pairs} pairs, workers=${s.workers}, repeat ${rep}/${s.repeat}`);
+      runs.push(await runDmOnce(s, target, rep));
+    }
+  }
+  return { runs, stoppedEarly };
+}
+
+async function main(): Promise<number> {
+  const s = dmSettings(process.argv.slice(2));
+  if (!s) return 0;
+  if (s.targets.includes('sandbar') && !existsSync(s.sandbarMain)) throw new UsageError(`Sandbar is not built: ${s.sandbarMain} is missing (run npm run build), or pass --targets socketio`);
+  if (Math.ceil((2 * s.pairs) / s.processes) > 18000) log(`warning: ${Math.ceil((2 * s.pairs) / s.processes)} connections per client process is close to the ~20,000 open-file limit; raise --processes`);
+  const startedAt = new Date();
+  console.log(`dm ${startedAt.toISOString()} node ${process.version}, ${availableParallelism()} CPUs, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  console.log(`command: node dist/bench/dm.js ${process.argv.slice(2).join(' ')}`);
+  console.log(`settings: pairs=${s.pairs} workers=${s.workers} policy=${s.policy} targets=${s.targets.join(',')} repeat=${s.repeat} warmup=${s.warmupMs / 1000}s seconds=${s.measureMs / 1000}s window=${s.window} levels=${s.levels.join(',')} placement=${s.placement} body=${s.bodyBytes}B processes=${s.processes}; logs in ${s.logDir}`);
+  const interrupt = () => {
+    process.stderr.write('interrupted: killing servers and clients\n');
+    process.exit(130);
+  };
+  process.once('SIGINT', interrupt);
+  process.once('SIGTERM', interrupt);
+  const { runs, stoppedEarly } = await runDmBench(s);
+  const rep = dmReport(s, runs);
+  console.log('');
+  console.log(rep.text);
+  if (stoppedEarly) console.log(`\nstopped early: ${stoppedEarly}`);
+  if (s.jsonPath) {
+    writeFileSync(s.jsonPath, JSON.stringify({ startedAt: startedAt.toISOString(), argv: process.argv.slice(2), settings: { ...s, secret: undefined }, runs, summary: { perTarget: rep.perTarget, ratios: rep.ratios } }, null, 2));
+    console.log(`\nraw results: ${s.jsonPath}`);
+  }
+  console.log(`\n${rep.summary}`);
+  return runs.some((r) => r.error || r.ready < r.clients) || stoppedEarly ? 1 : 0;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main().then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      if (err instanceof UsageError) {
+        console.error(`error: ${err.message}\n\n${usage('bench/dm', DM_FLAGS)}`);
+        process.exit(2);
+      }
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}

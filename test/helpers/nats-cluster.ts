@@ -1,0 +1,70 @@
+/**
+ * A 3-node NATS cluster with JetStream on loopback ports, for cluster tests.
+ * Each node has its own temp dir; ports are picked free by binding port 0.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect } from '@nats-io/transport-node';
+
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+export interface NatsNode { name: string; port: number; url: string; proc: ChildProcess; kill(signal?: NodeJS.Signals): void }
+
+export interface NatsCluster {
+  nodes: NatsNode[];
+  /** All client URLs, comma separated, for nats.servers. */
+  urls: string;
+  stop(): Promise<void>;
+}
+
+export async function startNatsCluster(size = 3): Promise<NatsCluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'sandbar-natsc-'));
+  const ports = await Promise.all(Array.from({ length: size }, async () => ({ client: await freePort(), cluster: await freePort() })));
+  const nodes: NatsNode[] = [];
+  for (let i = 0; i < size; i++) {
+    const name = `n${i + 1}`;
+    const routes = ports.filter((_, j) => j !== i).map((p) => `nats-route://127.0.0.1:${p.cluster}`).join(', ');
+    const conf = join(dir, `${name}.conf`);
+    writeFileSync(conf, `server_name: ${name}
+listen: 127.0.0.1:${ports[i]!.client}
+jetstream { store_dir: "${join(dir, name)}" }
+cluster { name: sandbar-test, listen: 127.0.0.1:${ports[i]!.cluster}, routes: [${routes}] }
+`);
+    const proc = spawn('nats-server', ['-c', conf], { stdio: 'ignore' });
+    const url = `nats://127.0.0.1:${ports[i]!.client}`;
+    nodes.push({ name, port: ports[i]!.client, url, proc, kill: (sig = 'SIGKILL') => { proc.kill(sig); } });
+  }
+  // Ready when JetStream answers with a meta leader through every node.
+  const deadline = Date.now() + 20000;
+  for (const n of nodes) {
+    for (;;) {
+      try {
+        const nc = await connect({ servers: n.url, timeout: 500 });
+        const r = await nc.request('$JS.API.INFO', undefined, { timeout: 1000 });
+        const info = r.json<{ error?: unknown }>();
+        await nc.close();
+        if (!info.error) break;
+      } catch { /* not yet */ }
+      if (Date.now() > deadline) throw new Error('NATS cluster did not form');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  return {
+    nodes,
+    urls: nodes.map((n) => n.url).join(','),
+    async stop() {
+      for (const n of nodes) if (n.proc.exitCode === null && n.proc.signalCode === null) n.proc.kill('SIGKILL');
+      await new Promise((r) => setTimeout(r, 100));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
