@@ -128,6 +128,15 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
     this.host.publishRoom(this.id, encodePush(null, this.topic, event, payload));
   }
 
+  /**
+   * After a promotion: every member gets the whole presence state again. The
+   * phoenix Presence class diffs it against what it had, so leaves the dead
+   * master never broadcast (its workers' sessions) still reach every client.
+   */
+  announcePresence(): void {
+    if (this.members.size > 0) this.publish('presence_state', this.presenceState());
+  }
+
   /** After a promotion: the stored message of a msg command goes out again (clients dedup by seq). */
   redeliver(cmd: RoomCmd): void {
     if (cmd.op !== 'r.msg') return;

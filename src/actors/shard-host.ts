@@ -383,6 +383,9 @@ export class ShardHost implements ActorLink {
       st.tail = [];
       if (await this.claim(st, rec ? `promotion: master ${rec.master} is gone` : 'promotion')) {
         for (const t of tail) this.redeliver(t.c);
+        const S = this.config.shards;
+        for (const [id, a] of this.users) if (shardOf(id, S) === st.n) a.announcePresence();
+        for (const [id, a] of this.rooms) if (shardOf(id, S) === st.n) a.announcePresence();
       }
       return;
     }
@@ -497,6 +500,13 @@ export class ShardHost implements ActorLink {
       this.applyingAsReplica = true;
       try { fn(); } finally { this.applyingAsReplica = false; }
     } else fn();
+  }
+
+  /** Shards whose role this worker has not taken up yet (claiming, waiting for a handoff, syncing). */
+  pendingRoles(): number {
+    let n = 0;
+    for (const st of this.shards.values()) if ((st.role === 'master' || st.role === 'replica') && !st.ready) n++;
+    return n;
   }
 
   /** Shards this worker serves as master, and replicates. */

@@ -124,6 +124,11 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
     this.host.deliver(byWorker, encodePush(null, this.topic, event, payload));
   }
 
+  /** After a promotion: the user's devices get the whole presence state again (see RoomActor.announcePresence). */
+  announcePresence(): void {
+    this.broadcast('presence_state', this.presenceState());
+  }
+
   /** After a promotion: the stored message of a dm command goes out again (clients dedup by seq). */
   redeliver(cmd: UserCmd): void {
     if (cmd.op !== 'u.dm') return;

@@ -31,6 +31,8 @@ export type ToWorker =
 export type ToPrimary =
   | { t: 'pong'; n: number; stats: WorkerStats }
   | { t: 'listening'; port: number }
+  /** The worker took up its roles for the first view: it serves its shards. */
+  | { t: 'serving'; master: number; replica: number }
   | { t: 'metrics?'; id: number };
 
 /** Environment variables the primary passes to a forked worker (SANDBAR__ names are not config keys). */

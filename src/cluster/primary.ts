@@ -19,6 +19,7 @@ import type { HostView } from '../placement/rendezvous.js';
 import { Membership } from './membership.js';
 import { VERSION } from '../version.js';
 import { randomBytes } from 'node:crypto';
+import { notifyReady, notifyStopping, startWatchdog } from '../observability/sd-notify.js';
 import { WORKER_ENV, type ToPrimary, type ToWorker, type WorkerStats } from './ipc.js';
 
 interface Slot {
@@ -26,6 +27,7 @@ interface Slot {
   worker: Worker | null;
   lastPong: number;
   listening: boolean;
+  serving: boolean;
   stats: WorkerStats | null;
 }
 
@@ -52,6 +54,8 @@ export class Primary {
 
   async start(): Promise<void> {
     const { config, logger } = this;
+    // systemd's watchdog (WatchdogSec) is fed while the primary's loop runs; a no-op outside systemd.
+    startWatchdog();
     process.on('SIGTERM', () => void this.stop(EXIT.ok, 'SIGTERM'));
     process.on('SIGINT', () => void this.stop(EXIT.ok, 'SIGINT'));
 
@@ -65,7 +69,7 @@ export class Primary {
     cluster.on('exit', (w, code, signal) => this.onExit(w, code, signal));
     cluster.on('message', (w, msg: ToPrimary) => this.onMessage(w, msg));
     for (let i = 0; i < config.cluster.workers; i++) {
-      this.slots.push({ index: i, worker: null, lastPong: 0, listening: false, stats: null });
+      this.slots.push({ index: i, worker: null, lastPong: 0, listening: false, serving: false, stats: null });
       this.fork(i);
     }
     this.pinger = setInterval(() => this.pingAll(), config.cluster.workerPingMs);
@@ -105,16 +109,22 @@ export class Primary {
         slot.listening = true;
         slot.lastPong = performance.now();
         this.port = msg.port;
-        if (!this.readyLogged && this.slots.every((s) => s.listening)) {
-          this.readyLogged = true;
+        if (!this.membership && this.slots.every((s) => s.listening)) {
           // Join the cluster only with every worker up, so shards are not
           // first placed on one worker and then moved.
           this.startMembership();
-          this.logger.info({ port: msg.port, workers: this.slots.length, hostId: this.config.hostId }, 'host ready');
         } else if (this.membership) {
           // A restarted worker: it gets the view now, and the cluster hears of it.
           w.send({ t: 'view', hosts: this.view } satisfies ToWorker);
           this.membership.publish();
+        }
+        break;
+      case 'serving':
+        slot.serving = true;
+        if (!this.readyLogged && this.slots.every((s) => s.serving)) {
+          this.readyLogged = true;
+          this.logger.info({ port: this.port, workers: this.slots.length, hostId: this.config.hostId }, 'host ready');
+          void notifyReady(`host ready: ${this.slots.length} workers on port ${this.port} (${this.config.hostId})`);
         }
         break;
       case 'metrics?': {
@@ -164,6 +174,7 @@ export class Primary {
     if (!slot) return;
     slot.worker = null;
     slot.listening = false;
+    slot.serving = false;
     slot.stats = null;
     if (this.stopping) return;
     // The cluster (and our own workers) see the worker gone: its shards are promoted.
@@ -190,6 +201,7 @@ export class Primary {
   private async doStop(exitCode: number, why: string): Promise<never> {
     const budget = this.config.cluster.shutdownTimeoutMs;
     this.logger.info({ why, budgetMs: budget }, 'host stopping');
+    void notifyStopping(`stopping: ${why}`);
     if (this.pinger) clearInterval(this.pinger);
     const live = this.slots.map((s) => s.worker).filter((w): w is Worker => !!w && !w.isDead());
     const exited = Promise.all(live.map((w) => new Promise<void>((r) => { if (w.isDead()) r(); else w.once('exit', () => r()); })));

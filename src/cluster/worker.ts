@@ -5,6 +5,7 @@
  * and on shutdown closes every session with 1012 before exiting.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { randomBytes } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import type { SandbarConfig } from '../config/types.js';
 import { createLogger, type Logger } from '../observability/logger.js';
@@ -56,6 +57,8 @@ export class WorkerHost implements SessionHost {
   shardHost: ShardHost | null = null;
   rooms: LocalRooms | null = null;
   view: HostView[] = [];
+  /** Roles of the first view taken up: ready to serve. */
+  serving = false;
 
   /** Subscribes this worker's subjects, starts its shard host and the user/room channels. */
   async startChat(nc: NatsConnection): Promise<void> {
@@ -87,6 +90,19 @@ export class WorkerHost implements SessionHost {
     for (const a of addrsOf(this.view)) if (!now.has(a)) this.shardHost?.purge(a);
     this.view = view;
     this.shardHost?.applyView(view);
+    if (first && this.shardHost) {
+      // Report serving once every role of the first view is taken up.
+      const sh = this.shardHost;
+      const poll = setInterval(() => {
+        if (sh.pendingRoles() > 0) return;
+        clearInterval(poll);
+        this.serving = true;
+        const r = sh.roles();
+        this.logger.info({ master: r.master.length, replica: r.replica.length }, 'worker serves its shards');
+        send({ t: 'serving', master: r.master.length, replica: r.replica.length });
+      }, 25);
+      poll.unref();
+    }
     if (first && this.bus) {
       // Shards this worker takes over without state (replicas off, or none
       // alive): the sessions of the other workers re-announce their joins, so
@@ -133,13 +149,16 @@ export class WorkerHost implements SessionHost {
     if (n) this.logger.info({ worker: w, joins: n }, 're-announced joins to a restarted worker');
   }
 
-  /** Session ids are unique in the cluster: host, worker, then a counter (base 36). */
+  /** Distinguishes this run of the worker from earlier ones at the same address. */
+  private readonly incarnation = randomBytes(3).toString('hex');
+
+  /** Session ids are unique in the cluster and across restarts: host, worker, incarnation, counter (base 36). */
   startSession(socket: WebSocket, userId: string): void {
     if (this.shuttingDown) {
       socket.close(1012, 'server restarting');
       return;
     }
-    const id = `${this.config.hostId}.${this.index}.${(this.nextSession++).toString(36)}`;
+    const id = `${this.config.hostId}.${this.index}.${this.incarnation}.${(this.nextSession++).toString(36)}`;
     this.sessions.set(id, new SessionActor(this, id, userId, socket));
   }
 
@@ -231,9 +250,12 @@ export async function runWorker(): Promise<void> {
       void stop(msg.view);
     }
   });
-  // systemd and a terminal signal the whole process group; the primary leads the stop.
-  process.on('SIGTERM', () => void stop());
-  process.on('SIGINT', () => void stop());
+  // A terminal's Ctrl-C (or a group-wide SIGTERM) reaches the workers too;
+  // the primary leads the stop and sends the cluster view for the handoff,
+  // so wait a moment for it before stopping on our own.
+  const onSignal = () => { setTimeout(() => void stop(), 1000).unref(); };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
 
   let app: Awaited<ReturnType<typeof createHttpServer>> | null = null;
   try {
@@ -248,6 +270,7 @@ export async function runWorker(): Promise<void> {
       ready: () => {
         if (host.shuttingDown) return { ok: false, reason: 'shutting down' };
         if (!host.nc || host.nc.isClosed()) return { ok: false, reason: 'NATS not connected' };
+        if (!host.serving) return { ok: false, reason: 'shards not yet served' };
         return { ok: true };
       },
       metrics: () => new Promise<string>((resolve) => {
