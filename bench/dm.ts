@@ -216,7 +216,7 @@ function fmtPhase(p: PhaseResult): string {
   const cpu = p.serverCpuPerMsgUs === undefined ? '-' : `${p.serverCpuPerMsgUs.toFixed(0)}${p.natsCpuPerMsgUs !== undefined ? ` (nats ${p.natsCpuPerMsgUs.toFixed(0)})` : ''}`;
   const lag = p.lag ? `, send lag p99 ${p.lag.p99Ms} ms` : '';
   const errs = Object.keys(p.errors).length ? `, errors ${formatReasons(p.errors)}` : '';
-  return `${p.throughput.toFixed(0)} dm/s delivered (sent ${p.sendRate.toFixed(0)}/s${p.targetRate ? ` of ${p.targetRate.toFixed(0)}/s scheduled` : ''}), server CPU ${cpu} us/dm, delivery p50/p90/p99 ${p.delivery.p50Ms}/${p.delivery.p90Ms}/${p.delivery.p99Ms} ms, ok p50/p90/p99 ${p.ok.p50Ms}/${p.ok.p90Ms}/${p.ok.p99Ms} ms${lag}${errs}`;
+  return `${p.throughput.toFixed(0)} dm/s delivered (sent ${p.sendRate.toFixed(0)}/s${p.targetRate ? ` of ${p.targetRate.toFixed(0)}/s scheduled` : ''}), server CPU ${cpu} us/dm, client CPU ${num(p.clientCpuPerMsgUs)} us/dm, delivery p50/p90/p99 ${p.delivery.p50Ms}/${p.delivery.p90Ms}/${p.delivery.p99Ms} ms, ok p50/p90/p99 ${p.ok.p50Ms}/${p.ok.p90Ms}/${p.ok.p99Ms} ms${lag}${errs}`;
 }
 
 export async function runDmOnce(s: DmSettings, target: TargetName, repeat: number): Promise<DmRun> {

@@ -17,6 +17,7 @@ commands:
   start           run a host: the primary and its workers (default)
   check-config    validate the configuration and print it; exit 78 if invalid
   token <userId>  mint a session token for userId (signed with auth.secret)
+  status          ask the cluster (over NATS) for its status: hosts, workers, sessions, shards
 
 Configuration: defaults < file (--config or SANDBAR_CONFIG) < SANDBAR_* env < --key=value flags.
 See docs/configuration.md. Run "sandbar <command> --help" for one command.`,
@@ -24,11 +25,13 @@ See docs/configuration.md. Run "sandbar <command> --help" for one command.`,
 Runs the host in the foreground: NATS check (embedded nats-server if allowed), W workers, graceful stop on SIGTERM/SIGINT.`,
   'check-config': `usage: sandbar check-config [--config file.toml] [--<key>=<value> ...]
 Validates the configuration without starting anything; prints the resolved values as JSON. Exit 0 if valid, 78 if not.`,
+  status: `usage: sandbar status [--config file.toml] [--nats.servers=nats://host:4222]
+Prints the reply of sandbar.<cluster>.admin.status as JSON (the same as: nats req sandbar.<cluster>.admin.status '').`,
   token: `usage: sandbar token <userId> [--config file.toml] [--auth.tokenTtlS=<s>]
 Prints a token for userId signed with auth.secret, valid for auth.tokenTtlS seconds. For development and tests.`,
 };
 
-const COMMANDS = new Set(['start', 'check-config', 'token']);
+const COMMANDS = new Set(['start', 'check-config', 'token', 'status']);
 
 function fail(code: number, line: string): never {
   process.stderr.write(`sandbar: ${line}\n`);
@@ -71,6 +74,25 @@ export async function runCli(args: string[]): Promise<void> {
       } catch (err) {
         if (err instanceof SandbarError) fail(64, `${err.code}: ${err.message}`);
         throw err;
+      }
+      return;
+    }
+    case 'status': {
+      const { connect } = await import('@nats-io/transport-node');
+      const { Subjects } = await import('./bus/subjects.js');
+      let nc;
+      try {
+        nc = await connect({ servers: [...config.nats.servers], timeout: config.nats.connectTimeoutMs, reconnect: false });
+      } catch (err) {
+        fail(EXIT.unavailable, `SANDBAR_ERR_NATS_UNAVAILABLE: no NATS server answers at ${config.nats.servers.join(', ')}: ${(err as Error).message}`);
+      }
+      try {
+        const r = await nc.request(new Subjects(config.cluster.name).admin('status'), undefined, { timeout: 3000 });
+        process.stdout.write(JSON.stringify(r.json(), null, 2) + '\n');
+      } catch (err) {
+        fail(EXIT.unavailable, `no Sandbar host of cluster "${config.cluster.name}" answered: ${(err as Error).message}`);
+      } finally {
+        await nc.close();
       }
       return;
     }

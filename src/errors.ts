@@ -49,6 +49,7 @@ export const ErrorCodes = spec({
   SANDBAR_ERR_SLOW_CONSUMER: { summary: 'The client did not read fast enough: its outgoing buffer passed session.maxBufferedBytes.', closeCode: 4408 },
   SANDBAR_ERR_IDLE_TIMEOUT: { summary: 'No frame (not even a heartbeat) arrived within session.idleTimeoutMs.', closeCode: 4000 },
   SANDBAR_ERR_SESSION_CRASHED: { summary: "The session's actor crashed; only this session is closed.", closeCode: 1011 },
+  SANDBAR_ERR_KICKED: { summary: 'An operator closed this session (admin.kick).', closeCode: 4001 },
   SANDBAR_ERR_SHUTTING_DOWN: { summary: 'The host is stopping (SIGTERM) or the worker restarts; reconnect to another host.', closeCode: 1012, httpStatus: 503, retryable: true },
 
   // Protocol: these answer one push with phx_reply {status: "error"} and keep the session

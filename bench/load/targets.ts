@@ -84,10 +84,9 @@ export async function startNatsJs(dir: string, logPath: string): Promise<ServerH
   }
 }
 
-function profEnv(o: TargetOptions, dir: string): { env?: Record<string, string> } {
-  if (!o.cpuProfDir) return {};
-  const prior = process.env.NODE_OPTIONS ? `${process.env.NODE_OPTIONS} ` : '';
-  return { env: { NODE_OPTIONS: `${prior}--cpu-prof --cpu-prof-dir=${join(dir, o.cpuProfDir)}` } };
+/** node flags that make the server's processes write CPU profiles (node:cluster workers inherit the primary's execArgv; NODE_OPTIONS may not carry --cpu-prof). */
+function profArgs(o: TargetOptions, dir: string): string[] {
+  return o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${join(dir, o.cpuProfDir)}`] : [];
 }
 
 export async function startTarget(name: TargetName, o: TargetOptions, tag: string): Promise<RunningTarget> {
@@ -102,6 +101,7 @@ export async function startTarget(name: TargetName, o: TargetOptions, tag: strin
         name: 'sandbar',
         command: process.execPath,
         args: [
+          ...profArgs(o, dir),
           o.sandbarMain, 'start',
           '--http.port=0',
           `--cluster.workers=${o.workers}`,
@@ -116,7 +116,6 @@ export async function startTarget(name: TargetName, o: TargetOptions, tag: strin
         logPath: join(dir, 'server.log'),
         readyTimeoutMs: 60000,
         readyMsg: 'host ready',
-        ...profEnv(o, dir),
       });
     } catch (err) {
       await nats.stop();
@@ -133,10 +132,10 @@ export async function startTarget(name: TargetName, o: TargetOptions, tag: strin
     };
   }
   const script = name === 'socketio' ? here('../peers/socketio-server.js') : here('../peers/ws-server.js');
-  const args = [script, '--workers', String(o.workers), '--policy', o.policy, '--port', '0'];
+  const args = [...profArgs(o, dir), script, '--workers', String(o.workers), '--policy', o.policy, '--port', '0'];
   if (name === 'socketio') args.push('--secret', o.secret);
   else args.push('--broadcast');
-  const server = await spawnServer({ name: `${name}-peer`, command: process.execPath, args, logPath: join(dir, 'server.log'), readyTimeoutMs: 30000, readyMsg: 'host ready', ...profEnv(o, dir) });
+  const server = await spawnServer({ name: `${name}-peer`, command: process.execPath, args, logPath: join(dir, 'server.log'), readyTimeoutMs: 30000, readyMsg: 'host ready' });
   return {
     name,
     proto: name === 'socketio' ? 'socketio' : 'phoenix',

@@ -215,6 +215,9 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry {
     });
   }
 
+  /** Closed by an operator (admin.kick): close code 4001. */
+  kick(): void { this.stop({ kind: 'other', code: 'SANDBAR_ERR_KICKED', message: 'closed by an operator' }); }
+
   /** Closes the session for a host shutdown (1012) or any stop reason with a code. */
   shutdown(): void { this.stop(SHUTDOWN); }
 

@@ -469,6 +469,21 @@ export class ShardHost implements ActorLink {
     for (const [id, a] of this.rooms) if (shardOf(id, this.config.shards) === n) { this.rooms.delete(id); a.stop({ kind: 'shutdown' }); }
   }
 
+  /** For operators: what a user or room actor holds (answered by the serving master only). */
+  info(q: { op: 'u.info' | 'r.info'; id: string }): unknown {
+    const n = shardOf(q.id, this.config.shards);
+    const st = this.shards.get(n);
+    const where = { shard: n, epoch: st?.epoch ?? 0, master: this.bus.addr, replicas: st ? [...st.acked.keys()] : [] };
+    if (q.op === 'u.info') {
+      const a = this.users.get(q.id);
+      if (!a) return { ...where, id: q.id, exists: false };
+      return { ...where, id: q.id, exists: true, seq: a.seq, inbox: a.inbox.length, online: a.conns.size > 0, lastSeenAt: a.lastSeenAt || null, presence: a.presenceState() };
+    }
+    const r = this.rooms.get(q.id);
+    if (!r) return { ...where, id: q.id, exists: false };
+    return { ...where, id: q.id, exists: true, seq: r.seq, members: r.members.size, history: r.history.length, presence: r.presenceState() };
+  }
+
   // ---- snapshots ---------------------------------------------------------------------------
 
   snapshot(n: number): ShardSnapshot {

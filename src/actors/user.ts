@@ -33,6 +33,8 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
   readonly conns = new Map<string, Conn>();
   inbox: InboxEntry[] = [];
   seq = 0;
+  /** When the last connection left (ms since the epoch), 0 while never. */
+  lastSeenAt = 0;
   /** `${from}\n${messageId}` → seq, oldest first (a Map keeps insertion order). */
   private readonly dedup = new Map<string, number>();
   readonly topic: string;
@@ -109,6 +111,8 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
   }
 
   private left(metas: Meta[]): void {
+    // Informational (operators): replicas stamp their own clock.
+    if (this.conns.size === 0) this.lastSeenAt = Date.now();
     this.broadcast('presence_diff', presenceDiff(this.id, null, metas));
     this.maybeIdle();
   }

@@ -8,6 +8,9 @@ import type { Logger } from '../observability/logger.js';
 
 export type { NatsConnection };
 
+/** NATS reconnects of this process (a metric). */
+export let natsReconnects = 0;
+
 export async function connectBus(opts: { servers: readonly string[]; name: string; timeoutMs: number; logger: Logger }): Promise<NatsConnection> {
   const nc = await connect({
     servers: [...opts.servers],
@@ -21,7 +24,7 @@ export async function connectBus(opts: { servers: readonly string[]; name: strin
     for await (const s of nc.status()) {
       switch (s.type) {
         case 'disconnect': opts.logger.warn({ nats: s.server }, 'NATS disconnected; reconnecting'); break;
-        case 'reconnect': opts.logger.info({ nats: s.server }, 'NATS reconnected'); break;
+        case 'reconnect': natsReconnects++; opts.logger.info({ nats: s.server }, 'NATS reconnected'); break;
         case 'error': opts.logger.error({ err: s.error }, 'NATS error'); break;
         case 'slowConsumer': opts.logger.warn({ sub: s.sub.getSubject() }, 'NATS slow consumer: messages dropped on a subscription'); break;
         default: break;

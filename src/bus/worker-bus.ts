@@ -38,8 +38,14 @@ class Pending implements TimerEntry {
   onTimer(now: number): void { this.bus.onPendingTimer(this, now); }
 }
 
+/** Read-only questions operators ask (admin endpoints), answered at once, never replicated. */
+export type InfoQuery = { op: 'u.info' | 'r.info'; id: string };
+export type WorkerQuery = { t: 'kick'; sid: string } | { t: 'loglevel'; level: string };
+
 export interface WorkerBusHandlers {
   onCmd(cmd: Cmd): void;
+  onInfo(q: InfoQuery): unknown;
+  onQuery(q: WorkerQuery): unknown;
   onDeliver(sids: string[], frame: string): void;
   onCtl(msg: CtlMsg): void;
   onRepl(msg: ReplMsg): void;
@@ -74,7 +80,9 @@ export class WorkerBus {
     const { nc, subjects } = this;
     this.subs.push(nc.subscribe(subjects.worker(this.hostId, this.worker), { callback: (err, msg) => {
       if (err) return;
-      this.onWorkerMsg(msg.json<WorkerMsg>());
+      const m = msg.json<WorkerMsg | WorkerQuery>();
+      if (m.t === 'kick' || m.t === 'loglevel') msg.respond(JSON.stringify(this.handlers.onQuery(m)));
+      else this.onWorkerMsg(m);
     } }));
     this.subs.push(nc.subscribe(subjects.ctl(), { callback: (err, msg) => {
       if (err) return;
@@ -88,7 +96,10 @@ export class WorkerBus {
     const sub = this.serving.get(shard);
     if (on && !sub) {
       this.serving.set(shard, this.nc.subscribe(this.subjects.shardCmd(shard), { callback: (err, msg) => {
-        if (!err) this.handlers.onCmd(msg.json<Cmd>());
+        if (err) return;
+        const cmd = msg.json<Cmd | InfoQuery>();
+        if (cmd.op === 'u.info' || cmd.op === 'r.info') msg.respond(JSON.stringify(this.handlers.onInfo(cmd)));
+        else this.handlers.onCmd(cmd as Cmd);
       } }));
     } else if (!on && sub) {
       sub.unsubscribe();

@@ -18,6 +18,15 @@ export interface WorkerStats {
   natsConnected: boolean;
   /** Event-loop delay, mean over the last ping interval, in ms. */
   loopDelayMs: number;
+  masterShards: number;
+  replicaShards: number;
+  promotions: number;
+  handoffs: number;
+  /** Requests to user/room actors waiting for their reply. */
+  pendingRequests: number;
+  /** Frames written to room members from room broadcasts. */
+  roomDeliveries: number;
+  natsReconnects: number;
 }
 
 export type ToWorker =
@@ -26,6 +35,7 @@ export type ToWorker =
   | { t: 'view'; hosts: HostView[] }
   /** Stop; hand mastered shards over according to `view` (the cluster without this host) first. */
   | { t: 'shutdown'; view: HostView[] }
+  | { t: 'loglevel'; level: string }
   | { t: 'metrics'; id: number; text: string };
 
 export type ToPrimary =

@@ -101,6 +101,12 @@ export class Membership {
     }
   }
 
+  /** What each live host said in its last heartbeat (for admin.status). */
+  members(): { hostId: string; incarnation: string; workers: number[]; load: number; version: string; suspect: boolean; silentMs: number }[] {
+    const now = performance.now();
+    return [...this.peers.values()].map((p) => ({ hostId: p.hb.hostId, incarnation: p.hb.incarnation, workers: p.hb.workers, load: p.hb.load, version: p.hb.version, suspect: p.suspect, silentMs: Math.round(now - p.lastSeen) }));
+  }
+
   view(): HostView[] {
     return [...this.peers.values()]
       .map((p) => ({ hostId: p.hb.hostId, workers: p.hb.workers.length, alive: [...p.hb.workers].sort((a, b) => a - b) }))

@@ -14,7 +14,9 @@ import { connectBus, type NatsConnection } from '../bus/connection.js';
 import { RestartPolicy } from './supervisor.js';
 import { Subjects } from '../bus/subjects.js';
 import type { CtlMsg } from '../bus/messages.js';
-import { ensureBucket } from '../placement/ownership.js';
+import { ensureBucket, Ownership } from '../placement/ownership.js';
+import { startMicroService, type MicroService } from '../admin/micro.js';
+import { adminEndpoints } from '../admin/endpoints.js';
 import type { HostView } from '../placement/rendezvous.js';
 import { Membership } from './membership.js';
 import { VERSION } from '../version.js';
@@ -44,6 +46,8 @@ export class Primary {
   private port = 0;
   private pingSeq = 0;
   private membership: Membership | null = null;
+  private ownership: Ownership | null = null;
+  private micro: MicroService | null = null;
   private view: HostView[] = [];
   private readonly incarnation = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
 
@@ -63,6 +67,7 @@ export class Primary {
     this.nc = await connectBus({ servers: config.nats.servers, name: `sandbar ${config.hostId} primary`, timeoutMs: config.nats.connectTimeoutMs, logger });
     // The shard ownership bucket exists before any worker claims a shard.
     await ensureBucket(this.nc, config.cluster.name);
+    this.ownership = await Ownership.open(this.nc, config.cluster.name, logger);
 
     // Must be set before the first fork; see docs/benchmarks.md for why "none" is the default.
     cluster.schedulingPolicy = config.cluster.schedulingPolicy === 'rr' ? cluster.SCHED_RR : cluster.SCHED_NONE;
@@ -152,6 +157,62 @@ export class Primary {
       for (const s of this.slots) if (s.listening && s.worker?.isConnected()) s.worker.send({ t: 'view', hosts: view } satisfies ToWorker);
     });
     this.membership.start();
+    this.startAdmin();
+  }
+
+  /** The NATS micro service operators inspect with `nats micro` and `nats req` (docs/operations.md). */
+  private startAdmin(): void {
+    const c = this.config;
+    const subjects = new Subjects(c.cluster.name);
+    this.micro = startMicroService(this.nc!, {
+      name: 'sandbar',
+      version: VERSION,
+      description: 'Sandbar chat and presence host',
+      metadata: { hostId: c.hostId, cluster: c.cluster.name },
+      endpoints: adminEndpoints({
+        nc: this.nc!,
+        subjects,
+        config: c,
+        ownership: this.ownership!,
+        status: () => this.status(),
+        sessions: () => ({
+          host: c.hostId,
+          workers: this.slots.map((s) => ({ index: s.index, sessions: s.stats?.sessions ?? 0 })),
+          hosts: (this.membership?.members() ?? []).map((p) => ({ hostId: p.hostId, sessions: p.load })),
+        }),
+        setLogLevel: (level) => {
+          this.logger.level = level;
+          for (const s of this.slots) if (s.worker?.isConnected()) s.worker.send({ t: 'loglevel', level } satisfies ToWorker);
+          this.logger.info({ level }, 'log level changed by an operator');
+        },
+      }),
+      onError: (err, endpoint) => this.logger.error({ err, endpoint }, 'admin endpoint failed'),
+    });
+  }
+
+  status(): unknown {
+    const c = this.config;
+    return {
+      cluster: c.cluster.name,
+      host: c.hostId,
+      version: VERSION,
+      shards: c.shards,
+      replicas: c.replication.replicas,
+      hosts: this.membership?.members() ?? [],
+      workers: this.slots.map((s) => ({
+        index: s.index,
+        pid: s.worker?.process.pid ?? null,
+        listening: s.listening,
+        serving: s.serving,
+        sessions: s.stats?.sessions ?? 0,
+        masterShards: s.stats?.masterShards ?? 0,
+        replicaShards: s.stats?.replicaShards ?? 0,
+        heapUsed: s.stats?.heapUsed ?? 0,
+        rss: s.stats?.rss ?? 0,
+      })),
+      sessions: this.slots.reduce((a, s) => a + (s.stats?.sessions ?? 0), 0),
+      restarts: this.policy.total,
+    };
   }
 
   private pingAll(): void {
@@ -208,6 +269,7 @@ export class Primary {
     // Leave first: the other hosts take our shards (their replicas are
     // promoted, or our workers hand the shards over) before our sessions close.
     this.membership?.leave();
+    await this.micro?.stop();
     const rest = this.view.filter((h) => h.hostId !== this.config.hostId);
     for (const w of live) if (w.isConnected()) w.send({ t: 'shutdown', view: rest } satisfies ToWorker);
     const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), budget).unref());

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import type { SandbarConfig } from '../config/types.js';
 import { createLogger, type Logger } from '../observability/logger.js';
-import { connectBus, type NatsConnection } from '../bus/connection.js';
+import { connectBus, natsReconnects, type NatsConnection } from '../bus/connection.js';
 import { systemClock, TimerWheel, type StopReason } from '../actors/index.js';
 import { SessionActor, type SessionHost } from '../actors/session.js';
 import { ChannelRegistry } from '../protocol/channel-registry.js';
@@ -18,7 +18,7 @@ import { createHttpServer } from '../http/server.js';
 import { Subjects } from '../bus/subjects.js';
 import { WorkerBus } from '../bus/worker-bus.js';
 import type { CtlMsg, Cmd, Meta } from '../bus/messages.js';
-import type { ReplyTarget } from '../bus/worker-bus.js';
+import type { ReplyTarget, WorkerQuery } from '../bus/worker-bus.js';
 import type { JoinedChannel } from '../protocol/channel-registry.js';
 import type { SandbarError } from '../errors.js';
 import { ShardHost } from '../actors/shard-host.js';
@@ -65,6 +65,8 @@ export class WorkerHost implements SessionHost {
     const c = this.config;
     const bus = new WorkerBus(nc, new Subjects(c.cluster.name), c.hostId, this.index, {
       onCmd: (cmd: Cmd) => this.shardHost!.onCmd(cmd),
+      onInfo: (q) => this.shardHost!.info(q),
+      onQuery: (q) => this.onQuery(q),
       onDeliver: (sids, frame) => this.deliver(sids, frame),
       onCtl: (msg) => this.onCtl(msg),
       onRepl: (msg) => this.shardHost!.onRepl(msg),
@@ -110,6 +112,18 @@ export class WorkerHost implements SessionHost {
       this.bus.publishCtl({ t: 'resync', w: this.bus.addr });
       this.logger.info({ hosts: view.map((h) => h.hostId) }, 'worker has the cluster view');
     }
+  }
+
+  /** Operator requests addressed to this worker. */
+  private onQuery(q: WorkerQuery): unknown {
+    if (q.t === 'kick') {
+      const s = this.sessions.get(q.sid);
+      if (!s) return { error: { code: 'SANDBAR_ERR_NOT_FOUND', message: `no session ${q.sid} on ${this.config.hostId}.${this.index}` } };
+      s.kick();
+      return { kicked: q.sid, user: s.userId };
+    }
+    this.logger.level = q.level;
+    return { level: q.level };
   }
 
   private deliver(sids: string[], frame: string): void {
@@ -179,6 +193,7 @@ export class WorkerHost implements SessionHost {
 
   stats(loopDelayMs: number): WorkerStats {
     const mem = process.memoryUsage();
+    const roles = this.shardHost?.roles();
     return {
       sessions: this.sessions.size,
       heapUsed: mem.heapUsed,
@@ -189,6 +204,13 @@ export class WorkerHost implements SessionHost {
       crashes: this.crashes,
       natsConnected: this.nc !== null && !this.nc.isClosed(),
       loopDelayMs,
+      masterShards: roles?.master.length ?? 0,
+      replicaShards: roles?.replica.length ?? 0,
+      promotions: this.shardHost?.promotions ?? 0,
+      handoffs: this.shardHost?.handoffs ?? 0,
+      pendingRequests: this.bus?.pendingCount ?? 0,
+      roomDeliveries: this.rooms?.deliveries ?? 0,
+      natsReconnects,
     };
   }
 }
@@ -244,6 +266,8 @@ export async function runWorker(): Promise<void> {
     } else if (msg.t === 'metrics') {
       pendingMetrics.get(msg.id)?.(msg.text);
       pendingMetrics.delete(msg.id);
+    } else if (msg.t === 'loglevel') {
+      logger.level = msg.level;
     } else if (msg.t === 'view') {
       host.applyView(msg.hosts);
     } else if (msg.t === 'shutdown') {

@@ -15,6 +15,13 @@ const METRICS: MetricDef[] = [
   { name: 'sandbar_session_crashes_total', help: 'Sessions stopped by a fault in their own code.', type: 'counter', pick: (s) => s.crashes },
   { name: 'sandbar_nats_connected', help: '1 when the worker is connected to NATS.', type: 'gauge', pick: (s) => (s.natsConnected ? 1 : 0) },
   { name: 'sandbar_event_loop_delay_ms', help: 'Mean event-loop delay over the last ping interval.', type: 'gauge', pick: (s) => s.loopDelayMs },
+  { name: 'sandbar_shards_master', help: 'Shards this worker serves as master.', type: 'gauge', pick: (s) => s.masterShards },
+  { name: 'sandbar_shards_replica', help: 'Shards this worker holds a synced replica of.', type: 'gauge', pick: (s) => s.replicaShards },
+  { name: 'sandbar_promotions_total', help: 'Shards this worker took over from a dead master (failovers).', type: 'counter', pick: (s) => s.promotions },
+  { name: 'sandbar_handoffs_total', help: 'Shards this worker handed to a new master (planned).', type: 'counter', pick: (s) => s.handoffs },
+  { name: 'sandbar_requests_pending', help: 'Requests to user/room actors waiting for a reply (replication lag shows here).', type: 'gauge', pick: (s) => s.pendingRequests },
+  { name: 'sandbar_room_deliveries_total', help: 'Room broadcast frames written to member sockets.', type: 'counter', pick: (s) => s.roomDeliveries },
+  { name: 'sandbar_nats_reconnects_total', help: 'NATS reconnects of this worker.', type: 'counter', pick: (s) => s.natsReconnects },
   { name: 'sandbar_process_heap_used_bytes', help: 'V8 heap in use.', type: 'gauge', pick: (s) => s.heapUsed },
   { name: 'sandbar_process_resident_memory_bytes', help: 'Resident set size.', type: 'gauge', pick: (s) => s.rss },
 ];

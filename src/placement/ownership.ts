@@ -59,6 +59,16 @@ export class Ownership {
     return null;
   }
 
+  /** Every shard's record (null where none is written yet). */
+  async readAll(shards: number): Promise<({ shard: number } & OwnershipRecord | { shard: number; epoch: 0; master: null })[]> {
+    const out: ({ shard: number } & OwnershipRecord | { shard: number; epoch: 0; master: null })[] = [];
+    for (let i = 0; i < shards; i += 64) {
+      const part = await Promise.all(Array.from({ length: Math.min(64, shards - i) }, (_, j) => this.read(i + j)));
+      part.forEach((r, j) => out.push(r ? { shard: i + j, ...r } : { shard: i + j, epoch: 0, master: null }));
+    }
+    return out;
+  }
+
   /** Calls fn for every record written from now on (and the current ones first). */
   async watch(fn: (shard: number, rec: OwnershipRecord) => void): Promise<{ stop(): void }> {
     const it = await this.kv.watch({ key: 'shard.*' });
