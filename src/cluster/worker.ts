@@ -284,8 +284,8 @@ export async function runWorker(): Promise<void> {
   let app: Awaited<ReturnType<typeof createHttpServer>> | null = null;
   try {
     host.nc = await connectBus({ servers: config.nats.servers, name: `sandbar ${config.hostId} w${index}`, timeoutMs: config.nats.connectTimeoutMs, logger });
-    await host.startChat(host.nc);
-
+    // The HTTP side and the shard side start side by side: a restarted worker is back sooner.
+    const chat = host.startChat(host.nc);
     app = await createHttpServer({
       secret: config.auth.secret,
       maxFrameBytes: config.session.maxFrameBytes,
@@ -304,6 +304,7 @@ export async function runWorker(): Promise<void> {
         setTimeout(() => { if (pendingMetrics.delete(id)) resolve('# metrics unavailable: primary did not answer\n'); }, 2000).unref();
       }),
     });
+    await chat;
     await app!.listen({ host: config.http.host, port: config.http.port });
     const addr = app!.server.address();
     const port = typeof addr === 'object' && addr ? addr.port : config.http.port;
