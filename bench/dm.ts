@@ -241,7 +241,7 @@ export async function runDmOnce(s: DmSettings, target: TargetName, repeat: numbe
     r.reconnects = setup.reconnects;
     r.setupFailed = setup.failed;
     const pairsOk = setup.pairsCross + setup.pairsSame;
-    log(`  ${target}: ${setup.ready}/${2 * s.pairs} clients joined in ${setup.seconds.toFixed(1)} s (per worker ${formatReasons(setup.perWorker)}); pairs crossing workers ${setup.pairsCross}/${pairsOk}, ${setup.reconnects} reconnects${Object.keys(setup.failed).length ? `; failed ${formatReasons(setup.failed)}` : ''}`);
+    log(`  ${target}: ${setup.ready}/${2 * s.pairs} clients joined in ${setup.seconds.toFixed(1)} s (per worker ${formatReasons(setup.perWorker)}); pairs crossing workers ${setup.pairsCross}/${pairsOk}, ${setup.reconnects} reconnects${Object.keys(setup.failed).length ? `; failed ${formatReasons(setup.failed)}` : ''}${Object.keys(setup.closedByServer).length ? `; joined, then closed by the server: ${formatReasons(setup.closedByServer)}` : ''}`);
     if (setup.ready === 0) throw new Error(`no client could join: ${formatReasons(setup.failed)}`);
     const bodyJson = JSON.stringify('m'.repeat(s.bodyBytes));
     const base = { bodyJson, timeoutMs: s.timeoutMs, window: s.window, ratePerClient: 0, maxOutstanding: 1000 };

@@ -184,8 +184,10 @@ export async function runFanoutOnce(s: FanoutSettings, target: TargetName, repea
     r.join = summarize(setup.histogram);
     r.perWorker = setup.perWorker;
     r.setupFailed = setup.failed;
-    log(`  ${target}: ${setup.ready}/${s.members + 1} joined (sender included) in ${setup.seconds.toFixed(1)} s, join p50/p99 ${r.join.p50Ms}/${r.join.p99Ms} ms, per worker ${formatReasons(setup.perWorker)}${Object.keys(setup.failed).length ? `; failed ${formatReasons(setup.failed)}` : ''}`);
-    if (setup.ready < s.members + 1) throw new Error(`only ${setup.ready} of ${s.members + 1} connections joined: ${formatReasons(setup.failed)}`);
+    log(`  ${target}: ${setup.ready}/${s.members + 1} joined (sender included) in ${setup.seconds.toFixed(1)} s, join p50/p99 ${r.join.p50Ms}/${r.join.p99Ms} ms, per worker ${formatReasons(setup.perWorker)}${Object.keys(setup.failed).length ? `; failed ${formatReasons(setup.failed)}` : ''}${Object.keys(setup.closedByServer).length ? `; joined, then closed by the server: ${formatReasons(setup.closedByServer)}` : ''}`);
+    if (setup.ready < s.members + 1) {
+      throw new Error(`only ${setup.ready} of ${s.members + 1} connections joined and still open: failed ${formatReasons(setup.failed)}; joined, then closed by the server ${formatReasons(setup.closedByServer)} (a worker restart? see ${t.dir}/server.log)`);
+    }
     await sleep(s.settleMs);
     const before = await fleet.roomReports();
     const cpu0 = t.cpuMicros();

@@ -103,7 +103,7 @@ export async function runCli(args: string[]): Promise<void> {
       try {
         await primary.start();
       } catch (err) {
-        if (err instanceof SandbarError && err.code === 'SANDBAR_ERR_NATS_UNAVAILABLE') {
+        if (err instanceof SandbarError && (err.code === 'SANDBAR_ERR_NATS_UNAVAILABLE' || err.code === 'SANDBAR_ERR_JETSTREAM_UNAVAILABLE')) {
           logger.fatal({ code: err.code }, err.message);
           fail(EXIT.unavailable, `${err.code}: ${err.message}`);
         }

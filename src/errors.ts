@@ -34,6 +34,7 @@ export const ErrorCodes = spec({
   SANDBAR_ERR_CONFIG_INVALID: { summary: 'A configuration value is missing, unknown, of the wrong type or out of range; start-up stops with exit code 78.' },
   SANDBAR_ERR_CONFIG_FILE: { summary: 'The configuration file cannot be read or is not valid TOML; start-up stops with exit code 78.' },
   SANDBAR_ERR_NATS_UNAVAILABLE: { summary: 'No NATS server is reachable and none could be started (embedded mode off or nats-server not installed).' },
+  SANDBAR_ERR_JETSTREAM_UNAVAILABLE: { summary: 'The NATS server answers but has no JetStream (needed for the shard ownership bucket): run nats-server with -js, or enable jetstream in its config.' },
   SANDBAR_ERR_SUPERVISOR_INTENSITY: { summary: 'Workers crashed more than cluster.maxRestarts times within cluster.restartWindowMs; the host exits non-zero so systemd restarts it.' },
   SANDBAR_ERR_USAGE: { summary: 'The command line is not understood.' },
 

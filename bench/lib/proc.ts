@@ -209,7 +209,8 @@ export async function startNats(dir: string, logPath: string): Promise<ServerHan
   const h = await spawnServer({
     name: 'nats-server',
     command: 'nats-server',
-    args: ['-a', '127.0.0.1', '-p', '-1', '--ports_file_dir', dir],
+    // JetStream: Sandbar keeps shard ownership in a KV bucket.
+    args: ['-a', '127.0.0.1', '-p', '-1', '--ports_file_dir', dir, '-js', '-sd', join(dir, 'js')],
     logPath,
     readyTimeoutMs: 0,
   });

@@ -51,7 +51,8 @@ interface Rec { sentAt: number; okAt: number; delAt: number; rec: boolean }
 class Conn {
   ws: WebSocket | undefined;
   state = CONNECTING;
-  worker = -1;
+  /** Which server process holds this connection ('' = unknown): the session id without its last part for phoenix (Sandbar: `<host>.<worker>[.<incarnation>]`), `sio.<w>` for Socket.IO. */
+  worker = '';
   /** phoenix: the joined user:/room: topic. */
   topic = '';
   peer: Conn | null = null;
@@ -179,8 +180,8 @@ function setupFrame(c: Conn, text: string): void {
     const p = m[4] as { status?: string; response?: { session?: unknown; code?: unknown } } | null;
     if (p?.status !== 'ok') return ok(`join-${String(p?.status)}${typeof p?.response?.code === 'string' ? `:${p.response.code}` : ''}`);
     if (m[1] === 'e') {
-      const s = typeof p.response?.session === 'string' ? p.response.session.split('.') : [];
-      c.worker = s.length >= 2 ? Number(s[s.length - 2]) : -1;
+      const sid = typeof p.response?.session === 'string' ? p.response.session : '';
+      c.worker = sid.includes('.') ? sid.slice(0, sid.lastIndexOf('.')) : '';
       c.step = 1;
       c.ws!.send(`["j","j",${JSON.stringify(c.topic)},"phx_join",{}]`);
     } else if (m[1] === 'j') {
@@ -203,9 +204,10 @@ function setupFrame(c: Conn, text: string): void {
     ok(`connect-error:${text.slice(2, 60)}`);
   } else if (c.step === 2 && text.startsWith('430')) {
     try {
-      c.worker = Number((JSON.parse(text.slice(3)) as [{ w?: number }])[0]?.w ?? -1);
+      const w = (JSON.parse(text.slice(3)) as [{ w?: number }])[0]?.w;
+      c.worker = w === undefined ? '' : `sio.${w}`;
     } catch {
-      c.worker = -1;
+      c.worker = '';
     }
     if (c.role === 'dm') ok(null);
     else {
@@ -433,7 +435,7 @@ async function dmSetup(s: DmSetup): Promise<SetupResult> {
       }
       let rb = await connect(b);
       let tries = 0;
-      while (rb === null && s.placement === 'cross' && a.worker >= 0 && b.worker === a.worker && tries < s.maxRetries) {
+      while (rb === null && s.placement === 'cross' && a.worker !== '' && b.worker === a.worker && tries < s.maxRetries) {
         tries++;
         reconnects++;
         await closeConn(b);
@@ -447,7 +449,7 @@ async function dmSetup(s: DmSetup): Promise<SetupResult> {
       }
       conns.push(a, b);
       dmConns.push(a, b);
-      if (a.worker >= 0 && b.worker >= 0) {
+      if (a.worker !== '' && b.worker !== '') {
         if (a.worker === b.worker) pairsSame++;
         else pairsCross++;
       }
@@ -484,7 +486,7 @@ async function runLimited(tasks: (() => Promise<void>)[], limit: number): Promis
 
 function setupResult(wanted: number, t0: number, pairsCross: number, pairsSame: number, reconnects: number): SetupResult {
   const perWorker: Record<string, number> = {};
-  for (const c of conns) if (c.state === READY) bump(perWorker, String(c.worker));
+  for (const c of conns) if (c.state === READY) bump(perWorker, c.worker || 'unknown');
   return {
     childIndex: init!.childIndex,
     ready: conns.filter((c) => c.state === READY).length,
@@ -494,6 +496,7 @@ function setupResult(wanted: number, t0: number, pairsCross: number, pairsSame: 
     pairsCross,
     pairsSame,
     reconnects,
+    closedByServer: { ...closedByServer },
     histogram: encodeIntoCompressedBase64(hConnect),
     ms: performance.now() - t0,
   };

@@ -92,12 +92,14 @@ export interface SetupResult {
   readonly ready: number;
   readonly wanted: number;
   readonly failed: Record<string, number>;
-  /** Ready connections per server worker index (as the server told: Sandbar's echo join reply, the peers' own answer). */
+  /** Ready connections per server process (as the server told: the session id of Sandbar's echo join reply without its counter, the peers' own answer). */
   readonly perWorker: Record<string, number>;
   /** dm: pairs whose two clients are on different workers / the same worker / unknown. */
   readonly pairsCross: number;
   readonly pairsSame: number;
   readonly reconnects: number;
+  /** Connections that were ready and then closed by the server during the set-up, by close code. */
+  readonly closedByServer: Record<string, number>;
   /** Connect + join latency (µs), hdr-histogram-js compressed base64. */
   readonly histogram: string;
   readonly ms: number;

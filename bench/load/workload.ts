@@ -42,6 +42,8 @@ export interface SetupSummary {
   readonly pairsCross: number;
   readonly pairsSame: number;
   readonly reconnects: number;
+  /** Ready, then closed by the server before the set-up ended (a worker restarted, say), by close code. */
+  readonly closedByServer: Record<string, number>;
   readonly histogram: Histogram;
   readonly seconds: number;
 }
@@ -215,6 +217,7 @@ export class WorkloadFleet {
   private static summarizeSetup(rs: SetupResult[], seconds: number): SetupSummary {
     const failed: Record<string, number> = {};
     const perWorker: Record<string, number> = {};
+    const closedByServer: Record<string, number> = {};
     let ready = 0, wanted = 0, cross = 0, same = 0, reconnects = 0;
     for (const r of rs) {
       ready += r.ready;
@@ -224,8 +227,9 @@ export class WorkloadFleet {
       reconnects += r.reconnects;
       addInto(failed, r.failed);
       addInto(perWorker, r.perWorker);
+      addInto(closedByServer, r.closedByServer);
     }
-    return { ready, wanted, failed, perWorker, pairsCross: cross, pairsSame: same, reconnects, histogram: mergeHistograms(rs.map((r) => r.histogram)), seconds };
+    return { ready, wanted, failed, perWorker, pairsCross: cross, pairsSame: same, reconnects, closedByServer, histogram: mergeHistograms(rs.map((r) => r.histogram)), seconds };
   }
 
   /** Opens `pairs` pairs of dm clients, split over the children (a pair stays in one process). */

@@ -66,7 +66,11 @@ export class Primary {
     await this.ensureNats();
     this.nc = await connectBus({ servers: config.nats.servers, name: `sandbar ${config.hostId} primary`, timeoutMs: config.nats.connectTimeoutMs, logger });
     // The shard ownership bucket exists before any worker claims a shard.
-    await ensureBucket(this.nc, config.cluster.name);
+    try {
+      await ensureBucket(this.nc, config.cluster.name);
+    } catch (err) {
+      throw new SandbarError('SANDBAR_ERR_JETSTREAM_UNAVAILABLE', `NATS at ${config.nats.servers.join(', ')} has no JetStream (${(err as Error).message}): run nats-server with -js (or "jetstream {}" in its config); Sandbar keeps shard ownership in a JetStream KV bucket`, { cause: err });
+    }
     this.ownership = await Ownership.open(this.nc, config.cluster.name, logger);
 
     // Must be set before the first fork; see docs/benchmarks.md for why "none" is the default.

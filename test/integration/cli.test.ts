@@ -85,6 +85,19 @@ describe('cli: sandbar check-config | token | start failures', function () {
     expect(r.stderr).to.match(/SANDBAR_ERR_NATS_UNAVAILABLE: no NATS server answers at nats:\/\/127\.0\.0\.1:\d+/);
   });
 
+  it('a NATS server without JetStream stops start-up with one line saying so (exit 69)', async () => {
+    const { startNatsServer } = await import('../helpers/nats-server.js');
+    const plain = await startNatsServer({ jetstream: false });
+    try {
+      const r = await run(['start', `--nats.servers=${plain.url}`, '--nats.embedded=false', `--dataDir=${dir}`]);
+      expect(r.code).to.equal(69);
+      expect(r.stderr.trim().split('\n')).to.have.length(1);
+      expect(r.stderr).to.match(/SANDBAR_ERR_JETSTREAM_UNAVAILABLE: .*has no JetStream.*-js/);
+    } finally {
+      await plain.stop();
+    }
+  });
+
   it('with no NATS reachable and nats.embedded = true, the host starts nats-server itself and stops it on exit', async () => {
     const port = await freePort();
     const host = await startHost({ nats: `nats://127.0.0.1:${port}`, workers: 1, flags: { 'nats.embedded': true, 'nats.connectTimeoutMs': 300 } });

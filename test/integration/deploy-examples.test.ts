@@ -1,0 +1,417 @@
+/**
+ * config/examples/three-hosts, run as written: three NATS nodes from
+ * nats-1/2/3.conf and three Sandbar hosts from host-1/2/3.toml, on one
+ * machine. The test copies change only what one machine forces (addresses,
+ * ports and paths: nats-1..3 and 0.0.0.0 become 127.0.0.1 with free ports,
+ * http.port 0, store_dir and dataDir temp dirs), and the test checks that
+ * nothing else changed. Then it does what docs/deploy.md tells an operator to
+ * check: NATS routes and JetStream, /health/ready, `sandbar status`, the
+ * admin requests of docs/operations.md on every host, clients on every host
+ * and a dm across hosts.
+ *
+ * One thing comes from outside the files: SANDBAR_CLUSTER_WORKERS=1, so the
+ * test runs 3 hosts × (primary + 1 worker) whatever the machine's CPU count
+ * (the examples leave cluster.workers at 0, one per CPU). The environment is
+ * the layer sandbar.service uses for the secret too; the files stay as they are.
+ */
+import { expect } from 'chai';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect, Empty, type Msg, type NatsConnection } from '@nats-io/transport-node';
+import { Socket } from 'phoenix';
+import WebSocket from 'ws';
+import { parse as parseToml } from 'smol-toml';
+import { freePort } from '../helpers/nats-cluster.js';
+import { MAIN } from '../helpers/host.js';
+import { startHostFromConfig, type ConfigHostHandle } from '../helpers/host-from-config.js';
+import { RawClient, type Frame } from '../helpers/clients.js';
+import { mintToken } from '../../src/auth/token.js';
+
+const EXAMPLES = join(import.meta.dirname, '../../config/examples/three-hosts');
+const N = [1, 2, 3] as const;
+const ENV = { SANDBAR_CLUSTER_WORKERS: '1' };
+
+interface Ports { client: number; cluster: number; monitor: number }
+
+// ------------------------------------------------------------------ rewriting
+
+const isComment = (line: string) => /^\s*#/.test(line);
+
+/** A NATS node config with nats-1..3, 0.0.0.0 and the store dir replaced by test values. */
+function rewriteNats(text: string, ports: Ports[], store: string): string {
+  return text.split('\n').map((line) => {
+    if (isComment(line)) return line;
+    return line
+      .replace(/^(\s*)listen: 0\.0\.0\.0:4222$/, (_, ws: string) => `${ws}listen: 127.0.0.1:${ports[self(text)]!.client}`)
+      .replace(/^(\s*)listen: 0\.0\.0\.0:6222$/, (_, ws: string) => `${ws}listen: 127.0.0.1:${ports[self(text)]!.cluster}`)
+      .replace(/^(\s*)http: 0\.0\.0\.0:8222$/, (_, ws: string) => `${ws}http: 127.0.0.1:${ports[self(text)]!.monitor}`)
+      .replace(/^(\s*)store_dir: \/var\/lib\/nats$/, (_, ws: string) => `${ws}store_dir: "${store}"`)
+      .replace(/nats-route:\/\/nats-([123]):6222/g, (_, n: string) => `nats-route://127.0.0.1:${ports[Number(n) - 1]!.cluster}`);
+  }).join('\n');
+}
+
+/** Index of the node a NATS config is for, from its server_name. */
+function self(text: string): number {
+  const m = /^server_name: nats-([123])$/m.exec(text);
+  if (!m) throw new Error('no server_name: nats-1|2|3 line');
+  return Number(m[1]) - 1;
+}
+
+/** A Sandbar config with its NATS URLs, HTTP listener and dataDir replaced by test values. */
+function rewriteHost(text: string, ports: Ports[], dataDir: string): string {
+  return text.split('\n').map((line) => {
+    if (isComment(line)) return line;
+    return line
+      .replace(/^dataDir = "\/var\/lib\/sandbar"$/, `dataDir = "${dataDir}"`)
+      .replace(/^host = "0\.0\.0\.0"$/, 'host = "127.0.0.1"')
+      .replace(/^port = 4000$/, 'port = 0')
+      .replace(/nats:\/\/nats-([123]):4222/g, (_, n: string) => `nats://127.0.0.1:${ports[Number(n) - 1]!.client}`);
+  }).join('\n');
+}
+
+/** The line with every address, port and path replaced by a placeholder. */
+function mask(line: string): string {
+  return line
+    .replace(/\b(nats-route|nats):\/\/[^\s",\]]+/g, '$1://ADDR')
+    .replace(/\b(?:\d{1,3}\.){3}\d{1,3}:\d+\b/g, 'ADDR')
+    .replace(/"?\/[^\s"]*"?/g, 'PATH')
+    .replace(/^port = \d+$/, 'port = PORT')
+    .replace(/^host = "[^"]*"$/, 'host = HOST');
+}
+
+/** The changed lines between two versions of a file: [original, rewritten]. */
+function changedLines(a: string, b: string): [string, string][] {
+  const la = a.split('\n');
+  const lb = b.split('\n');
+  expect(lb.length, 'the rewrite keeps every line').to.equal(la.length);
+  return la.flatMap((l, i) => (l === lb[i] ? [] : [[l, lb[i]!] as [string, string]]));
+}
+
+// ------------------------------------------------------------------ processes
+
+interface NatsNode { name: string; url: string; monitor: string; proc: ChildProcess; stderr(): string }
+
+function startNatsNode(name: string, conf: string, port: Ports): NatsNode {
+  const proc = spawn('nats-server', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  proc.stderr!.on('data', (d: Buffer) => { if (stderr.length < 50000) stderr += d.toString(); });
+  return { name, url: `nats://127.0.0.1:${port.client}`, monitor: `http://127.0.0.1:${port.monitor}`, proc, stderr: () => stderr };
+}
+
+/** Resolves when JetStream answers through every node (the meta leader is elected). */
+async function jetStreamReady(nodes: NatsNode[], timeoutMs = 30000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (const n of nodes) {
+    for (;;) {
+      if (n.proc.exitCode !== null) throw new Error(`${n.name} exited ${n.proc.exitCode}: ${n.stderr().slice(-2000)}`);
+      try {
+        const nc = await connect({ servers: n.url, timeout: 500 });
+        try {
+          const info = (await nc.request('$JS.API.INFO', undefined, { timeout: 1000 })).json<{ error?: unknown }>();
+          if (!info.error) break;
+        } finally {
+          await nc.close();
+        }
+      } catch { /* not yet */ }
+      if (Date.now() > deadline) throw new Error(`NATS cluster did not form; ${n.name}: ${n.stderr().slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+async function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('SANDBAR_')) env[k] = v;
+  const p = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  let stdout = '';
+  let stderr = '';
+  p.stdout!.on('data', (d: Buffer) => { stdout += d; });
+  p.stderr!.on('data', (d: Buffer) => { stderr += d; });
+  const [code] = await once(p, 'exit');
+  return { code: code as number | null, stdout, stderr };
+}
+
+async function getJson<T>(url: string): Promise<{ status: number; body: T }> {
+  const r = await fetch(url);
+  return { status: r.status, body: (await r.json()) as T };
+}
+
+/** Every reply to a request, until none came for 500 ms (or `count` arrived). */
+async function all(nc: NatsConnection, subject: string, count?: number): Promise<Msg[]> {
+  const out: Msg[] = [];
+  const it = await nc.requestMany(subject, Empty, count ? { strategy: 'count', maxMessages: count, maxWait: 5000 } : { strategy: 'stall', stall: 500, maxWait: 5000 });
+  for await (const m of it) out.push(m);
+  return out;
+}
+
+type Reply = { status: string; response: Record<string, unknown> };
+const reply = (f: Frame) => f[4] as Reply;
+
+// ------------------------------------------------------------------ the test
+
+describe('deploy examples: config/examples/three-hosts runs as a 3-host cluster', function () {
+  this.timeout(120000);
+  let dir: string;
+  let ports: Ports[];
+  let nodes: NatsNode[] = [];
+  let hosts: ConfigHostHandle[] = [];
+  const ncs: NatsConnection[] = [];
+  const clients: RawClient[] = [];
+  let phx: Socket | null = null;
+  let secret: string;
+  const original = (f: string) => readFileSync(join(EXAMPLES, f), 'utf8');
+  const copy = (f: string) => join(dir, f);
+
+  before(async function () {
+    this.timeout(90000);
+    dir = mkdtempSync(join(tmpdir(), 'sandbar-deploy-'));
+    ports = await Promise.all(N.map(async () => ({ client: await freePort(), cluster: await freePort(), monitor: await freePort() })));
+    for (const n of N) {
+      writeFileSync(copy(`nats-${n}.conf`), rewriteNats(original(`nats-${n}.conf`), ports, join(dir, `nats-${n}-store`)));
+      writeFileSync(copy(`host-${n}.toml`), rewriteHost(original(`host-${n}.toml`), ports, join(dir, `host-${n}-data`)));
+    }
+    secret = (parseToml(original('host-1.toml')) as { auth: { secret: string } }).auth.secret;
+
+    // NATS nodes first, then the hosts (docs/deploy.md).
+    nodes = N.map((n) => startNatsNode(`nats-${n}`, copy(`nats-${n}.conf`), ports[n - 1]!));
+    await jetStreamReady(nodes);
+    hosts = await Promise.all(N.map((n) => startHostFromConfig(copy(`host-${n}.toml`), { env: ENV, readyTimeoutMs: 60000 })));
+    for (const node of nodes) ncs.push(await connect({ servers: node.url }));
+  });
+
+  after(async function () {
+    this.timeout(60000);
+    phx?.disconnect();
+    for (const c of clients) c.terminate();
+    await Promise.all(ncs.map((nc) => nc.close().catch(() => {})));
+    await Promise.all(hosts.map((h) => h.stop()));
+    for (const n of nodes) if (n.proc.exitCode === null && n.proc.signalCode === null) n.proc.kill('SIGKILL');
+    await Promise.all(nodes.map((n) => (n.proc.exitCode === null && n.proc.signalCode === null ? once(n.proc, 'exit') : null)));
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the example directory holds exactly the six configs and a README', () => {
+    expect(readdirSync(EXAMPLES).sort()).to.deep.equal(['README.md', 'host-1.toml', 'host-2.toml', 'host-3.toml', 'nats-1.conf', 'nats-2.conf', 'nats-3.conf']);
+  });
+
+  it('every example passes its tool as shipped: sandbar check-config (exit 0) and nats-server -t', async () => {
+    for (const n of N) {
+      const r = await run(['check-config', '--config', join(EXAMPLES, `host-${n}.toml`)]);
+      expect(r.code, `host-${n}.toml: ${r.stderr}`).to.equal(0);
+      const c = JSON.parse(r.stdout) as { hostId: string; dataDir: string; cluster: { name: string }; http: { port: number }; nats: { servers: string[]; embedded: boolean }; replication: { replicas: number }; shards: number };
+      expect(c.hostId).to.equal(`host-${n}`);
+      expect(c.dataDir).to.equal('/var/lib/sandbar');
+      expect(c.http.port).to.equal(4000);
+      expect(c.nats.embedded).to.equal(false);
+      expect(c.replication.replicas).to.equal(1);
+      // All three nodes, this host's own first.
+      expect(c.nats.servers[0]).to.equal(`nats://nats-${n}:4222`);
+      expect([...c.nats.servers].sort()).to.deep.equal(['nats://nats-1:4222', 'nats://nats-2:4222', 'nats://nats-3:4222']);
+      const t = spawnSync('nats-server', ['-t', '-c', join(EXAMPLES, `nats-${n}.conf`)], { encoding: 'utf8', timeout: 15000 });
+      expect(t.status, `nats-${n}.conf: ${t.stdout}${t.stderr}`).to.equal(0);
+    }
+    // What every host must share.
+    const shared = N.map((n) => { const c = parseToml(original(`host-${n}.toml`)) as Record<string, Record<string, unknown>>; return JSON.stringify([c.cluster, c.auth, c.replication, c.shards ?? null]); });
+    expect(new Set(shared).size, 'cluster, auth, replication and shards are the same on every host').to.equal(1);
+    expect(secret).to.match(/CHANGE-ME/);
+  });
+
+  it('the copies under test differ from the examples only in addresses, ports and paths', () => {
+    for (const n of N) {
+      for (const [file, keys, count] of [
+        [`nats-${n}.conf`, /^\s*(listen|http|store_dir):|^\s*nats-route:\/\//, 6],
+        [`host-${n}.toml`, /^(dataDir|host|port|servers) = /, 4],
+      ] as const) {
+        const changed = changedLines(original(file), readFileSync(copy(file), 'utf8'));
+        expect(changed, file).to.have.length(count);
+        for (const [a, b] of changed) {
+          expect(a, `${file}: only these keys change`).to.match(keys);
+          expect(mask(b), `${file}: "${a}" → "${b}"`).to.equal(mask(a));
+        }
+        // No production address or path is left in the copy.
+        for (const line of readFileSync(copy(file), 'utf8').split('\n').filter((l) => !isComment(l))) {
+          expect(line, file).to.not.match(/nats-[123]:|0\.0\.0\.0|:4222|:6222|:8222|\/var\/lib|= 4000$/);
+        }
+      }
+    }
+  });
+
+  it('the NATS nodes form one cluster with JetStream (the checks of docs/deploy.md)', async () => {
+    for (const node of nodes) {
+      expect((await getJson<{ status: string }>(`${node.monitor}/healthz`)).body.status, node.name).to.equal('ok');
+      const routez = await getJson<{ num_routes: number; routes: { remote_id: string }[] }>(`${node.monitor}/routez`);
+      expect(routez.body.num_routes, `${node.name} routes`).to.equal(2);
+      const jsz = await getJson<{ meta_cluster: { name: string; cluster_size: number; leader: string } }>(`${node.monitor}/jsz`);
+      expect(jsz.body.meta_cluster.name).to.equal('sandbar-nats');
+      expect(jsz.body.meta_cluster.cluster_size).to.equal(3);
+      expect(jsz.body.meta_cluster.leader).to.match(/^nats-[123]$/);
+    }
+    for (const node of nodes) {
+      const c = await getJson<{ connections: { name?: string }[] }>(`${node.monitor}/connz?limit=100`);
+      console.log('SCRATCH', node.name, c.body.connections.map((x) => x.name).filter(Boolean).join(' | '));
+    }
+    // Shard ownership is replicated on the three NATS nodes.
+    const kv = (await ncs[0]!.request('$JS.API.STREAM.INFO.KV_sandbar_prod_shards', Empty, { timeout: 3000 })).json<{ config: { num_replicas: number } }>();
+    expect(kv.config.num_replicas).to.equal(3);
+  });
+
+  it('every host is ready: "host ready", GET /health/ready 200, and each sees all three hosts', async () => {
+    for (const [i, h] of hosts.entries()) {
+      const ready = await h.waitFor((l) => l.msg === 'host ready');
+      expect(ready.hostId).to.equal(`host-${i + 1}`);
+      expect(h.port).to.be.above(0);
+      const r = await getJson<{ status: string }>(`http://127.0.0.1:${h.port}/health/ready`);
+      expect(r.status).to.equal(200);
+      expect(r.body.status).to.equal('ready');
+      // The others joined, in this host's view.
+      for (const other of N.filter((n) => n !== i + 1)) {
+        await h.waitFor((l) => l.msg === 'host joined the cluster' && l.host === `host-${other}`, 15000);
+      }
+    }
+  });
+
+  it('clients connect to every host; dms between users on different hosts arrive (raw and phoenix clients)', async () => {
+    const url = (i: number) => `ws://127.0.0.1:${hosts[i]!.port}`;
+    const users = ['alice', 'bob', 'carol'];
+    // alice on host-1, bob on host-2 (raw frames); carol on host-3 with the official phoenix client.
+    for (const i of [0, 1]) {
+      const c = await RawClient.open(url(i), mintToken(secret, users[i]!, 600));
+      clients.push(c);
+      expect(reply(await c.join(`user:${users[i]}`, { device: `dev-${i}` }, 'u', 15000)).status).to.equal('ok');
+      const echo = await c.join('echo:where', {}, 'e');
+      expect(String(reply(echo).response.session).split('.')[0], 'the session lives on the host it connected to').to.equal(`host-${i + 1}`);
+    }
+    await clients[0]!.join('room:lobby', {}, 'r');
+    phx = new Socket(`${url(2)}/socket`, { transport: WebSocket as any, params: { token: mintToken(secret, 'carol', 600) }, reconnectAfterMs: () => 60000 });
+    phx.connect();
+    const carolDms: { from: string; body: unknown; seq: number }[] = [];
+    const ch = phx.channel('user:carol', { device: 'phoenix' });
+    ch.on('dm', (m: { from: string; body: unknown; seq: number }) => carolDms.push(m));
+    await new Promise((resolve, reject) => { ch.join(15000).receive('ok', resolve).receive('error', reject).receive('timeout', () => reject(new Error('phoenix join timed out'))); });
+    const where = phx.channel('echo:where', {});
+    const wr = await new Promise<{ session: string }>((resolve, reject) => { where.join(15000).receive('ok', resolve).receive('error', reject); });
+    expect(wr.session.split('.')[0]).to.equal('host-3');
+
+    // A ring of dms: host-1 → host-2, host-2 → host-3, host-3 → host-1.
+    const [alice, bob] = clients as [RawClient, RawClient];
+    expect(reply(await alice.request('u', 'user:alice', 'dm', { to: 'bob', id: 'a1', body: 'hi bob' }, 15000)).status).to.equal('ok');
+    expect(reply(await bob.request('u', 'user:bob', 'dm', { to: 'carol', id: 'b1', body: 'hi carol' }, 15000)).status).to.equal('ok');
+    const carolSent = await new Promise<{ seq: number }>((resolve, reject) => {
+      ch.push('dm', { to: 'alice', id: 'c1', body: 'hi alice' }, 15000).receive('ok', resolve).receive('error', (e: unknown) => reject(new Error(JSON.stringify(e))));
+    });
+    expect(carolSent.seq).to.equal(1);
+    const atBob = await bob.waitFor((f) => f[3] === 'dm', 10000);
+    expect(atBob[4]).to.include({ from: 'alice', body: 'hi bob', seq: 1 });
+    const atAlice = await alice.waitFor((f) => f[3] === 'dm', 10000);
+    expect(atAlice[4]).to.include({ from: 'carol', body: 'hi alice', seq: 1 });
+    const deadline = Date.now() + 10000;
+    while (carolDms.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(carolDms).to.have.length(1);
+    expect(carolDms[0]).to.include({ from: 'bob', body: 'hi carol', seq: 1 });
+  });
+
+  it('every host answers the admin requests of docs/operations.md; $SRV.PING and $SRV.STATS.sandbar answer once per host', async () => {
+    const s = (e: string) => `sandbar.prod.admin.${e}`;
+    // One reply per host to discovery, with the hostId in its metadata.
+    const ping = await all(ncs[0]!, '$SRV.PING.sandbar');
+    expect(ping.map((m) => m.json<{ metadata: { hostId: string } }>().metadata.hostId).sort()).to.deep.equal(['host-1', 'host-2', 'host-3']);
+    const idOf = new Map(ping.map((m) => { const b = m.json<{ id: string; metadata: { hostId: string } }>(); return [b.id, b.metadata.hostId] as const; }));
+
+    // The endpoints share a queue group: one host answers each request. Ask
+    // through every NATS node until each host has answered each endpoint; the
+    // answering host is in the reply (status, sessions) or in its STATS.
+    const answered = async (endpoint: string, subject: string, check: (m: Msg) => void): Promise<void> => {
+      const deadline = Date.now() + 30000;
+      for (let i = 0; ; i++) {
+        const m = await ncs[i % 3]!.request(subject, Empty, { timeout: 5000 });
+        expect(m.headers?.get('Nats-Service-Error') ?? '', `${subject}: ${m.string()}`).to.equal('');
+        check(m);
+        const stats = await all(ncs[0]!, '$SRV.STATS.sandbar', 3);
+        const by = new Map(stats.map((r) => {
+          const b = r.json<{ id: string; endpoints: { name: string; num_requests: number; num_errors: number }[] }>();
+          const ep = b.endpoints.find((e) => e.name === endpoint)!;
+          expect(ep.num_errors, `${endpoint} errors on ${idOf.get(b.id)}`).to.equal(0);
+          return [idOf.get(b.id), ep.num_requests] as const;
+        }));
+        if (stats.length === 3 && [...by.values()].every((n) => n > 0)) return;
+        if (Date.now() > deadline) throw new Error(`${endpoint}: not every host answered in ${i + 1} requests: ${JSON.stringify([...by])}`);
+      }
+    };
+
+    const statusFrom = new Set<string>();
+    await answered('status', s('status'), (m) => {
+      const st = m.json<{ cluster: string; host: string; shards: number; replicas: number; hosts: { hostId: string }[]; workers: { serving: boolean }[] }>();
+      statusFrom.add(st.host);
+      expect(st).to.include({ cluster: 'prod', shards: 1024, replicas: 1 });
+      expect(st.hosts.map((h) => h.hostId).sort()).to.deep.equal(['host-1', 'host-2', 'host-3']);
+      expect(st.workers).to.have.length(1);
+      expect(st.workers.every((w) => w.serving)).to.equal(true);
+    });
+    expect([...statusFrom].sort()).to.deep.equal(['host-1', 'host-2', 'host-3']);
+
+    await answered('shards', s('shards'), (m) => {
+      const sh = m.json<{ shards: number; records: { shard: number; epoch: number; master: string; replicas: string[] }[] }>();
+      expect(sh.shards).to.equal(1024);
+      expect(sh.records).to.have.length(1024);
+      const mastersOn = new Set<string>();
+      for (const r of sh.records) {
+        expect(r.epoch, `shard ${r.shard}`).to.be.at.least(1);
+        expect(r.replicas, `shard ${r.shard}`).to.have.length(1);
+        expect(r.replicas[0]!.split('.')[0], `shard ${r.shard}: replica on another host`).to.not.equal(r.master.split('.')[0]);
+        mastersOn.add(r.master.split('.')[0]!);
+      }
+      expect([...mastersOn].sort()).to.deep.equal(['host-1', 'host-2', 'host-3']);
+    });
+
+    const sessionsFrom = new Set<string>();
+    await answered('sessions', s('sessions'), (m) => {
+      const ss = m.json<{ host: string; workers: { sessions: number }[]; hosts: { hostId: string; sessions: number }[] }>();
+      sessionsFrom.add(ss.host);
+      expect(ss.hosts.map((h) => h.hostId).sort()).to.deep.equal(['host-1', 'host-2', 'host-3']);
+    });
+    expect([...sessionsFrom].sort()).to.deep.equal(['host-1', 'host-2', 'host-3']);
+
+    await answered('user', s('user.alice'), (m) => {
+      const u = m.json<{ id: string; exists: boolean; online: boolean; seq: number; master: string; record: { master: string }; presence: { alice: { metas: { device: string; phx_ref: string }[] } } }>();
+      expect(u).to.include({ id: 'alice', exists: true, online: true, seq: 1 });
+      expect(u.master).to.equal(u.record.master);
+      expect(u.presence.alice.metas.map((x) => x.device)).to.deep.equal(['dev-0']);
+      expect(u.presence.alice.metas[0]!.phx_ref.split('.')[0]).to.equal('host-1');
+    });
+
+    await answered('room', s('room.lobby'), (m) => {
+      const r = m.json<{ id: string; exists: boolean; members: number }>();
+      expect(r).to.include({ id: 'lobby', exists: true, members: 1 });
+    });
+
+    // $SRV.STATS.sandbar: one reply per host, each listing the endpoints it answered.
+    const stats = await all(ncs[1]!, '$SRV.STATS.sandbar');
+    expect(stats.map((m) => m.json<{ metadata: { hostId: string } }>().metadata.hostId).sort()).to.deep.equal(['host-1', 'host-2', 'host-3']);
+  });
+
+  it('sandbar status, run with a host\'s own config file, prints the cluster', async () => {
+    for (const n of N) {
+      const r = await run(['status', '--config', copy(`host-${n}.toml`)]);
+      expect(r.code, r.stderr).to.equal(0);
+      const st = JSON.parse(r.stdout) as { cluster: string; hosts: { hostId: string }[] };
+      expect(st.cluster).to.equal('prod');
+      expect(st.hosts.map((h) => h.hostId).sort()).to.deep.equal(['host-1', 'host-2', 'host-3']);
+    }
+  });
+
+  it('a copy of host-1.toml with one key misspelt fails check-config with exit 78 and a line naming the key', async () => {
+    const text = original('host-1.toml');
+    expect(text).to.match(/^replicas = 1$/m);
+    const bad = join(dir, 'host-1-typo.toml');
+    writeFileSync(bad, text.replace(/^replicas = 1$/m, 'replcas = 1'));
+    const r = await run(['check-config', '--config', bad]);
+    expect(r.code).to.equal(78);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines, r.stderr).to.have.length(1);
+    expect(lines[0]).to.match(/replication\.replcas = 1 .*unknown key; did you mean replication\.replicas\?/);
+    expect(lines[0]).to.include(bad);
+  });
+});
