@@ -184,14 +184,15 @@ async function main(): Promise<number> {
       const sio = rep.perTarget.socketio;
       rows.push({ workload: 'dm', metric: `peak throughput (window ${s.window})`, peer: 'Socket.IO', unit: 'dm/s', ...(sb?.peak !== undefined ? { sandbar: sb.peak } : {}), ...(sio?.peak !== undefined ? { peerValue: sio.peak } : {}), ...(rep.ratios.peak !== undefined ? { ratio: rep.ratios.peak } : {}), goal: 'ratio >= 1.5' });
       rows.push({ workload: 'dm', metric: 'server CPU per dm (Sandbar: + nats-server)', peer: 'Socket.IO', unit: 'us', ...(sb?.cpu !== undefined ? { sandbar: sb.cpu } : {}), ...(sio?.cpu !== undefined ? { peerValue: sio.cpu } : {}), ...(rep.ratios.cpu !== undefined ? { ratio: rep.ratios.cpu } : {}) });
-      for (const l of s.levels) {
-        const a = sb?.levels[String(l)];
-        const b = sio?.levels[String(l)];
-        const r = rep.ratios.levels[String(l)];
+      s.levels.forEach((l, i) => {
+        const key = String(l);
+        const a = sb?.points[key];
+        const b = sio?.points[key];
+        const r = rep.ratios.points[key];
         const pct = `${l * 100}%`;
-        rows.push({ workload: 'dm', metric: `delivery p50 at ${pct} of own peak`, peer: 'Socket.IO', unit: 'ms', ...(a?.p50 !== undefined ? { sandbar: a.p50 } : {}), ...(b?.p50 !== undefined ? { peerValue: b.p50 } : {}), ...(r?.p50 !== undefined ? { ratio: r.p50 } : {}), ...(l === s.levels[0] ? { goal: 'Sandbar <= 2 ms' } : {}) });
-        rows.push({ workload: 'dm', metric: `delivery p90 at ${pct} of own peak`, peer: 'Socket.IO', unit: 'ms', ...(a?.p90 !== undefined ? { sandbar: a.p90 } : {}), ...(b?.p90 !== undefined ? { peerValue: b.p90 } : {}), ...(r?.p90 !== undefined ? { ratio: r.p90 } : {}), ...(l === s.levels[0] ? { goal: 'Sandbar <= 5 ms' } : {}) });
-      }
+        rows.push({ workload: 'dm', metric: `delivery p50 at ${pct} of own peak`, peer: 'Socket.IO', unit: 'ms', ...(a?.p50 !== undefined ? { sandbar: a.p50 } : {}), ...(b?.p50 !== undefined ? { peerValue: b.p50 } : {}), ...(r?.p50 !== undefined ? { ratio: r.p50 } : {}), ...(i === 0 ? { goal: 'Sandbar <= 2 ms' } : {}) });
+        rows.push({ workload: 'dm', metric: `delivery p90 at ${pct} of own peak`, peer: 'Socket.IO', unit: 'ms', ...(a?.p90 !== undefined ? { sandbar: a.p90 } : {}), ...(b?.p90 !== undefined ? { peerValue: b.p90 } : {}), ...(r?.p90 !== undefined ? { ratio: r.p90 } : {}), ...(i === 0 ? { goal: 'Sandbar <= 5 ms' } : {}) });
+      });
     } else {
       const args = ['--workers', workers, '--policy', policy, '--repeat', repeat, '--sandbar', sandbar, '--max-minutes', minutes, '--log-dir', join(logDir, 'fanout')];
       if (quick) args.push('--quick', '--settle-s', '1.5');

@@ -20,6 +20,8 @@
  *          schedule and whatever is outstanding, so that the total is that
  *          share of this target's own peak; latency send → peer got the dm
  *          event, and send → ok, for dms sent during the measured interval.
+ *   --rates (optional) the same open loop at fixed totals (dm/s), equal for
+ *          every target, for latency at the same absolute load.
  * Server CPU per delivered dm: utime+stime of the server's process tree over
  * the measured interval, nats-server included for Sandbar (it routes the
  * messages between Sandbar's workers).
@@ -48,6 +50,7 @@ export const DM_FLAGS: Flags = {
   warmup: { doc: 'Seconds of traffic before each measured interval.', default: '3 (2 with --quick)' },
   window: { doc: 'peak phase: dms outstanding per client.', default: '4' },
   levels: { doc: 'Comma-separated shares of the peak for the paced latency phases.', default: '0.25,0.5' },
+  rates: { doc: 'Comma-separated fixed totals (dm/s) for more paced latency phases, the same for every target (none by default).' },
   placement: { doc: 'cross: reconnect b until it is on another worker than a; random: leave it where the server put it.', default: 'cross' },
   'max-retries': { doc: 'cross: most reconnects of one b.', default: '8' },
   'body-bytes': { doc: 'Characters in each dm body.', default: '64' },
@@ -73,6 +76,7 @@ export interface DmSettings {
   warmupMs: number;
   window: number;
   levels: number[];
+  rates: number[];
   placement: Placement;
   maxRetries: number;
   bodyBytes: number;
@@ -91,7 +95,9 @@ export interface DmSettings {
 
 export interface PhaseResult {
   kind: 'peak' | 'paced';
+  /** Share of the peak (--levels), or a fixed total (--rates). */
   level?: number;
+  fixedRate?: number;
   targetRate?: number;
   seconds: number;
   /** Delivered dms per second over the measured interval. */
@@ -145,6 +151,8 @@ export function dmSettings(argv: string[]): DmSettings | undefined {
   if (!targets.length) throw new UsageError('--targets is empty');
   const levels = (f.get('levels') ?? '0.25,0.5').split(',').map((x) => Number(x.trim()));
   for (const l of levels) if (!(l > 0 && l <= 1)) throw new UsageError(`--levels: ${l} is not a share in (0, 1]`);
+  const rates = (f.get('rates') ?? '').split(',').filter((x) => x.trim()).map((x) => Number(x.trim()));
+  for (const r of rates) if (!(r > 0)) throw new UsageError(`--rates: ${r} is not a positive rate`);
   const logDir = f.get('log-dir') ?? mkdtempSync(join(tmpdir(), 'sandbar-dm-'));
   mkdirSync(logDir, { recursive: true });
   return {
@@ -157,6 +165,7 @@ export function dmSettings(argv: string[]): DmSettings | undefined {
     warmupMs: numFlag(f, 'warmup', quick ? 2 : 3, 0) * 1000,
     window: intFlag(f, 'window', 4, 1),
     levels,
+    rates,
     placement: enumFlag(f, 'placement', ['cross', 'random'] as const, 'cross'),
     maxRetries: intFlag(f, 'max-retries', 8, 0),
     bodyBytes: intFlag(f, 'body-bytes', 64, 0),
@@ -179,7 +188,7 @@ function rate(a: DmTotals, b: DmTotals, k: 'delivered' | 'sent' | 'oks'): number
   return dt > 0 ? (b[k] - a[k]) / dt : 0;
 }
 
-async function phase(s: DmSettings, fleet: WorkloadFleet, t: RunningTarget, go: DmGo, kind: 'peak' | 'paced', level?: number, targetRate?: number): Promise<PhaseResult> {
+async function phase(s: DmSettings, fleet: WorkloadFleet, t: RunningTarget, go: DmGo, kind: 'peak' | 'paced', level?: number, targetRate?: number, fixedRate?: number): Promise<PhaseResult> {
   await fleet.dmGo(go);
   await sleep(s.warmupMs);
   const a = await fleet.mark(true);
@@ -194,6 +203,7 @@ async function phase(s: DmSettings, fleet: WorkloadFleet, t: RunningTarget, go: 
   return {
     kind,
     ...(level !== undefined ? { level } : {}),
+    ...(fixedRate !== undefined ? { fixedRate } : {}),
     ...(targetRate !== undefined ? { targetRate } : {}),
     seconds: (b.at - a.at) / 1000,
     throughput: rate(a, b, 'delivered'),
@@ -255,6 +265,12 @@ export async function runDmOnce(s: DmSettings, target: TargetName, repeat: numbe
       r.paced.push(p);
       log(`  ${target} at ${(level * 100).toFixed(0)}% of peak: ${fmtPhase(p)}`);
     }
+    for (const total of s.rates) {
+      if (Date.now() > s.deadlineAt) break;
+      const p = await phase(s, fleet, t, { ...base, mode: 'paced', ratePerClient: total / setup.ready }, 'paced', undefined, total, total);
+      r.paced.push(p);
+      log(`  ${target} at ${total} dm/s: ${fmtPhase(p)}`);
+    }
     await fleet.close();
   } catch (err) {
     r.error = (err as Error).message;
@@ -281,18 +297,30 @@ function pairedRatio(runs: DmRun[], a: TargetName, b: TargetName, f: (r: DmRun) 
   return median(out);
 }
 
+interface Point { key: string; label: string; match: (p: PhaseResult) => boolean }
+
+function pointsOf(s: DmSettings): Point[] {
+  return [
+    ...s.levels.map((l) => ({ key: String(l), label: `${l * 100}% of own peak`, match: (p: PhaseResult) => p.level === l })),
+    ...s.rates.map((r) => ({ key: `${r}/s`, label: `${r} dm/s`, match: (p: PhaseResult) => p.fixedRate === r })),
+  ];
+}
+
+export interface DmPoint { p50?: number; p90?: number; p99?: number; okP50?: number; rate?: number }
+
 export interface DmSummary {
-  /** Medians over repeats, per target. */
-  perTarget: Record<string, { peak?: number; cpu?: number; nats?: number; crossShare?: number; levels: Record<string, { p50?: number; p90?: number; p99?: number; okP50?: number; rate?: number }> }>;
-  ratios: { peak?: number; cpu?: number; levels: Record<string, { p50?: number; p90?: number }> };
+  /** Medians over repeats, per target; `points` keyed by the --levels share ("0.25") or the --rates total ("2000/s"). */
+  perTarget: Record<string, { peak?: number; cpu?: number; nats?: number; crossShare?: number; points: Record<string, DmPoint> }>;
+  ratios: { peak?: number; cpu?: number; points: Record<string, { p50?: number; p90?: number }> };
   text: string;
   summary: string;
 }
 
 export function dmReport(s: DmSettings, runs: DmRun[]): DmSummary {
   const perTarget: DmSummary['perTarget'] = {};
+  const points = pointsOf(s);
   const headers = ['target', 'runs', 'pairs crossing', 'peak dm/s', 'server CPU us/dm (nats)'];
-  for (const l of s.levels) headers.push(`@${l * 100}% dm/s`, `@${l * 100}% deliv p50/p90/p99 ms`, `@${l * 100}% ok p50/p90/p99 ms`);
+  for (const pt of points) headers.push(`@${pt.label}: dm/s`, 'deliv p50/p90/p99 ms', 'ok p50/p90/p99 ms');
   const body: string[][] = [];
   for (const target of s.targets) {
     const mine = runs.filter((r) => r.target === target && !r.error && r.peak);
@@ -302,48 +330,53 @@ export function dmReport(s: DmSettings, runs: DmRun[]): DmSummary {
     const peak = pick((r) => r.peak?.throughput);
     const cpu = pick((r) => r.peak?.serverCpuPerMsgUs);
     const nats = pick((r) => r.peak?.natsCpuPerMsgUs);
-    const levels: DmSummary['perTarget'][string]['levels'] = {};
+    const pts: Record<string, DmPoint> = {};
     const row = [target, String(mine.length), crossShare === undefined ? '-' : `${(crossShare * 100).toFixed(0)}%`, num(peak), `${num(cpu)}${nats !== undefined ? ` (${num(nats)})` : ''}`];
-    for (const l of s.levels) {
-      const at = (r: DmRun) => r.paced.find((p) => p.level === l);
-      const v = {
-        rate: pick((r) => at(r)?.throughput),
-        p50: pick((r) => at(r)?.delivery.p50Ms), p90: pick((r) => at(r)?.delivery.p90Ms), p99: pick((r) => at(r)?.delivery.p99Ms),
-        okP50: pick((r) => at(r)?.ok.p50Ms),
+    for (const pt of points) {
+      const at = (r: DmRun) => r.paced.find(pt.match);
+      const v: DmPoint = {};
+      const put = (k: keyof DmPoint, x: number | undefined) => {
+        if (x !== undefined) v[k] = x;
       };
+      put('rate', pick((r) => at(r)?.throughput));
+      put('p50', pick((r) => at(r)?.delivery.p50Ms));
+      put('p90', pick((r) => at(r)?.delivery.p90Ms));
+      put('p99', pick((r) => at(r)?.delivery.p99Ms));
+      put('okP50', pick((r) => at(r)?.ok.p50Ms));
       const ok90 = pick((r) => at(r)?.ok.p90Ms);
       const ok99 = pick((r) => at(r)?.ok.p99Ms);
-      levels[String(l)] = v;
+      pts[pt.key] = v;
       row.push(num(v.rate), `${num(v.p50, 2)}/${num(v.p90, 2)}/${num(v.p99, 2)}`, `${num(v.okP50, 2)}/${num(ok90, 2)}/${num(ok99, 2)}`);
     }
-    perTarget[target] = { ...(peak !== undefined ? { peak } : {}), ...(cpu !== undefined ? { cpu } : {}), ...(nats !== undefined ? { nats } : {}), ...(crossShare !== undefined ? { crossShare } : {}), levels };
+    perTarget[target] = { ...(peak !== undefined ? { peak } : {}), ...(cpu !== undefined ? { cpu } : {}), ...(nats !== undefined ? { nats } : {}), ...(crossShare !== undefined ? { crossShare } : {}), points: pts };
     body.push(row);
   }
   const lines = [table(headers, body), ''];
   lines.push('Server CPU: utime+stime of the server process tree over the measured interval of the peak phase, per delivered dm; for Sandbar it includes nats-server (in brackets: its part).');
-  const ratios: DmSummary['ratios'] = { levels: {} };
+  const ratios: DmSummary['ratios'] = { points: {} };
   let summary = `SUMMARY dm (pairs=${s.pairs}, workers=${s.workers}): `;
   if (s.targets.includes('sandbar') && s.targets.includes('socketio')) {
     ratios.peak = pairedRatio(runs, 'sandbar', 'socketio', (r) => r.peak?.throughput);
     ratios.cpu = pairedRatio(runs, 'sandbar', 'socketio', (r) => r.peak?.serverCpuPerMsgUs);
-    lines.push('', 'Ratios Sandbar / Socket.IO (median over repeats of the per-repeat ratio; each at its own share of its own peak):');
+    lines.push('', 'Ratios Sandbar / Socket.IO (median over repeats of the per-repeat ratio; --levels are each target\'s share of its own peak):');
     lines.push(`  peak throughput ${times(ratios.peak)}, server CPU per dm ${times(ratios.cpu)}`);
-    for (const l of s.levels) {
-      const at = (r: DmRun) => r.paced.find((p) => p.level === l);
+    for (const pt of points) {
+      const at = (r: DmRun) => r.paced.find(pt.match);
       const p50 = pairedRatio(runs, 'sandbar', 'socketio', (r) => at(r)?.delivery.p50Ms);
       const p90 = pairedRatio(runs, 'sandbar', 'socketio', (r) => at(r)?.delivery.p90Ms);
-      ratios.levels[String(l)] = { ...(p50 !== undefined ? { p50 } : {}), ...(p90 !== undefined ? { p90 } : {}) };
-      lines.push(`  at ${l * 100}% of peak: delivery p50 ${times(p50)}, p90 ${times(p90)}`);
+      ratios.points[pt.key] = { ...(p50 !== undefined ? { p50 } : {}), ...(p90 !== undefined ? { p90 } : {}) };
+      lines.push(`  at ${pt.label}: delivery p50 ${times(p50)}, p90 ${times(p90)}`);
     }
     summary += `peak ${times(ratios.peak)} cpu/dm ${times(ratios.cpu)}; `;
   }
   const sb = perTarget.sandbar;
   if (sb) {
-    const l25 = sb.levels[String(s.levels[0])];
+    const first = points[0];
+    const l25 = first ? sb.points[first.key] : undefined;
     lines.push('', 'Goals:');
     if (ratios.peak !== undefined) lines.push(`  throughput >= 1.5 x Socket.IO: ${ratios.peak >= 1.5 ? 'met' : 'NOT met'} (${times(ratios.peak)})`);
-    if (l25) lines.push(`  at ${s.levels[0]! * 100}% of peak, delivery p50 <= 2 ms: ${l25.p50 !== undefined && l25.p50 <= 2 ? 'met' : 'NOT met'} (${num(l25.p50, 2)} ms); p90 <= 5 ms: ${l25.p90 !== undefined && l25.p90 <= 5 ? 'met' : 'NOT met'} (${num(l25.p90, 2)} ms)`);
-    summary += `sandbar peak ${num(sb.peak)} dm/s, p50/p90 at ${s.levels[0]! * 100}% ${num(l25?.p50, 2)}/${num(l25?.p90, 2)} ms`;
+    if (first && l25) lines.push(`  at ${first.label}, delivery p50 <= 2 ms: ${l25.p50 !== undefined && l25.p50 <= 2 ? 'met' : 'NOT met'} (${num(l25.p50, 2)} ms); p90 <= 5 ms: ${l25.p90 !== undefined && l25.p90 <= 5 ? 'met' : 'NOT met'} (${num(l25.p90, 2)} ms)`);
+    summary += `sandbar peak ${num(sb.peak)} dm/s${first ? `, p50/p90 at ${first.label} ${num(l25?.p50, 2)}/${num(l25?.p90, 2)} ms` : ''}`;
   }
   const sio = perTarget.socketio;
   if (sio) summary += `; socketio peak ${num(sio.peak)} dm/s`;
@@ -353,7 +386,7 @@ export function dmReport(s: DmSettings, runs: DmRun[]): DmSummary {
     if (r.ready < r.clients) problems.push(`${r.target}#${r.repeat}: ${r.ready}/${r.clients} clients joined; failures ${formatReasons(r.setupFailed ?? {})}`);
     for (const p of [r.peak, ...r.paced]) {
       if (!p) continue;
-      const name = p.kind === 'peak' ? 'peak' : `${(p.level ?? 0) * 100}%`;
+      const name = p.kind === 'peak' ? 'peak' : p.fixedRate !== undefined ? `${p.fixedRate}/s` : `${(p.level ?? 0) * 100}%`;
       if (Object.keys(p.errors).length) problems.push(`${r.target}#${r.repeat} ${name}: ${formatReasons(p.errors)}`);
       if (Object.keys(p.closedByServer).length) problems.push(`${r.target}#${r.repeat} ${name}: closed by server ${formatReasons(p.closedByServer)}`);
       if (p.kind === 'paced' && p.targetRate && p.sendRate < 0.95 * p.targetRate) problems.push(`${r.target}#${r.repeat} ${name}: sent ${p.sendRate.toFixed(0)}/s of ${p.targetRate.toFixed(0)}/s scheduled (the client fell behind; skipped ${p.skipped})`);
@@ -389,7 +422,7 @@ async function main(): Promise<number> {
   const startedAt = new Date();
   console.log(`dm ${startedAt.toISOString()} node ${process.version}, ${availableParallelism()} CPUs, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   console.log(`command: node dist/bench/dm.js ${process.argv.slice(2).join(' ')}`);
-  console.log(`settings: pairs=${s.pairs} workers=${s.workers} policy=${s.policy} targets=${s.targets.join(',')} repeat=${s.repeat} warmup=${s.warmupMs / 1000}s seconds=${s.measureMs / 1000}s window=${s.window} levels=${s.levels.join(',')} placement=${s.placement} body=${s.bodyBytes}B processes=${s.processes}; logs in ${s.logDir}`);
+  console.log(`settings: pairs=${s.pairs} workers=${s.workers} policy=${s.policy} targets=${s.targets.join(',')} repeat=${s.repeat} warmup=${s.warmupMs / 1000}s seconds=${s.measureMs / 1000}s window=${s.window} levels=${s.levels.join(',')}${s.rates.length ? ` rates=${s.rates.join(',')}` : ''} placement=${s.placement} body=${s.bodyBytes}B processes=${s.processes}; logs in ${s.logDir}`);
   const interrupt = () => {
     process.stderr.write('interrupted: killing servers and clients\n');
     process.exit(130);

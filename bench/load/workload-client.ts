@@ -554,6 +554,8 @@ const firstAt: number[] = [];
 const lastAt: number[] = [];
 const sentAt: number[] = [];
 const okAt: number[] = [];
+const firstByWorker = new Map<string, number[]>();
+const lastByWorker = new Map<string, number[]>();
 let sender: Conn | null = null;
 
 function onRoomMsg(c: Conn, body: { k?: number; t?: number }): void {
@@ -563,6 +565,14 @@ function onRoomMsg(c: Conn, body: { k?: number; t?: number }): void {
   received[k] = (received[k] ?? 0) + 1;
   if (!firstAt[k] || now < firstAt[k]!) firstAt[k] = now;
   if (!lastAt[k] || now > lastAt[k]!) lastAt[k] = now;
+  let f = firstByWorker.get(c.worker);
+  let l = lastByWorker.get(c.worker);
+  if (!f || !l) {
+    firstByWorker.set(c.worker, (f = []));
+    lastByWorker.set(c.worker, (l = []));
+  }
+  if (!f[k] || now < f[k]!) f[k] = now;
+  if (!l[k] || now > l[k]!) l[k] = now;
   if (typeof body.t === 'number') recordUs(hDelivery, now - body.t);
 }
 
@@ -627,6 +637,8 @@ function roomReport(): RoomReport {
     last: arr(lastAt),
     sentAt: arr(sentAt),
     okAt: arr(okAt),
+    firstByWorker: Object.fromEntries([...firstByWorker].map(([w, a]) => [w, arr(a)])),
+    lastByWorker: Object.fromEntries([...lastByWorker].map(([w, a]) => [w, arr(a)])),
     hDelivery: encodeIntoCompressedBase64(hDelivery),
     errors: { ...errors },
     closedByServer: { ...closedByServer },

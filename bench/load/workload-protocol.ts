@@ -137,6 +137,9 @@ export interface RoomReport {
   /** Sender only: monotonic ms at which message k was written, and its ok time. */
   readonly sentAt: number[];
   readonly okAt: number[];
+  /** Per server process (the connection's worker key): first and last receive time of message k among this child's members there. */
+  readonly firstByWorker: Record<string, number[]>;
+  readonly lastByWorker: Record<string, number[]>;
   /** Every delivery's latency (send → member received, µs). */
   readonly hDelivery: string;
   readonly errors: Record<string, number>;

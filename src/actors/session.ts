@@ -8,7 +8,7 @@
  * symbol on the socket), no per-session timer (the idle deadline is a slot in
  * the worker's shared wheel, moved lazily), channels allocated on first join.
  */
-import type { WebSocket } from 'ws';
+import { WebSocket } from 'ws';
 import { Actor, type ActorLink, type StopReason, SHUTDOWN } from './actor.js';
 import type { TimerEntry, TimerWheel } from './timer-wheel.js';
 import { ErrorCodes, SandbarError, type ErrorCode } from '../errors.js';
@@ -35,32 +35,44 @@ export type SessionMsg = string | Buffer | SessionInfo;
 /** A message from elsewhere (a channel handler, the bus) to run inside the actor. */
 export interface SessionInfo { readonly run: (s: SessionActor) => void }
 
-const kSession = Symbol('sandbar.session');
-type SocketWithSession = WebSocket & { [kSession]?: SessionActor };
+/**
+ * The socket class the WebSocket server creates (ws's `WebSocket` option):
+ * the session slot is a declared field, so it lives inside the object instead
+ * of an out-of-object property array added to every socket later.
+ */
+export class SessionSocket extends WebSocket {
+  session: SessionActor | undefined = undefined;
+}
+type SocketWithSession = SessionSocket;
 const TEXT = { binary: false } as const;
 const BINARY = { binary: true } as const;
 
 // Shared listeners: `this` is the socket.
 function onMessage(this: SocketWithSession, data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void {
-  const s = this[kSession];
+  const s = this.session;
   if (!s) return;
   const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
   s.send(isBinary ? buf : buf.toString('utf8'));
 }
 function onClose(this: SocketWithSession): void {
-  this[kSession]?.stop({ kind: 'normal' });
+  this.session?.stop({ kind: 'normal' });
 }
 function onError(this: SocketWithSession, err: Error & { code?: string }): void {
   // ws closes the socket itself after these (1009 for WS_ERR_UNSUPPORTED_MESSAGE_LENGTH);
   // the 'close' that follows stops the session.
-  const s = this[kSession];
+  const s = this.session;
   if (s) s.host.logger.debug({ session: s.id, err: err.code ?? err.message }, 'socket error');
 }
 
 export class SessionActor extends Actor<SessionMsg> implements TimerEntry {
   timerSlot = -1;
   private lastFrameAt: number;
-  private channels: Map<string, JoinedChannel> | null = null;
+  /**
+   * Joined channels. An array, not a Map: sessions hold one or a few
+   * channels, a linear scan of a few topics is cheaper than hashing, and an
+   * empty Map alone costs more heap than the rest of an idle session.
+   */
+  private channels: JoinedChannel[] | null = null;
 
   constructor(
     readonly host: SessionHost,
@@ -69,15 +81,31 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry {
     private readonly socket: WebSocket,
   ) {
     super(host);
-    (socket as SocketWithSession)[kSession] = this;
-    socket.on('message', onMessage);
-    socket.on('close', onClose);
-    socket.on('error', onError);
+    const ss = socket as SocketWithSession;
+    ss.session = this;
+    ss.on('message', onMessage as (this: WebSocket, ...args: any[]) => void);
+    ss.on('close', onClose as (this: WebSocket, ...args: any[]) => void);
+    ss.on('error', onError as (this: WebSocket, ...args: any[]) => void);
     this.lastFrameAt = host.wheel.clock.now();
     host.wheel.schedule(this, this.lastFrameAt + host.limits.idleTimeoutMs);
   }
 
-  get channelCount(): number { return this.channels ? this.channels.size : 0; }
+  get channelCount(): number { return this.channels ? this.channels.length : 0; }
+
+  /** The channel for a topic, when joined or joining. */
+  channel(topic: string): JoinedChannel | undefined {
+    const list = this.channels;
+    if (list) for (let i = 0; i < list.length; i++) if (list[i]!.topic === topic) return list[i];
+    return undefined;
+  }
+
+  private forget(ch: JoinedChannel): boolean {
+    const list = this.channels;
+    const i = list ? list.indexOf(ch) : -1;
+    if (i < 0) return false;
+    list!.splice(i, 1);
+    return true;
+  }
 
   // ---- mailbox --------------------------------------------------------------
 
@@ -99,7 +127,7 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry {
       return;
     }
     if (f.event === Events.join) return this.join(f);
-    const ch = this.channels?.get(f.topic);
+    const ch = this.channel(f.topic);
     if (!ch || (f.joinRef !== null && ch.joinRef !== f.joinRef)) {
       this.replyError(f.joinRef, f.ref, f.topic, new SandbarError('SANDBAR_ERR_UNMATCHED_TOPIC', 'unmatched topic'));
       return;
@@ -118,7 +146,7 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry {
   }
 
   private join(f: Frame): void {
-    const existing = this.channels?.get(f.topic);
+    const existing = this.channel(f.topic);
     if (existing) {
       if (existing.joinRef === f.joinRef) {
         this.replyError(f.joinRef, f.ref, f.topic, new SandbarError('SANDBAR_ERR_ALREADY_JOINED', `already joined ${f.topic} with join_ref ${f.joinRef}`));
@@ -140,7 +168,7 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry {
       return;
     }
     const ch: JoinedChannel = { topic: f.topic, id: found.id, joinRef: f.joinRef, handler: found.handler, joined: false, state: undefined };
-    (this.channels ??= new Map()).set(f.topic, ch);
+    (this.channels ??= []).push(ch);
     try {
       found.handler.join(this, ch, f.payload, f.ref);
     } catch (err) {
@@ -153,15 +181,14 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry {
 
   /** Accepts a pending join. Ignored if the channel was left or replaced meanwhile. */
   joinOk(ch: JoinedChannel, ref: string | null, response: unknown = {}): void {
-    if (this.channels?.get(ch.topic) !== ch) return;
+    if (this.channel(ch.topic) !== ch) return;
     ch.joined = true;
     this.write(encodeReply(ch.joinRef, ref, ch.topic, 'ok', response));
   }
 
   /** Refuses a pending join: error reply, the channel is forgotten. */
   joinError(ch: JoinedChannel, ref: string | null, err: SandbarError): void {
-    if (this.channels?.get(ch.topic) !== ch) return;
-    this.channels.delete(ch.topic);
+    if (!this.forget(ch)) return;
     this.replyError(ch.joinRef, ref, ch.topic, err);
   }
 
@@ -182,11 +209,9 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry {
 
   /** The channels whose join was accepted. */
   *joinedChannels(): IterableIterator<JoinedChannel> {
-    if (this.channels) for (const ch of this.channels.values()) if (ch.joined) yield ch;
+    if (this.channels) for (const ch of this.channels) if (ch.joined) yield ch;
   }
 
-  /** The channel for a topic, when joined. */
-  channel(topic: string): JoinedChannel | undefined { return this.channels?.get(topic); }
 
   /**
    * Writes an encoded frame (string: text frame; Buffer: binary frame unless
@@ -222,20 +247,20 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry {
   shutdown(): void { this.stop(SHUTDOWN); }
 
   private removeChannel(ch: JoinedChannel, reason: 'leave' | 'replaced' | 'closed'): void {
-    this.channels?.delete(ch.topic);
+    this.forget(ch);
     ch.handler.leave(this, ch, reason);
   }
 
   protected override terminate(reason: StopReason): void {
     this.host.wheel.cancel(this);
     if (this.channels) {
-      for (const ch of this.channels.values()) {
+      for (const ch of this.channels) {
         try { ch.handler.leave(this, ch, 'closed'); } catch (err) { this.host.logger.error({ err, session: this.id, topic: ch.topic }, 'channel leave failed'); }
       }
       this.channels = null;
     }
     const ws = this.socket;
-    (ws as SocketWithSession)[kSession] = undefined;
+    (ws as SocketWithSession).session = undefined;
     if (ws.readyState === 0 || ws.readyState === 1) {
       const { code, message } = closeFor(reason);
       ws.close(code, message);

@@ -35,14 +35,15 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
   seq = 0;
   /** When the last connection left (ms since the epoch), 0 while never. */
   lastSeenAt = 0;
-  /** `${from}\n${messageId}` → seq, oldest first (a Map keeps insertion order). */
-  private readonly dedup = new Map<string, number>();
-  readonly topic: string;
+  /** `${from}\n${messageId}` → seq, oldest first (a Map keeps insertion order); made on the first message. */
+  private dedup: Map<string, number> | null = null;
 
   constructor(private readonly host: ShardHost, readonly id: string) {
     super(host);
-    this.topic = `user:${id}`;
   }
+
+  /** Built when needed: an idle user does not carry its topic string. */
+  get topic(): string { return `user:${this.id}`; }
 
   protected handle(cmd: UserCmd | PurgeCmd): void {
     switch (cmd.op) {
@@ -89,7 +90,7 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
 
   private dm(cmd: Extract<UserCmd, { op: 'u.dm' }>): void {
     const key = `${cmd.from}\n${cmd.mid}`;
-    const seen = this.dedup.get(key);
+    const seen = this.dedup?.get(key);
     if (seen !== undefined) {
       this.host.reply(cmd, { seq: seen, duplicate: true });
       return;
@@ -103,8 +104,9 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
     this.inbox.push(entry);
     const window = this.host.config.user.dedupWindow;
     if (window > 0) {
-      this.dedup.set(key, entry.seq);
-      if (this.dedup.size > window) this.dedup.delete(this.dedup.keys().next().value!);
+      const d = (this.dedup ??= new Map());
+      d.set(key, entry.seq);
+      if (d.size > window) d.delete(d.keys().next().value!);
     }
     this.host.reply(cmd, { seq: entry.seq });
     this.broadcast('dm', entry);
@@ -136,20 +138,19 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
   /** After a promotion: the stored message of a dm command goes out again (clients dedup by seq). */
   redeliver(cmd: UserCmd): void {
     if (cmd.op !== 'u.dm') return;
-    const seq = this.dedup.get(`${cmd.from}\n${cmd.mid}`);
+    const seq = this.dedup?.get(`${cmd.from}\n${cmd.mid}`);
     const entry = seq === undefined ? undefined : this.inbox.find((m) => m.seq === seq);
     if (entry) this.broadcast('dm', entry);
   }
 
   snapshot(): UserSnapshot {
-    return { id: this.id, seq: this.seq, inbox: this.inbox, dedup: [...this.dedup], conns: [...this.conns].map(([sid, c]) => [sid, c.w, c.meta]) };
+    return { id: this.id, seq: this.seq, inbox: this.inbox, dedup: this.dedup ? [...this.dedup] : [], conns: [...this.conns].map(([sid, c]) => [sid, c.w, c.meta]) };
   }
 
   restore(s: UserSnapshot): void {
     this.seq = s.seq;
     this.inbox = s.inbox;
-    this.dedup.clear();
-    for (const [k, v] of s.dedup) this.dedup.set(k, v);
+    this.dedup = s.dedup.length > 0 ? new Map(s.dedup) : null;
     this.conns.clear();
     for (const [sid, w, meta] of s.conns) this.conns.set(sid, { w, meta });
   }

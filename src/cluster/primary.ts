@@ -100,6 +100,7 @@ export class Primary {
     slot.worker = worker;
     slot.listening = false;
     slot.lastPong = performance.now();
+    this.logger.info({ workerIndex: index, workerPid: worker.process.pid }, 'worker forked');
   }
 
   private slotOf(w: Worker): Slot | undefined {

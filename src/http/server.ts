@@ -7,6 +7,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import websocket from '@fastify/websocket';
 import type { WebSocket } from 'ws';
 import { SandbarError } from '../errors.js';
+import { SessionSocket } from '../actors/session.js';
 import { selectProtocol, tokenFromUpgrade, verifyToken } from '../auth/token.js';
 
 export interface HttpHooks {
@@ -37,6 +38,8 @@ export async function createHttpServer(hooks: HttpHooks): Promise<FastifyInstanc
       handleProtocols: (offered: Set<string>) => selectProtocol(offered) ?? false,
       // Phoenix frames are small JSON; compression would cost memory per socket.
       perMessageDeflate: false,
+      // A subclass of ws's WebSocket; the plugin's option type wants the class with its static helpers.
+      WebSocket: SessionSocket as never,
     },
     preClose(done) {
       hooks.closeAllSessions();

@@ -29,6 +29,7 @@ import { MAIN } from '../helpers/host.js';
 import { startHostFromConfig, type ConfigHostHandle } from '../helpers/host-from-config.js';
 import { RawClient, type Frame } from '../helpers/clients.js';
 import { mintToken } from '../../src/auth/token.js';
+import { shardsOf } from '../../src/placement/rendezvous.js';
 
 const EXAMPLES = join(import.meta.dirname, '../../config/examples/three-hosts');
 const N = [1, 2, 3] as const;
@@ -249,10 +250,6 @@ describe('deploy examples: config/examples/three-hosts runs as a 3-host cluster'
       expect(jsz.body.meta_cluster.cluster_size).to.equal(3);
       expect(jsz.body.meta_cluster.leader).to.match(/^nats-[123]$/);
     }
-    for (const node of nodes) {
-      const c = await getJson<{ connections: { name?: string }[] }>(`${node.monitor}/connz?limit=100`);
-      console.log('SCRATCH', node.name, c.body.connections.map((x) => x.name).filter(Boolean).join(' | '));
-    }
     // Shard ownership is replicated on the three NATS nodes.
     const kv = (await ncs[0]!.request('$JS.API.STREAM.INFO.KV_sandbar_prod_shards', Empty, { timeout: 3000 })).json<{ config: { num_replicas: number } }>();
     expect(kv.config.num_replicas).to.equal(3);
@@ -413,5 +410,111 @@ describe('deploy examples: config/examples/three-hosts runs as a 3-host cluster'
     expect(lines, r.stderr).to.have.length(1);
     expect(lines[0]).to.match(/replication\.replcas = 1 .*unknown key; did you mean replication\.replicas\?/);
     expect(lines[0]).to.include(bad);
+  });
+
+  it('rolling restart of host-2: SIGTERM moves its shards to the others before its sessions close (1012); restarted from the same file it is ready again and gets shards back by planned handoff', async () => {
+    const bob = clients[1]!;
+    const masters = async () => {
+      const sh = (await ncs[0]!.request('sandbar.prod.admin.shards', Empty, { timeout: 5000 })).json<{ records: { master: string | null }[] }>();
+      return sh.records.filter((r) => r.master?.startsWith('host-2.')).length;
+    };
+    expect(await masters(), 'host-2 masters shards before the restart').to.be.above(0);
+    const old = hosts[1]!;
+    old.proc.kill('SIGTERM');
+    expect(await bob.closed).to.equal(1012);
+    // The sessions closed only after host-2 had no shard left.
+    expect(await masters(), 'shards still mastered on host-2 when its sessions closed').to.equal(0);
+    expect((await old.exit).code).to.equal(0);
+    const handedOff = old.lines.find((l) => l.msg === 'shards handed off');
+    const closing = old.lines.find((l) => l.msg === 'worker stopping: closing sessions with 1012');
+    expect(handedOff, 'the worker handed its shards off before closing sessions').to.not.equal(undefined);
+    expect(old.lines.indexOf(handedOff!)).to.be.below(old.lines.indexOf(closing!));
+    // The others serve host-2's users meanwhile.
+    const away = await RawClient.open(`ws://127.0.0.1:${hosts[0]!.port}`, mintToken(secret, 'bob', 600));
+    clients.push(away);
+    expect(reply(await away.join('user:bob', {}, 'u', 15000)).status).to.equal('ok');
+    await away.waitFor((f) => f[3] === 'dm' && (f[4] as { id: string }).id === 'a1', 10000);
+    away.close();
+
+    // Start it again from the same file; the next host would be restarted only after this.
+    const back = await startHostFromConfig(copy('host-2.toml'), { env: ENV, readyTimeoutMs: 60000 });
+    hosts[1] = back;
+    const readyAt = Date.now();
+    const r = await getJson<{ status: string }>(`http://127.0.0.1:${back.port}/health/ready`);
+    expect(r.status).to.equal(200);
+    // Rendezvous placement over the three hosts (one worker each) says which shards are host-2's.
+    const view = N.map((n) => ({ hostId: `host-${n}`, workers: 1 }));
+    const expected = shardsOf('host-2', 0, 1024, view).length;
+    const deadline = Date.now() + 20000;
+    let now = 0;
+    while ((now = await masters()) !== expected) {
+      if (Date.now() > deadline) throw new Error(`host-2 masters ${now} shards, placement gives it ${expected}`);
+      await new Promise((res) => setTimeout(res, 200));
+    }
+    const settledMs = Date.now() - readyAt;
+    const served = back.lines.filter((l) => l.msg === 'serving shard as master').map((l) => String(l.why));
+    expect(served).to.have.length(expected);
+    expect(served.filter((w) => !w.startsWith('handoff from ')), 'every shard came back by planned handoff').to.deep.equal([]);
+    for (const h of hosts) expect(h.lines.filter((l) => l.msg === 'shard starts empty: its master is gone and no live replica held its state'), h.config).to.deep.equal([]);
+    // Bob's inbox survived the restart, on host-2 again.
+    const again = await RawClient.open(`ws://127.0.0.1:${back.port}`, mintToken(secret, 'bob', 600));
+    clients.push(again);
+    expect(reply(await again.join('user:bob', {}, 'u', 15000)).status).to.equal('ok');
+    const dm = await again.waitFor((f) => f[3] === 'dm', 10000);
+    expect(dm[4]).to.include({ from: 'alice', id: 'a1', seq: 1 });
+    console.log(`      host-2 stopped in ${Date.parse(String(old.lines.at(-1)?.time)) - Date.parse(String(old.lines.find((l) => l.msg === 'host stopping')?.time))} ms (handoff ${handedOff!.ms} ms); back with ${expected} of 1024 shards, all by handoff, ${settledMs} ms after "host ready"`);
+  });
+
+  it('adding host-4 (a copy of host-1.toml with a new hostId): only the shards that now hash to it move, all by planned handoff; a graceful stop gives them back', async () => {
+    const text = original('host-1.toml');
+    expect(text).to.match(/^hostId = "host-1"$/m);
+    const file = join(dir, 'host-4.toml');
+    writeFileSync(file, rewriteHost(text.replace(/^hostId = "host-1"$/m, 'hostId = "host-4"'), ports, join(dir, 'host-4-data')));
+    const records = async () => (await ncs[0]!.request('sandbar.prod.admin.shards', Empty, { timeout: 5000 })).json<{ records: { shard: number; master: string; epoch: number }[] }>().records;
+    const before = await records();
+    const three = N.map((n) => ({ hostId: `host-${n}`, workers: 1 }));
+    const four = [...three, { hostId: 'host-4', workers: 1 }];
+    const mine = new Set(shardsOf('host-4', 0, 1024, four));
+    const t0 = Date.now();
+    const h4 = await startHostFromConfig(file, { env: ENV, readyTimeoutMs: 60000 });
+    hosts.push(h4);
+    const readyMs = Date.now() - t0;
+    expect((await getJson<{ status: string }>(`http://127.0.0.1:${h4.port}/health/ready`)).status).to.equal(200);
+    let after = await records();
+    const deadline = Date.now() + 20000;
+    while (after.filter((r) => r.master === 'host-4.0').length !== mine.size) {
+      if (Date.now() > deadline) throw new Error(`host-4 masters ${after.filter((r) => r.master === 'host-4.0').length} shards, placement gives it ${mine.size}`);
+      await new Promise((res) => setTimeout(res, 200));
+      after = await records();
+    }
+    for (const r of after) {
+      const was = before[r.shard]!;
+      if (mine.has(r.shard)) {
+        expect(r.master, `shard ${r.shard}`).to.equal('host-4.0');
+        expect(r.epoch, `shard ${r.shard}: one claim, by handoff`).to.equal(was.epoch + 1);
+      } else {
+        expect(r.master, `shard ${r.shard} stays where it was`).to.equal(was.master);
+      }
+    }
+    const served = h4.lines.filter((l) => l.msg === 'serving shard as master').map((l) => String(l.why));
+    expect(served).to.have.length(mine.size);
+    expect(served.filter((w) => !w.startsWith('handoff from ')), 'every shard came to host-4 by planned handoff').to.deep.equal([]);
+    const st = (await ncs[0]!.request('sandbar.prod.admin.status', Empty, { timeout: 3000 })).json<{ hosts: { hostId: string }[] }>();
+    expect(st.hosts.map((h) => h.hostId).sort()).to.deep.equal(['host-1', 'host-2', 'host-3', 'host-4']);
+
+    // Removing it: a graceful stop hands its shards back to the placement over three hosts.
+    const t1 = Date.now();
+    h4.proc.kill('SIGTERM');
+    expect((await h4.exit).code).to.equal(0);
+    const stopMs = Date.now() - t1;
+    const back = new Set(N.flatMap((n) => shardsOf(`host-${n}`, 0, 1024, three).map((s) => `${s}:host-${n}.0`)));
+    const deadline2 = Date.now() + 20000;
+    for (;;) {
+      const now = await records();
+      if (now.every((r) => back.has(`${r.shard}:${r.master}`))) break;
+      if (Date.now() > deadline2) throw new Error('shards did not return to the three hosts');
+      await new Promise((res) => setTimeout(res, 200));
+    }
+    console.log(`      host-4 ready in ${readyMs} ms with ${mine.size} of 1024 shards (all by handoff); stopped in ${stopMs} ms`);
   });
 });
