@@ -105,7 +105,7 @@ export interface FanoutRun {
   deliveriesPerSecP01?: number;
   okP50Ms?: number;
   /** Per server process: p50 over messages of send -> its first / last member received (ms). */
-  perWorker?: Record<string, { firstP50Ms: number; lastP50Ms: number }>;
+  workerTimes?: Record<string, { firstP50Ms: number; lastP50Ms: number }>;
   delivery?: LatencySummary;
   serverCpuPerDeliveryUs?: number;
   natsCpuPerDeliveryUs?: number;
@@ -257,7 +257,7 @@ export async function runFanoutOnce(s: FanoutSettings, target: TargetName, repea
     if (okP50 !== undefined) r.okP50Ms = okP50;
     // When does each server process start and finish its share of a broadcast?
     const workers = new Set(rs.flatMap((x) => Object.keys(x.lastByWorker)));
-    const perWorker: Record<string, { firstP50Ms: number; lastP50Ms: number }> = {};
+    const workerTimes: Record<string, { firstP50Ms: number; lastP50Ms: number }> = {};
     for (const w of workers) {
       const f: number[] = [];
       const l: number[] = [];
@@ -270,9 +270,9 @@ export async function runFanoutOnce(s: FanoutSettings, target: TargetName, repea
       }
       f.sort((a, b) => a - b);
       l.sort((a, b) => a - b);
-      if (f.length && l.length) perWorker[w] = { firstP50Ms: percentile(f, 50)!, lastP50Ms: percentile(l, 50)! };
+      if (f.length && l.length) workerTimes[w] = { firstP50Ms: percentile(f, 50)!, lastP50Ms: percentile(l, 50)! };
     }
-    r.perWorker = perWorker;
+    r.workerTimes = workerTimes;
     r.delivery = summarize(mergeHistograms(rs.map((x) => x.hDelivery)));
     if (deliveries > 0) {
       r.serverCpuPerDeliveryUs = (cpu1 - cpu0) / deliveries;
@@ -287,7 +287,7 @@ export async function runFanoutOnce(s: FanoutSettings, target: TargetName, repea
     }
     r.errors = errors;
     r.closedByServer = closedByServer;
-    log(`  ${target}: ${r.complete}/${s.messages} messages reached all ${s.members} members; all-received p50/p99 ${fmt(r.allP50Ms)}/${fmt(r.allP99Ms)} ms (first member p50 ${fmt(r.firstP50Ms)} ms), ${num(r.deliveriesPerSecP50)} deliveries/s at p50, server CPU ${num(r.serverCpuPerDeliveryUs, 1)} us/delivery${r.natsCpuPerDeliveryUs !== undefined ? ` (nats ${num(r.natsCpuPerDeliveryUs, 1)})` : ''}, client CPU ${num(r.clientCpuPerDeliveryUs, 1)} us/delivery${missing ? `, ${missing} deliveries missing` : ''}${Object.keys(errors).length ? `, errors ${formatReasons(errors)}` : ''}; per server process, first/last member p50: ${Object.entries(r.perWorker ?? {}).map(([w, v]) => `${w} ${fmt(v.firstP50Ms)}/${fmt(v.lastP50Ms)} ms`).join(', ')}`);
+    log(`  ${target}: ${r.complete}/${s.messages} messages reached all ${s.members} members; all-received p50/p99 ${fmt(r.allP50Ms)}/${fmt(r.allP99Ms)} ms (first member p50 ${fmt(r.firstP50Ms)} ms), ${num(r.deliveriesPerSecP50)} deliveries/s at p50, server CPU ${num(r.serverCpuPerDeliveryUs, 1)} us/delivery${r.natsCpuPerDeliveryUs !== undefined ? ` (nats ${num(r.natsCpuPerDeliveryUs, 1)})` : ''}, client CPU ${num(r.clientCpuPerDeliveryUs, 1)} us/delivery${missing ? `, ${missing} deliveries missing` : ''}${Object.keys(errors).length ? `, errors ${formatReasons(errors)}` : ''}; per server process, first/last member p50: ${Object.entries(r.workerTimes ?? {}).map(([w, v]) => `${w} ${fmt(v.firstP50Ms)}/${fmt(v.lastP50Ms)} ms`).join(', ')}`);
     await fleet.close();
   } catch (err) {
     r.error = (err as Error).message;
