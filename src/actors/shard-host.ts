@@ -60,6 +60,8 @@ class ShardState implements TimerEntry {
   waitingSince = 0;
   /** new master: it has the shard's state (a synced replica copy, or a handoff). */
   hasState = false;
+  /** master: the replica set last written to the ownership record. */
+  recorded = '';
   constructor(readonly n: number, readonly host: ShardHost) {}
   onTimer(): void { this.host.onShardTimer(this); }
 }
@@ -326,9 +328,16 @@ export class ShardHost implements ActorLink {
       }
       const was = st.role;
       if (was === 'master' && role === 'master') {
-        // Same master; the replica set may have changed.
+        // Same master; the replica set may have changed. A new replica asks
+        // for a snapshot itself and counts for acks from then on (sync?), so
+        // a replica that is slow to learn of its role does not stall writes.
+        const before = st.recorded;
         for (const a of [...st.acked.keys()]) if (!replicas.includes(a)) st.acked.delete(a);
         this.release(st);
+        st.recorded = [...replicas].sort().join(',');
+        if (st.ready && this.ownership && st.recorded !== before) {
+          void this.ownership.setReplicas(n, st.epoch, me, replicas).catch(() => {});
+        }
         continue;
       }
       if (was === 'master' && st.ready && role !== 'master') this.handOff(st, master, role);
@@ -412,6 +421,7 @@ export class ShardHost implements ActorLink {
     }
     if (epoch === null || st.role !== 'master') return false;
     st.epoch = epoch;
+    st.recorded = [...replicas].sort().join(',');
     st.ready = true;
     this.bus.serve(st.n, true);
     if (why !== 'first owner') this.logger.info({ shard: st.n, epoch, why }, 'serving shard as master');

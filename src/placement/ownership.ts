@@ -59,6 +59,26 @@ export class Ownership {
     return null;
   }
 
+  /**
+   * The serving master records a new replica set, keeping its epoch (only the
+   * master writes its record; CAS on the revision it read). False when the
+   * record has moved on: another master holds the shard.
+   */
+  async setReplicas(shard: number, epoch: number, master: string, replicas: string[]): Promise<boolean> {
+    const key = Ownership.key(shard);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const e = await this.kv.get(key);
+      if (!e || e.operation !== 'PUT' || e.length === 0) return false;
+      const rec = e.json<OwnershipRecord>();
+      if (rec.epoch !== epoch || rec.master !== master) return false;
+      try {
+        await this.kv.update(key, JSON.stringify({ ...rec, replicas, at: Date.now() }), e.revision);
+        return true;
+      } catch { /* raced with another write: read again */ }
+    }
+    return false;
+  }
+
   /** Every shard's record (null where none is written yet). */
   async readAll(shards: number): Promise<({ shard: number } & OwnershipRecord | { shard: number; epoch: 0; master: null })[]> {
     const out: ({ shard: number } & OwnershipRecord | { shard: number; epoch: 0; master: null })[] = [];

@@ -10,7 +10,7 @@ export class RawClient {
   readonly binary: Buffer[] = [];
   closeCode: number | null = null;
   closeReason = '';
-  private waiters = new Set<{ pred: (f: Frame) => boolean; resolve: (f: Frame) => void }>();
+  private waiters = new Set<{ pred: (f: Frame) => boolean; resolve: (f: Frame) => void; reject: (e: Error) => void }>();
   readonly closed: Promise<number>;
   private nextRef = 1;
 
@@ -21,7 +21,14 @@ export class RawClient {
       this.frames.push(f);
       for (const w of this.waiters) if (w.pred(f)) { this.waiters.delete(w); w.resolve(f); }
     });
-    this.closed = new Promise((resolve) => ws.on('close', (code: number, reason: Buffer) => { this.closeCode = code; this.closeReason = reason.toString(); resolve(code); }));
+    this.closed = new Promise((resolve) => ws.on('close', (code: number, reason: Buffer) => {
+      this.closeCode = code;
+      this.closeReason = reason.toString();
+      resolve(code);
+      // Nothing more will arrive: whoever waits for a frame hears it now.
+      for (const w of this.waiters) w.reject(new Error(`socket closed (${code}) while waiting for a frame`));
+      this.waiters.clear();
+    }));
     ws.on('error', () => {});
   }
 
@@ -61,8 +68,13 @@ export class RawClient {
   waitFor(pred: (f: Frame) => boolean, timeoutMs = 5000): Promise<Frame> {
     const seen = this.frames.find(pred);
     if (seen) return Promise.resolve(seen);
+    if (this.closeCode !== null) return Promise.reject(new Error(`socket closed (${this.closeCode})`));
     return new Promise((resolve, reject) => {
-      const w = { pred, resolve: (f: Frame) => { clearTimeout(t); resolve(f); } };
+      const w = {
+        pred,
+        resolve: (f: Frame) => { clearTimeout(t); resolve(f); },
+        reject: (e: Error) => { clearTimeout(t); reject(e); },
+      };
       const t = setTimeout(() => { this.waiters.delete(w); reject(new Error(`timed out waiting for a frame (close ${this.closeCode})`)); }, timeoutMs);
       this.waiters.add(w);
     });
