@@ -209,6 +209,57 @@ describe('cluster: 3 hosts, R = 1, a host killed under DM load', function () {
     expect(p99).to.be.below(3000 + 1200);
     for (const p of peers) p.c.close();
   });
+
+  it('SIGTERM of a host under DM load (planned stop): its shards move to the other host, its clients get 1012, nothing acknowledged is lost', async () => {
+    const urls = [hosts[0]!.url, hosts[1]!.url];
+    const users = Array.from({ length: 8 }, (_, i) => `calm${i}`);
+    const peers = users.map((u, i) => new Peer(u, [urls[i % 2]!, urls[(i + 1) % 2]!]));
+    await Promise.all(peers.map((p) => p.connect()));
+    const acked = new Map<string, { to: string; seq: number }>();
+    const closes: number[] = [];
+    let running = true;
+    const loops = peers.map(async (p, i) => {
+      for (let n = 0; running; n++) {
+        const to = users[(i + 1) % users.length]!;
+        const id = `${p.id}-${n}`;
+        for (let tries = 0; running && tries < 100; tries++) {
+          try {
+            if (p.c.closeCode !== null) {
+              closes.push(p.c.closeCode);
+              p.urls = [hosts[0]!.url];
+              await p.connect();
+            }
+            const f = await p.c.request('u', `user:${p.id}`, 'dm', { to, id, body: n }, 10000);
+            const r = f[4] as { status: string; response: { seq: number } };
+            if (r.status === 'ok') { acked.set(id, { to, seq: r.response.seq }); break; }
+          } catch { await new Promise((r) => setTimeout(r, 50)); }
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    });
+    await new Promise((r) => setTimeout(r, 1000));
+    hosts[1]!.kill('SIGTERM');
+    const { code } = await hosts[1]!.exit;
+    expect(code).to.equal(0);
+    await new Promise((r) => setTimeout(r, 2000));
+    running = false;
+    await Promise.all(loops);
+    expect(closes.length).to.be.greaterThan(0);
+    expect(closes.every((c) => c === 1012), JSON.stringify(closes)).to.equal(true);
+    let lost = 0;
+    for (const u of users) {
+      const c = await RawClient.open(hosts[0]!.url, token(u));
+      await c.join(`user:${u}`, {}, 'u', 15000);
+      await new Promise((r) => setTimeout(r, 200));
+      const inbox = new Map(c.frames.filter((f) => f[3] === 'dm').map((f) => [(f[4] as { id: string }).id, (f[4] as { seq: number }).seq]));
+      for (const [id, a] of acked) if (a.to === u && inbox.get(id) !== a.seq) lost++;
+      c.close();
+    }
+    console.log(`      planned stop: acked ${acked.size} dms, ${lost} lost`);
+    expect(acked.size).to.be.greaterThan(50);
+    expect(lost).to.equal(0);
+    for (const p of peers) p.c.close();
+  });
 });
 
 describe('cluster: one host, 2 workers, R = 1 (replicas on the other worker)', function () {
