@@ -99,6 +99,41 @@ describe('host: phoenix client end to end', function () {
     });
   }
 
+  it('/metrics: sessions per worker sum to the real number of open sessions, under load', async () => {
+    const sum = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${host.port}/metrics`)).text();
+      return [...text.matchAll(/^sandbar_sessions\{[^}]*\} (\d+)$/gm)].map((m) => Number(m[1]));
+    };
+    const settle = async (want: (n: number) => boolean) => {
+      const deadline = Date.now() + 8000;
+      let per: number[] = [];
+      while (Date.now() < deadline) {
+        per = await sum();
+        if (want(per.reduce((a, b) => a + b, 0))) return per;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      return per;
+    };
+    const { openMany } = await import('../helpers/clients.js');
+    // Baseline: two readings a ping interval apart that agree.
+    let base = -1;
+    for (let prev = -2; base !== prev;) {
+      prev = base;
+      await new Promise((r) => setTimeout(r, 1100));
+      base = (await sum()).reduce((a, b) => a + b, 0);
+    }
+    const clients = await openMany(300, host.url, (i) => token(`load${i}`));
+    // Load: every client pushes while the count is read.
+    await Promise.all(clients.map((c) => c.join('echo:load')));
+    const busy = clients.map((c) => c.request('1', 'echo:load', 'x', {}).catch(() => null));
+    const per = await settle((n) => n === base + 300);
+    await Promise.all(busy);
+    expect(per).to.have.length(2);
+    expect(per.reduce((a, b) => a + b, 0)).to.equal(base + 300);
+    expect(Math.min(...per)).to.be.greaterThan(100); // rr spreads them
+    for (const c of clients) c.close();
+  });
+
   it('refuses a protocol version other than 2.0.0 with 400', async () => {
     const err = await RawClient.open(host.url, null, { query: `vsn=1.0.0&token=${token('alice')}` }).then(() => null, (e: { statusCode?: number }) => e);
     expect(err?.statusCode).to.equal(400);
