@@ -2,8 +2,8 @@
  * The servers the message benches run against, each started fresh in its own
  * process group (bench/lib/proc.ts) and stopped with its whole tree:
  *
- *   sandbar   nats-server -a 127.0.0.1 -p -1 -js -sd <dir> (Sandbar keeps shard
- *             ownership in a JetStream KV bucket since commit 4158bc1), then
+ *   sandbar   nats-server -a 127.0.0.1 -p -1 -js (bench/lib/proc.ts startNats;
+ *             Sandbar keeps shard ownership in a JetStream KV bucket), then
  *             node dist/src/main.js start --http.port=0 --cluster.workers=W ...
  *             (as bench/idle-sessions.ts starts it); wire: phoenix.
  *   socketio  bench/peers/socketio-server.ts (Socket.IO 4 + cluster adapter); wire: socketio.
@@ -13,11 +13,10 @@
  * for Sandbar (nats-server routes every message between Sandbar's workers, so
  * it is part of Sandbar's cost), reported separately as natsCpuMicros().
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { sleep } from '../lib/metrics.js';
-import { spawnServer, treeCpuMicros, type ServerHandle } from '../lib/proc.js';
+import { spawnServer, startNats, treeCpuMicros, type ServerHandle } from '../lib/proc.js';
 import type { WireProto } from './workload-protocol.js';
 
 export type TargetName = 'sandbar' | 'socketio' | 'ws';
@@ -52,38 +51,6 @@ export interface RunningTarget {
 
 const here = (rel: string) => fileURLToPath(new URL(rel, import.meta.url));
 
-/**
- * nats-server with JetStream on an ephemeral loopback port (the port comes
- * from its ports file), as bench/lib/proc.ts startNats does, plus `-js`.
- */
-export async function startNatsJs(dir: string, logPath: string): Promise<ServerHandle> {
-  const store = join(dir, 'js');
-  mkdirSync(store, { recursive: true });
-  const h = await spawnServer({
-    name: 'nats-server',
-    command: 'nats-server',
-    args: ['-a', '127.0.0.1', '-p', '-1', '-js', '-sd', store, '--ports_file_dir', dir],
-    logPath,
-    readyTimeoutMs: 0,
-  });
-  const deadline = Date.now() + 10000;
-  for (;;) {
-    if (h.proc.exitCode !== null) throw new Error(`nats-server exited ${h.proc.exitCode}; log ${logPath}`);
-    const f = readdirSync(dir).find((n) => n.endsWith('.ports'));
-    if (f) {
-      try {
-        const u = (JSON.parse(readFileSync(join(dir, f), 'utf8')) as { nats?: string[] }).nats?.[0];
-        if (u) return { ...h, port: Number(new URL(u).port) };
-      } catch { /* partly written */ }
-    }
-    if (Date.now() > deadline) {
-      await h.stop();
-      throw new Error(`nats-server wrote no ports file in 10 s; log ${logPath}`);
-    }
-    await sleep(20);
-  }
-}
-
 /** node flags that make the server's processes write CPU profiles (node:cluster workers inherit the primary's execArgv; NODE_OPTIONS may not carry --cpu-prof). */
 function profArgs(o: TargetOptions, dir: string): string[] {
   return o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${join(dir, o.cpuProfDir)}`] : [];
@@ -94,7 +61,7 @@ export async function startTarget(name: TargetName, o: TargetOptions, tag: strin
   if (name === 'sandbar') {
     const natsDir = join(dir, 'nats');
     mkdirSync(natsDir);
-    const nats = await startNatsJs(natsDir, join(dir, 'nats.log'));
+    const nats = await startNats(natsDir, join(dir, 'nats.log'));
     let server: ServerHandle;
     try {
       server = await spawnServer({
