@@ -62,6 +62,8 @@ class ShardState implements TimerEntry {
   hasState = false;
   /** master: the replica set last written to the ownership record. */
   recorded = '';
+  /** master: stopped serving while cut off from NATS (self-fencing). */
+  fenced = false;
   constructor(readonly n: number, readonly host: ShardHost) {}
   onTimer(): void { this.host.onShardTimer(this); }
 }
@@ -458,6 +460,46 @@ export class ShardHost implements ActorLink {
       st.role = 'none';
       this.drop(n);
     }
+  }
+
+  /**
+   * Self-fencing: cut off from NATS for cluster.selfFenceMs, this worker
+   * stops acting as master of every shard (the other hosts promote them
+   * after cluster.downAfterMs). It keeps the state: if, once reconnected, the
+   * ownership record still names it at the same epoch, nobody took over and
+   * it serves again (see unfence). Outputs it still held are dropped: they
+   * were never acknowledged, and their senders resend (deduplicated).
+   */
+  fenceAll(): number {
+    let n = 0;
+    for (const st of this.shards.values()) {
+      if (st.role !== 'master' || !st.ready) continue;
+      this.bus.serve(st.n, false);
+      st.ready = false;
+      st.fenced = true;
+      st.held = [];
+      n++;
+    }
+    return n;
+  }
+
+  /** Back on NATS: serve again what nobody took over; give up the rest. */
+  async unfence(): Promise<void> {
+    for (const st of [...this.shards.values()]) {
+      if (!st.fenced) continue;
+      st.fenced = false;
+      let rec: OwnershipRecord | null = null;
+      try { rec = this.ownership ? await this.ownership.read(st.n) : null; } catch { /* treat as moved on */ }
+      if (st.role === 'master' && rec && rec.epoch === st.epoch && rec.master === this.bus.addr) {
+        st.ready = true;
+        st.released = st.seq;
+        this.bus.serve(st.n, true);
+      } else {
+        this.logger.warn({ shard: st.n, epoch: st.epoch, record: rec }, 'after self-fencing the shard belongs to another master; dropping this copy');
+        this.drop(st.n);
+      }
+    }
+    this.applyView(this.view);
   }
 
   private drop(n: number): void {

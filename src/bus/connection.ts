@@ -11,7 +11,7 @@ export type { NatsConnection };
 /** NATS reconnects of this process (a metric). */
 export let natsReconnects = 0;
 
-export async function connectBus(opts: { servers: readonly string[]; name: string; timeoutMs: number; logger: Logger }): Promise<NatsConnection> {
+export async function connectBus(opts: { servers: readonly string[]; name: string; timeoutMs: number; logger: Logger; onStatus?: (s: 'disconnect' | 'reconnect') => void }): Promise<NatsConnection> {
   const nc = await connect({
     servers: [...opts.servers],
     name: opts.name,
@@ -23,8 +23,8 @@ export async function connectBus(opts: { servers: readonly string[]; name: strin
   void (async () => {
     for await (const s of nc.status()) {
       switch (s.type) {
-        case 'disconnect': opts.logger.warn({ nats: s.server }, 'NATS disconnected; reconnecting'); break;
-        case 'reconnect': natsReconnects++; opts.logger.info({ nats: s.server }, 'NATS reconnected'); break;
+        case 'disconnect': opts.logger.warn({ nats: s.server }, 'NATS disconnected; reconnecting'); opts.onStatus?.('disconnect'); break;
+        case 'reconnect': natsReconnects++; opts.logger.info({ nats: s.server }, 'NATS reconnected'); opts.onStatus?.('reconnect'); break;
         case 'error': opts.logger.error({ err: s.error }, 'NATS error'); break;
         case 'slowConsumer': opts.logger.warn({ sub: s.sub.getSubject() }, 'NATS slow consumer: messages dropped on a subscription'); break;
         default: break;

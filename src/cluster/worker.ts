@@ -283,7 +283,28 @@ export async function runWorker(): Promise<void> {
 
   let app: Awaited<ReturnType<typeof createHttpServer>> | null = null;
   try {
-    host.nc = await connectBus({ servers: config.nats.servers, name: `sandbar ${config.hostId} w${index}`, timeoutMs: config.nats.connectTimeoutMs, logger });
+    let fenceTimer: NodeJS.Timeout | null = null;
+    let fenced = false;
+    host.nc = await connectBus({
+      servers: config.nats.servers, name: `sandbar ${config.hostId} w${index}`, timeoutMs: config.nats.connectTimeoutMs, logger,
+      onStatus: (st) => {
+        if (st === 'disconnect' && !fenceTimer) {
+          fenceTimer = setTimeout(() => {
+            fenced = true;
+            const n = host.shardHost?.fenceAll() ?? 0;
+            logger.warn({ shards: n, selfFenceMs: config.cluster.selfFenceMs }, 'cut off from NATS for cluster.selfFenceMs: this worker stops acting as master (self-fencing)');
+          }, config.cluster.selfFenceMs);
+          fenceTimer.unref();
+        } else if (st === 'reconnect' && fenceTimer) {
+          clearTimeout(fenceTimer);
+          fenceTimer = null;
+          if (fenced) {
+            fenced = false;
+            void host.shardHost?.unfence().catch((err) => logger.error({ err }, 'unfencing failed'));
+          }
+        }
+      },
+    });
     // The HTTP side and the shard side start side by side: a restarted worker is back sooner.
     const chat = host.startChat(host.nc);
     app = await createHttpServer({

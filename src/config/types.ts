@@ -17,6 +17,7 @@ export interface SandbarConfig {
     readonly heartbeatMs: number;
     readonly suspectAfterMs: number;
     readonly downAfterMs: number;
+    readonly selfFenceMs: number;
   };
   readonly http: { readonly host: string; readonly port: number };
   readonly nats: { readonly servers: readonly string[]; readonly embedded: boolean; readonly connectTimeoutMs: number };

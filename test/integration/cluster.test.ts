@@ -316,3 +316,42 @@ describe('cluster: one host, 2 workers, R = 1 (replicas on the other worker)', f
     }
   });
 });
+
+describe('cluster: fencing by epoch', function () {
+  this.timeout(60000);
+  let nats: NatsServerHandle;
+  let host: HostHandle;
+  before(async () => {
+    nats = await startNatsServer();
+    host = await startHost({ nats: nats.url, workers: 1, flags: { shards: 8, 'request.timeoutMs': 1500 } });
+  });
+  after(async () => { await host?.stop(); await nats?.stop(); });
+
+  it('a master that sees a higher epoch naming another master stops serving that shard at once', async () => {
+    const { shardOf } = await import('../../src/placement/shard.js');
+    const nc = await connect({ servers: nats.url });
+    try {
+      const kv = await new Kvm(nc).open('sandbar_local_shards');
+      const victim = 'fenced-user';
+      const shard = shardOf(victim, 8);
+      const other = Array.from({ length: 50 }, (_, i) => `free${i}`).find((u) => shardOf(u, 8) !== shard)!;
+      const c = await RawClient.open(host.url, token('sender'));
+      await c.join('user:sender', {}, 'u', 10000);
+      expect((await c.request('u', 'user:sender', 'dm', { to: victim, body: 'before' }))[4]).to.have.property('status', 'ok');
+      const e = (await kv.get(`shard.${shard}`))!;
+      const rec = e.json<{ epoch: number }>();
+      const from = host.lines.length;
+      // Another claimant wins a higher epoch (as a promoted replica would).
+      await kv.update(`shard.${shard}`, JSON.stringify({ ...rec, epoch: rec.epoch + 5, master: 'ghost.0', replicas: [] }), e.revision);
+      await host.waitFor((l) => l.msg === 'a higher epoch names another master: this worker stops serving the shard' && l.shard === shard, 5000, from);
+      const refused = (await c.request('u', 'user:sender', 'dm', { to: victim, body: 'after' }, 5000))[4] as { status: string; response: { code: string } };
+      expect(refused).to.deep.include({ status: 'error' });
+      expect(refused.response.code).to.equal('SANDBAR_ERR_UNAVAILABLE');
+      // Every other shard is still served.
+      expect((await c.request('u', 'user:sender', 'dm', { to: other, body: 'fine' }))[4]).to.have.property('status', 'ok');
+      c.close();
+    } finally {
+      await nc.close();
+    }
+  });
+});
