@@ -36,6 +36,7 @@ const FLAGS: Flags = {
   members: { doc: 'fanout: room members.', default: '10000 (1000 with --quick)' },
   'max-minutes': { doc: 'Bound on the whole run, split over the workloads.', default: '120 (2.9 with --quick)' },
   sandbar: { doc: 'Sandbar entry point.', default: 'dist/src/main.js' },
+  'sandbar-args': { doc: 'Extra `sandbar start` flags for the dm and fan-out runs, space-separated (idle-sessions takes none), e.g. "--cluster.workerHangMs=600000".' },
   json: { doc: 'Write every workload\'s raw results to this file.' },
   'log-dir': { doc: 'Where logs go.', default: 'a new directory under the OS temp dir' },
 };
@@ -123,6 +124,7 @@ async function main(): Promise<number> {
   const sandbar = f.get('sandbar') ?? here('../src/main.js');
   if (!existsSync(sandbar)) throw new UsageError(`Sandbar is not built: ${sandbar} is missing (run npm run build)`);
   const logDir = f.get('log-dir') ?? mkdtempSync(join(tmpdir(), 'sandbar-compare-'));
+  const sandbarArgs = f.has('sandbar-args') ? ['--sandbar-args', f.get('sandbar-args')!] : [];
   const totalMs = numFlag(f, 'max-minutes', quick ? 2.9 : 120, 0.5) * 60000;
   const t0 = Date.now();
   // Shares of the time bound: idle is the shortest in --quick, dm the longest.
@@ -171,7 +173,7 @@ async function main(): Promise<number> {
         rows.push({ workload: 'idle', metric: `no result (idle-sessions exited ${code})`, peer: 'bare ws', unit: '' });
       }
     } else if (w === 'dm') {
-      const args = ['--workers', workers, '--policy', policy, '--repeat', repeat, '--sandbar', sandbar, '--max-minutes', minutes, '--log-dir', join(logDir, 'dm')];
+      const args = ['--workers', workers, '--policy', policy, '--repeat', repeat, '--sandbar', sandbar, '--max-minutes', minutes, '--log-dir', join(logDir, 'dm'), ...sandbarArgs];
       if (quick) args.push('--quick');
       if (f.has('pairs')) args.push('--pairs', f.get('pairs')!);
       const s = dmSettings(args)!;
@@ -194,7 +196,7 @@ async function main(): Promise<number> {
         rows.push({ workload: 'dm', metric: `delivery p90 at ${pct} of own peak`, peer: 'Socket.IO', unit: 'ms', ...(a?.p90 !== undefined ? { sandbar: a.p90 } : {}), ...(b?.p90 !== undefined ? { peerValue: b.p90 } : {}), ...(r?.p90 !== undefined ? { ratio: r.p90 } : {}), ...(i === 0 ? { goal: 'Sandbar <= 5 ms' } : {}) });
       });
     } else {
-      const args = ['--workers', workers, '--policy', policy, '--repeat', repeat, '--sandbar', sandbar, '--max-minutes', minutes, '--log-dir', join(logDir, 'fanout')];
+      const args = ['--workers', workers, '--policy', policy, '--repeat', repeat, '--sandbar', sandbar, '--max-minutes', minutes, '--log-dir', join(logDir, 'fanout'), ...sandbarArgs];
       if (quick) args.push('--quick', '--settle-s', '1.5');
       if (f.has('members')) args.push('--members', f.get('members')!);
       const s = fanoutSettings(args)!;
