@@ -57,7 +57,11 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
         this.members.set(cmd.sid, { w: cmd.w, uid: cmd.uid, meta: cmd.meta });
         this.host.reply(cmd, {
           seq: this.seq,
-          presence: this.presenceState(),
+          // Only a worker without its own copy of the room's presence needs
+          // it (once); others build presence_state from the diffs they
+          // follow. Sending the whole state with every join made a burst of
+          // N joins cost O(N^2) (a 2,000-member room stalled a worker).
+          presence: cmd.state && !this.host.silent ? this.presenceState() : undefined,
           history: cmd.last === null || cmd.last >= this.seq ? [] : this.history.filter((m) => m.seq > cmd.last!),
         });
         this.queueDiff('joins', cmd.uid, cmd.meta);

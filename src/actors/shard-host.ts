@@ -136,6 +136,9 @@ export class ShardHost implements ActorLink {
 
   // ---- outputs (called by actors) ------------------------------------------------
 
+  /** True while a replica applies a command: its outputs go nowhere, so actors may skip building them. */
+  get silent(): boolean { return this.applyingAsReplica; }
+
   reply(cmd: { cid: number; rw: WorkerAddr }, res: unknown): void { this.out({ k: 'reply', cmd, res }); }
   replyError(cmd: { cid: number; rw: WorkerAddr }, err: WireError): void { this.out({ k: 'error', cmd, err }); }
   deliver(byWorker: Map<WorkerAddr, string[]>, frame: string): void { this.out({ k: 'deliver', byWorker, frame }); }

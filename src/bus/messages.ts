@@ -26,7 +26,8 @@ export type UserCmd =
   | ({ op: 'u.ack'; id: string; seq: number } & Req);
 
 export type RoomCmd =
-  | ({ op: 'r.join'; id: string; sid: string; w: WorkerAddr; uid: string; meta: Meta; last: number | null } & Req)
+  /** `state`: the joining worker has no presence copy of the room yet and needs the whole state in the reply. */
+  | ({ op: 'r.join'; id: string; sid: string; w: WorkerAddr; uid: string; meta: Meta; last: number | null; state?: boolean } & Req)
   | { op: 'r.leave'; id: string; sid: string }
   | ({ op: 'r.msg'; id: string; from: string; mid: string; body: unknown; at?: number } & Req);
 

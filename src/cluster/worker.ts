@@ -155,7 +155,7 @@ export class WorkerHost implements SessionHost {
         const meta = ch.state as Meta;
         const cmd: Cmd = kind === 'u'
           ? { op: 'u.join', id: ch.id, sid: s.id, w: bus.addr, meta, last: null, cid: 0, rw: '' }
-          : { op: 'r.join', id: ch.id, sid: s.id, w: bus.addr, uid: s.userId, meta, last: null, cid: 0, rw: '' };
+          : { op: 'r.join', id: ch.id, sid: s.id, w: bus.addr, uid: s.userId, meta, last: null, state: true, cid: 0, rw: '' };
         bus.request(shard, cmd, new ResyncReply(s, ch));
         n++;
       }

@@ -15,10 +15,10 @@ import type { Meta, RoomCmd } from '../bus/messages.js';
 import type { ChannelHandler, JoinedChannel } from './channel-registry.js';
 import type { ChatServices } from './chat-services.js';
 import { isValidId } from './ids.js';
-import { metaFor } from './presence.js';
+import { metaFor, type PresenceEntry } from './presence.js';
 import { checkBody, lastSeqOf, messageId, PushReply } from './user-channel.js';
 
-interface RoomJoinResult { seq: number; presence: unknown; history: unknown[] }
+interface RoomJoinResult { seq: number; presence?: Record<string, PresenceEntry>; history: unknown[] }
 
 class RoomJoinReply implements ReplyTarget {
   constructor(readonly svc: ChatServices, readonly session: SessionActor, readonly ch: JoinedChannel, readonly ref: string | null) {}
@@ -40,9 +40,9 @@ class RoomJoinReply implements ReplyTarget {
         svc.rooms.settle(ch.id, null);
         return;
       }
-      s.push(ch, 'presence_state', r.presence);
+      svc.rooms.settle(ch.id, s, r.presence);
+      s.push(ch, 'presence_state', r.presence ?? svc.rooms.presenceState(ch.id, { uid: s.userId, meta: ch.state as Meta }));
       for (const m of r.history) s.push(ch, 'msg', m);
-      svc.rooms.settle(ch.id, s);
     } });
   }
 }
@@ -59,7 +59,7 @@ export function roomChannel(svc: ChatServices): ChannelHandler {
       const cmd: RoomCmd = { op: 'r.join', id: ch.id, sid: session.id, w: svc.bus.addr, uid: session.userId, meta, last, cid: 0, rw: '' };
       const target = new RoomJoinReply(svc, session, ch, ref);
       svc.rooms.prepare(ch.id).then(
-        () => svc.bus.request(svc.shardOf(ch.id), cmd, target),
+        (needState) => { cmd.state = needState; svc.bus.request(svc.shardOf(ch.id), cmd, target); },
         (err: unknown) => target.onReply(false, undefined, new SandbarError('SANDBAR_ERR_UNAVAILABLE', 'could not subscribe to the room', { cause: err })),
       );
     },
