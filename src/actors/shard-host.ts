@@ -64,6 +64,8 @@ class ShardState implements TimerEntry {
   recorded = '';
   /** master: stopped serving while cut off from NATS (self-fencing). */
   fenced = false;
+  /** replica: an ack is queued for this turn of the event loop. */
+  ackQueued = false;
   constructor(readonly n: number, readonly host: ShardHost) {}
   onTimer(): void { this.host.onShardTimer(this); }
 }
@@ -218,8 +220,29 @@ export class ShardHost implements ActorLink {
     st.masterAddr = e.m;
     if (e.c.op === 'u.dm' || e.c.op === 'r.msg') st.tail.push({ s: e.s, c: e.c });
     while (st.tail.length > 0 && st.tail[0]!.s <= st.released) st.tail.shift();
-    this.bus.toWorkerShard(e.m, { t: 'rack', n: st.n, s: e.s, from: this.bus.addr });
+    this.queueAck(st);
   }
+
+  /**
+   * Acks are coalesced: one `rack` per shard per turn of the event loop, with
+   * the latest applied seq, instead of one per entry (each NATS message costs
+   * a write and a wake-up on both sides; see docs/benchmarks.md, dm).
+   */
+  private queueAck(st: ShardState): void {
+    if (st.ackQueued) return;
+    st.ackQueued = true;
+    this.ackQueue.push(st);
+    if (this.ackQueue.length === 1) setImmediate(this.flushAcks);
+  }
+
+  private readonly ackQueue: ShardState[] = [];
+  private readonly flushAcks = (): void => {
+    const q = this.ackQueue.splice(0);
+    for (const st of q) {
+      st.ackQueued = false;
+      if (st.role === 'replica' && st.ready && st.masterAddr) this.bus.toWorkerShard(st.masterAddr, { t: 'rack', n: st.n, s: st.seq, from: this.bus.addr });
+    }
+  };
 
   private startSync(st: ShardState, master: WorkerAddr | null): void {
     st.ready = false;
