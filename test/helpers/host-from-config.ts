@@ -54,7 +54,7 @@ export async function startHostFromConfig(config: string, opts: { env?: Record<s
       const w = { pred, resolve: (l: LogLine) => { clearTimeout(t); resolve(l); } };
       const t = setTimeout(() => { waiters.delete(w); reject(new Error(`${config}: timed out waiting for a log line; stderr: ${stderr.slice(-2000)}`)); }, timeoutMs);
       waiters.add(w);
-      void exit.then(() => setTimeout(() => { if (waiters.delete(w)) { clearTimeout(t); reject(new Error(`${config}: host exited before the awaited log line; stderr: ${stderr.slice(-2000)}`)); } }, 50));
+      void exit.then(({ code, signal }) => setTimeout(() => { if (waiters.delete(w)) { clearTimeout(t); reject(new Error(`${config}: host exited (${signal ?? `code ${code}`}) before the awaited log line; stderr: ${stderr.slice(-2000)}`)); } }, 50));
     });
   };
   const handle: ConfigHostHandle = {

@@ -7,12 +7,15 @@
  * nothing else changed. Then it does what docs/deploy.md tells an operator to
  * check: NATS routes and JetStream, /health/ready, `sandbar status`, the
  * admin requests of docs/operations.md on every host, clients on every host
- * and a dm across hosts.
+ * and a dm across hosts; a misspelt key; then the rolling restart of one host
+ * and the adding (and removing) of a fourth, as docs/deploy.md describes them.
  *
  * One thing comes from outside the files: SANDBAR_CLUSTER_WORKERS=1, so the
  * test runs 3 hosts × (primary + 1 worker) whatever the machine's CPU count
  * (the examples leave cluster.workers at 0, one per CPU). The environment is
  * the layer sandbar.service uses for the secret too; the files stay as they are.
+ * A host that exits 69 at start is started again after 3 s, as the unit's
+ * Restart=on-failure does; each such retry is printed.
  */
 import { expect } from 'chai';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -102,17 +105,23 @@ function startNatsNode(name: string, conf: string, port: Ports): NatsNode {
   return { name, url: `nats://127.0.0.1:${port.client}`, monitor: `http://127.0.0.1:${port.monitor}`, proc, stderr: () => stderr };
 }
 
-/** Resolves when JetStream answers through every node (the meta leader is elected). */
+/**
+ * Resolves when JetStream answers through every node and every node's /jsz
+ * shows the meta group whole (a leader and two current replicas), the check
+ * docs/deploy.md gives operators.
+ */
 async function jetStreamReady(nodes: NatsNode[], timeoutMs = 30000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (const n of nodes) {
     for (;;) {
       if (n.proc.exitCode !== null) throw new Error(`${n.name} exited ${n.proc.exitCode}: ${n.stderr().slice(-2000)}`);
       try {
+        const jsz = await getJson<{ meta_cluster?: { leader?: string; replicas?: { current: boolean }[] } }>(`${n.monitor}/jsz`);
+        const meta = jsz.body.meta_cluster;
         const nc = await connect({ servers: n.url, timeout: 500 });
         try {
           const info = (await nc.request('$JS.API.INFO', undefined, { timeout: 1000 })).json<{ error?: unknown }>();
-          if (!info.error) break;
+          if (!info.error && meta?.leader) break;
         } finally {
           await nc.close();
         }
@@ -120,6 +129,13 @@ async function jetStreamReady(nodes: NatsNode[], timeoutMs = 30000): Promise<voi
       if (Date.now() > deadline) throw new Error(`NATS cluster did not form; ${n.name}: ${n.stderr().slice(-2000)}`);
       await new Promise((r) => setTimeout(r, 200));
     }
+  }
+  // The leader's /jsz lists the other two as replicas.
+  for (;;) {
+    const metas = await Promise.all(nodes.map(async (n) => (await getJson<{ meta_cluster?: { replicas?: { current: boolean }[] } }>(`${n.monitor}/jsz`)).body.meta_cluster));
+    if (metas.some((m) => m?.replicas?.length === 2 && m.replicas.every((r) => r.current))) return;
+    if (Date.now() > deadline) throw new Error(`JetStream meta group not current: ${JSON.stringify(metas)}`);
+    await new Promise((r) => setTimeout(r, 200));
   }
 }
 
@@ -146,6 +162,26 @@ async function all(nc: NatsConnection, subject: string, count?: number): Promise
   const it = await nc.requestMany(subject, Empty, count ? { strategy: 'count', maxMessages: count, maxWait: 5000 } : { strategy: 'stall', stall: 500, maxWait: 5000 });
   for await (const m of it) out.push(m);
   return out;
+}
+
+/**
+ * Starts a host from its file and waits for "host ready"; a host that exits
+ * 69 first (NATS or JetStream not answering in time, as when the JetStream
+ * cluster is still electing the bucket's leaders on a loaded machine) is
+ * started again after 3 s, as sandbar.service does (Restart=on-failure,
+ * RestartSec=3s), twice at most. Each retry is printed.
+ */
+async function startLikeSystemd(config: string): Promise<ConfigHostHandle> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startHostFromConfig(config, { env: ENV, readyTimeoutMs: 60000 });
+    } catch (err) {
+      const text = (err as Error).message;
+      if (attempt >= 3 || !/host exited \(code 69\)/.test(text)) throw err;
+      console.log(`      ${config}: exited 69 (${/SANDBAR_ERR_\w+/.exec(text)?.[0]}); started again in 3 s, as sandbar.service would`);
+      await new Promise((r) => setTimeout(r, 3000));
+    }
+  }
 }
 
 type Reply = { status: string; response: Record<string, unknown> };
@@ -179,7 +215,13 @@ describe('deploy examples: config/examples/three-hosts runs as a 3-host cluster'
     // NATS nodes first, then the hosts (docs/deploy.md).
     nodes = N.map((n) => startNatsNode(`nats-${n}`, copy(`nats-${n}.conf`), ports[n - 1]!));
     await jetStreamReady(nodes);
-    hosts = await Promise.all(N.map((n) => startHostFromConfig(copy(`host-${n}.toml`), { env: ENV, readyTimeoutMs: 60000 })));
+    // The three together, as a fresh cluster starts: within the discovery
+    // window (2 × cluster.heartbeatMs) they see each other before placing any
+    // shard, so nothing is handed over at start.
+    const started = await Promise.allSettled(N.map((n) => startLikeSystemd(copy(`host-${n}.toml`))));
+    for (const r of started) if (r.status === 'fulfilled') hosts.push(r.value); // after() stops them whatever happens next
+    const failed = started.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
     for (const node of nodes) ncs.push(await connect({ servers: node.url }));
   });
 
@@ -418,28 +460,48 @@ describe('deploy examples: config/examples/three-hosts runs as a 3-host cluster'
       const sh = (await ncs[0]!.request('sandbar.prod.admin.shards', Empty, { timeout: 5000 })).json<{ records: { master: string | null }[] }>();
       return sh.records.filter((r) => r.master?.startsWith('host-2.')).length;
     };
-    expect(await masters(), 'host-2 masters shards before the restart').to.be.above(0);
+    const had = await masters();
+    expect(had, 'host-2 masters shards before the restart').to.be.above(0);
     const old = hosts[1]!;
+    const others = [hosts[0]!, hosts[2]!];
+    const from = others.map((h) => h.lines.length);
+    const tookOver = () => others.flatMap((h, i) => h.lines.slice(from[i]).filter((l) => l.msg === 'serving shard as master'));
     old.proc.kill('SIGTERM');
     expect(await bob.closed).to.equal(1012);
-    // The sessions closed only after host-2 had no shard left.
-    expect(await masters(), 'shards still mastered on host-2 when its sessions closed').to.equal(0);
     expect((await old.exit).code).to.equal(0);
     const handedOff = old.lines.find((l) => l.msg === 'shards handed off');
     const closing = old.lines.find((l) => l.msg === 'worker stopping: closing sessions with 1012');
-    expect(handedOff, 'the worker handed its shards off before closing sessions').to.not.equal(undefined);
-    expect(old.lines.indexOf(handedOff!)).to.be.below(old.lines.indexOf(closing!));
-    // The others serve host-2's users meanwhile.
+    expect(handedOff, 'the worker waited for the handoff before closing sessions').to.not.equal(undefined);
+    expect(closing).to.not.equal(undefined);
+    expect(old.lines.indexOf(handedOff!), old.lines.map((l) => `${l.time} ${l.worker} ${l.msg}`).join('\n')).to.be.below(old.lines.indexOf(closing!));
+    // Every shard host-2 mastered is served by host-1 or host-3 (promoted or
+    // handed over), each logged before host-2 began closing its sessions
+    // (same machine, same clock).
+    const deadline0 = Date.now() + 10000;
+    while (tookOver().length < had && Date.now() < deadline0) await new Promise((res) => setTimeout(res, 50));
+    const took = tookOver();
+    expect(took, 'shards taken over by host-1 and host-3').to.have.length(had);
+    const closedAt = Date.parse(String(closing!.time));
+    const late = took.filter((l) => Date.parse(String(l.time)) > closedAt);
+    expect(late.map((l) => `shard ${l.shard} at ${l.time}`), `served elsewhere only after host-2 closed its sessions at ${closing!.time}`).to.deep.equal([]);
+    const deadline1 = Date.now() + 5000;
+    while ((await masters()) !== 0 && Date.now() < deadline1) await new Promise((res) => setTimeout(res, 100));
+    expect(await masters(), 'the ownership bucket names no master on host-2').to.equal(0);
+    // The others serve host-2's users meanwhile, inboxes included.
     const away = await RawClient.open(`ws://127.0.0.1:${hosts[0]!.port}`, mintToken(secret, 'bob', 600));
     clients.push(away);
     expect(reply(await away.join('user:bob', {}, 'u', 15000)).status).to.equal('ok');
     await away.waitFor((f) => f[3] === 'dm' && (f[4] as { id: string }).id === 'a1', 10000);
     away.close();
+    // How the others took host-2's shards: promoted from their replica, or handed over.
+    const how = Object.entries(took.map((l) => String(l.why).replace(/ .*/, '')).reduce<Record<string, number>>((a, w) => ({ ...a, [w]: (a[w] ?? 0) + 1 }), {})).map(([w, c]) => `${c} by ${w}`).join(', ');
 
     // Start it again from the same file; the next host would be restarted only after this.
-    const back = await startHostFromConfig(copy('host-2.toml'), { env: ENV, readyTimeoutMs: 60000 });
+    const t0 = Date.now();
+    const back = await startLikeSystemd(copy('host-2.toml'));
     hosts[1] = back;
     const readyAt = Date.now();
+    const startMs = readyAt - t0;
     const r = await getJson<{ status: string }>(`http://127.0.0.1:${back.port}/health/ready`);
     expect(r.status).to.equal(200);
     // Rendezvous placement over the three hosts (one worker each) says which shards are host-2's.
@@ -455,14 +517,18 @@ describe('deploy examples: config/examples/three-hosts runs as a 3-host cluster'
     const served = back.lines.filter((l) => l.msg === 'serving shard as master').map((l) => String(l.why));
     expect(served).to.have.length(expected);
     expect(served.filter((w) => !w.startsWith('handoff from ')), 'every shard came back by planned handoff').to.deep.equal([]);
-    for (const h of hosts) expect(h.lines.filter((l) => l.msg === 'shard starts empty: its master is gone and no live replica held its state'), h.config).to.deep.equal([]);
+    for (const h of hosts) {
+      const empty = h.lines.filter((l) => l.msg === 'shard starts empty: its master is gone and no live replica held its state');
+      expect(empty.map((l) => `${l.time} shard ${l.shard} (was ${l.deadMaster})`), `${h.config}: ${h.lines.filter((l) => (l.level ?? 0) >= 40).slice(0, 5).map((l) => JSON.stringify(l)).join('\n')}`).to.deep.equal([]);
+    }
     // Bob's inbox survived the restart, on host-2 again.
     const again = await RawClient.open(`ws://127.0.0.1:${back.port}`, mintToken(secret, 'bob', 600));
     clients.push(again);
     expect(reply(await again.join('user:bob', {}, 'u', 15000)).status).to.equal('ok');
     const dm = await again.waitFor((f) => f[3] === 'dm', 10000);
     expect(dm[4]).to.include({ from: 'alice', id: 'a1', seq: 1 });
-    console.log(`      host-2 stopped in ${Date.parse(String(old.lines.at(-1)?.time)) - Date.parse(String(old.lines.find((l) => l.msg === 'host stopping')?.time))} ms (handoff ${handedOff!.ms} ms); back with ${expected} of 1024 shards, all by handoff, ${settledMs} ms after "host ready"`);
+    console.log(`      host-2 stopped in ${Date.parse(String(old.lines.at(-1)?.time)) - Date.parse(String(old.lines.find((l) => l.msg === 'host stopping')?.time))} ms (handoff ${handedOff!.ms} ms; the others took its shards: ${how}); `
+      + `started again, ready in ${startMs} ms with ${expected} of 1024 shards, all by handoff (KV settled ${settledMs} ms after ready; e.g. "${served[0]}")`);
   });
 
   it('adding host-4 (a copy of host-1.toml with a new hostId): only the shards that now hash to it move, all by planned handoff; a graceful stop gives them back', async () => {
@@ -476,7 +542,7 @@ describe('deploy examples: config/examples/three-hosts runs as a 3-host cluster'
     const four = [...three, { hostId: 'host-4', workers: 1 }];
     const mine = new Set(shardsOf('host-4', 0, 1024, four));
     const t0 = Date.now();
-    const h4 = await startHostFromConfig(file, { env: ENV, readyTimeoutMs: 60000 });
+    const h4 = await startLikeSystemd(file);
     hosts.push(h4);
     const readyMs = Date.now() - t0;
     expect((await getJson<{ status: string }>(`http://127.0.0.1:${h4.port}/health/ready`)).status).to.equal(200);
@@ -504,6 +570,7 @@ describe('deploy examples: config/examples/three-hosts runs as a 3-host cluster'
 
     // Removing it: a graceful stop hands its shards back to the placement over three hosts.
     const t1 = Date.now();
+    const from = hosts.slice(0, 3).map((h) => h.lines.length);
     h4.proc.kill('SIGTERM');
     expect((await h4.exit).code).to.equal(0);
     const stopMs = Date.now() - t1;
@@ -515,6 +582,9 @@ describe('deploy examples: config/examples/three-hosts runs as a 3-host cluster'
       if (Date.now() > deadline2) throw new Error('shards did not return to the three hosts');
       await new Promise((res) => setTimeout(res, 200));
     }
-    console.log(`      host-4 ready in ${readyMs} ms with ${mine.size} of 1024 shards (all by handoff); stopped in ${stopMs} ms`);
+    const took = hosts.slice(0, 3).flatMap((h, i) => h.lines.slice(from[i]).filter((l) => l.msg === 'serving shard as master').map((l) => String(l.why).replace(/ .*/, '')));
+    const how = Object.entries(took.reduce<Record<string, number>>((a, w) => ({ ...a, [w]: (a[w] ?? 0) + 1 }), {})).map(([w, c]) => `${c} by ${w}`).join(', ');
+    const handedOff = h4.lines.find((l) => l.msg === 'shards handed off');
+    console.log(`      host-4 ready in ${readyMs} ms with ${mine.size} of 1024 shards (all by handoff); stopped in ${stopMs} ms (handoff ${handedOff?.ms} ms; the others took its shards: ${how})`);
   });
 });
