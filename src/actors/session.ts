@@ -110,9 +110,17 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry {
   // ---- mailbox --------------------------------------------------------------
 
   protected handle(msg: SessionMsg): void {
-    if (typeof msg === 'string') this.onFrame(decodeText(msg));
-    else if (Buffer.isBuffer(msg)) this.onFrame(decodeBinary(msg));
-    else msg.run(this);
+    if (typeof msg === 'string' || Buffer.isBuffer(msg)) {
+      let f: Frame;
+      try {
+        f = typeof msg === 'string' ? decodeText(msg) : decodeBinary(msg);
+      } catch (err) {
+        // Bad input closes the session with its documented code; it is not a crash of our code.
+        if (err instanceof SandbarError) return this.stop({ kind: 'other', code: err.code, message: err.message });
+        throw err;
+      }
+      this.onFrame(f);
+    } else msg.run(this);
   }
 
   /** Runs fn inside this actor, after the messages already waiting (for channel callbacks from the bus). */

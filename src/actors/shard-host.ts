@@ -32,6 +32,8 @@ type Role = 'master' | 'replica' | 'none';
 
 /** How long a new master waits for the live old master's handoff before claiming anyway. */
 const HANDOFF_WAIT_MS = 2000;
+/** How long a new master without any copy of the state waits for a live old master's handoff before claiming empty. */
+const EMPTY_CLAIM_WAIT_MS = 10000;
 
 class ShardState implements TimerEntry {
   timerSlot = -1;
@@ -340,6 +342,9 @@ export class ShardHost implements ActorLink {
   }
 
   /** Recomputes every shard's role for a new live view and starts the transitions. */
+  /** Set when the worker stops: it takes up no new shard (it hands its own over). */
+  stopping = false;
+
   applyView(view: HostView[]): void {
     this.view = view;
     const me = this.bus.addr;
@@ -400,7 +405,7 @@ export class ShardHost implements ActorLink {
       this.fastWheel.schedule(st, this.fastWheel.clock.now() + 500);
       return;
     }
-    if (st.role !== 'master' || st.ready || st.claiming) return;
+    if (st.role !== 'master' || st.ready || st.claiming || this.stopping) return;
     if (!force && rec && rec.master !== this.bus.addr && this.aliveAddr(rec.master)) {
       // The old master is alive: it hands the shard over (planned handoff).
       // If it does not within HANDOFF_WAIT_MS, claim anyway: the higher
@@ -409,7 +414,15 @@ export class ShardHost implements ActorLink {
       this.fastWheel.schedule(st, this.fastWheel.clock.now() + 250);
       return;
     }
-    if (force && rec) this.logger.warn({ shard: st.n, oldMaster: rec.master, waitedMs: Date.now() - st.waitingSince }, 'no handoff came from the old master; claiming the shard anyway (the new epoch fences it)');
+    if (force && rec && !st.hasState && this.aliveAddr(rec.master) && Date.now() - st.waitingSince < EMPTY_CLAIM_WAIT_MS) {
+      // Do not start a shard empty while its master, which holds the state,
+      // is alive: wait longer for the handoff (it resends every 250 ms). Past
+      // EMPTY_CLAIM_WAIT_MS the shard is claimed anyway (loudly), so a lost
+      // handoff cannot keep it unserved for ever.
+      this.fastWheel.schedule(st, this.fastWheel.clock.now() + 500);
+      return;
+    }
+    if (force && rec) this.logger.warn({ shard: st.n, oldMaster: rec.master, waitedMs: Date.now() - st.waitingSince }, 'no handoff came from the old master; claiming the shard with our replica copy (the new epoch fences it)');
     st.waitingSince = 0;
     const hasState = st.hasState;
     if (hasState) {
@@ -426,7 +439,7 @@ export class ShardHost implements ActorLink {
       }
       return;
     }
-    if (rec && rec.master !== this.bus.addr) this.logger.error({ shard: st.n, deadMaster: rec.master }, 'shard starts empty: its master is gone and no live replica held its state');
+    if (rec && rec.master !== this.bus.addr) this.logger.error({ shard: st.n, oldMaster: rec.master }, 'shard starts empty: its master is gone and this worker held no replica of its state');
     this.dropActors(st.n);
     st.seq = 0;
     st.released = 0;
@@ -616,7 +629,9 @@ export class ShardHost implements ActorLink {
   /** Graceful stop: hand every mastered shard to its next owner. Returns when all confirmed or the budget ran out. */
   async handOffAll(view: HostView[], budgetMs: number): Promise<void> {
     if (view.length === 0) return; // the last host: nobody to hand to
+    this.stopping = false;
     this.applyView(view);
+    this.stopping = true;
     const deadline = Date.now() + budgetMs;
     while (Date.now() < deadline && [...this.shards.values()].some((s) => s.handingOffTo)) await new Promise((r) => setTimeout(r, 20));
   }

@@ -19,6 +19,8 @@ export async function connectBus(opts: { servers: readonly string[]; name: strin
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
     pingInterval: 10000,
+    // Keep the configured order: a host lists its own NATS node first.
+    noRandomize: true,
   });
   void (async () => {
     for await (const s of nc.status()) {

@@ -75,18 +75,29 @@ export class WorkerBus {
     this.addr = `${hostId}.${worker}`;
   }
 
+  /**
+   * Runs a subscription callback so that a throw stays here: nats.js stops
+   * reading the connection for good when a callback throws (seen with a
+   * stack overflow), which would silently cut the worker off.
+   */
+  private guarded(fn: () => void): void {
+    try { fn(); } catch (err) { this.logger.error({ err }, 'bus message handler failed; message dropped'); }
+  }
+
   /** Subscribes this worker's subjects and waits until the server has them. */
   async start(): Promise<void> {
     const { nc, subjects } = this;
     this.subs.push(nc.subscribe(subjects.worker(this.hostId, this.worker), { callback: (err, msg) => {
       if (err) return;
-      const m = msg.json<WorkerMsg | WorkerQuery>();
-      if (m.t === 'kick' || m.t === 'loglevel') msg.respond(JSON.stringify(this.handlers.onQuery(m)));
-      else this.onWorkerMsg(m);
+      this.guarded(() => {
+        const m = msg.json<WorkerMsg | WorkerQuery>();
+        if (m.t === 'kick' || m.t === 'loglevel') msg.respond(JSON.stringify(this.handlers.onQuery(m)));
+        else this.onWorkerMsg(m);
+      });
     } }));
     this.subs.push(nc.subscribe(subjects.ctl(), { callback: (err, msg) => {
       if (err) return;
-      this.handlers.onCtl(msg.json<CtlMsg>());
+      this.guarded(() => this.handlers.onCtl(msg.json<CtlMsg>()));
     } }));
     await nc.flush();
   }
@@ -97,9 +108,11 @@ export class WorkerBus {
     if (on && !sub) {
       this.serving.set(shard, this.nc.subscribe(this.subjects.shardCmd(shard), { callback: (err, msg) => {
         if (err) return;
-        const cmd = msg.json<Cmd | InfoQuery>();
-        if (cmd.op === 'u.info' || cmd.op === 'r.info') msg.respond(JSON.stringify(this.handlers.onInfo(cmd)));
-        else this.handlers.onCmd(cmd as Cmd);
+        this.guarded(() => {
+          const cmd = msg.json<Cmd | InfoQuery>();
+          if (cmd.op === 'u.info' || cmd.op === 'r.info') msg.respond(JSON.stringify(this.handlers.onInfo(cmd)));
+          else this.handlers.onCmd(cmd as Cmd);
+        });
       } }));
     } else if (!on && sub) {
       sub.unsubscribe();
@@ -112,7 +125,7 @@ export class WorkerBus {
     const sub = this.replicating.get(shard);
     if (on && !sub) {
       this.replicating.set(shard, this.nc.subscribe(this.subjects.shardRepl(shard, this.hostId), { callback: (err, msg) => {
-        if (!err) this.handlers.onRepl(msg.json<ReplMsg>());
+        if (!err) this.guarded(() => this.handlers.onRepl(msg.json<ReplMsg>()));
       } }));
     } else if (!on && sub) {
       sub.unsubscribe();
@@ -202,7 +215,7 @@ export class WorkerBus {
       if (err) return;
       // One copy per worker per broadcast: ws may queue the buffer on a slow
       // socket, and the client's read buffer must not be shared with that.
-      onFrame(Buffer.from(msg.data));
+      this.guarded(() => onFrame(Buffer.from(msg.data)));
     } }));
     // The join must reach the room actor only after the server has the
     // subscription, or a broadcast right after the join could miss us.

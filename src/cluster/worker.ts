@@ -341,6 +341,7 @@ export async function runWorker(): Promise<void> {
   async function gracefulStop(handoffView: HostView[]): Promise<void> {
     const deadline = Date.now() + Math.max(100, config.cluster.shutdownTimeoutMs - 500);
     host.shuttingDown = true;
+    if (host.shardHost) host.shardHost.stopping = true;
     // Planned handoff first: the next owners take our shards before our sessions go.
     if (host.shardHost && handoffView.length > 0) {
       const t0 = Date.now();

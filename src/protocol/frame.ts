@@ -46,7 +46,29 @@ function malformed(reason: string, cause?: unknown): SandbarError {
  * number means a different (or broken) client and is refused rather than guessed at.
  * @throws SandbarError SANDBAR_ERR_FRAME_MALFORMED with the precise reason.
  */
+/** Deepest JSON nesting a frame may have: deeper ones are refused before parsing (a 4,000-deep body overflowed the stack when copied). */
+export const MAX_JSON_DEPTH = 64;
+
+/** Nesting depth of JSON text, by one scan that skips strings. */
+function jsonDepth(text: string, limit: number): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92 /* \\ */) i++;
+      else if (c === 34 /* " */) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 91 /* [ */ || c === 123 /* { */) {
+      if (++depth > max) { max = depth; if (max > limit) return max; }
+    } else if (c === 93 || c === 125) depth--;
+  }
+  return max;
+}
+
 export function decodeText(text: string): Frame {
+  if (jsonDepth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) throw malformed(`JSON nested deeper than ${MAX_JSON_DEPTH} levels`);
   let value: unknown;
   try {
     value = JSON.parse(text);

@@ -102,10 +102,19 @@ function validUtf8(b: Uint8Array): boolean {
   try { utf8.decode(b); return true; } catch { return false; }
 }
 
+/** JSON nesting depth of a parsed value (docs/protocol.md: frames deeper than 64 levels close with 4400). */
+function depthOf(v: unknown): number {
+  if (v === null || typeof v !== 'object') return 0;
+  let d = 0;
+  for (const x of Object.values(v as object)) d = Math.max(d, depthOf(x));
+  return d + 1;
+}
+
 /** A text frame by the rules of "Text frames", or null when it must close the session with 4400. */
 function decodeTextFrame(text: string): Decoded | null {
   let v: unknown;
   try { v = JSON.parse(text); } catch { return null; }
+  if (depthOf(v) > 64) return null;
   if (!Array.isArray(v) || v.length !== 5) return null;
   const [joinRef, ref, topic, event] = v as unknown[];
   if (joinRef !== null && typeof joinRef !== 'string') return null;
@@ -535,9 +544,9 @@ describe('fuzz: random and mutated frames cost at most the offending session', f
     await fuzz('valid', fc.record({ join: fc.boolean(), out: sessionArb }));
   });
 
-  it('deep nesting up to and past session.maxFrameBytes: a reply when it fits, 1009 when not', async () => {
+  it('deep nesting up to and past session.maxFrameBytes: 4400 past 64 levels, a reply below, 1009 when too large', async () => {
     const shape = fc.record({
-      depth: fc.oneof(fc.integer({ min: 1, max: 4200 }), fc.integer({ min: 4000, max: 4100 }), fc.constantFrom(1000, 4060, 4070, 4080, 4090)),
+      depth: fc.oneof(fc.integer({ min: 1, max: 80 }), fc.integer({ min: 1, max: 4200 }), fc.integer({ min: 4000, max: 4100 }), fc.constantFrom(60, 61, 62, 63, 1000, 4060, 4070, 4080, 4090)),
       objects: fc.boolean(),
       where: fc.constantFrom('echo', 'dm', 'room'),
     });
