@@ -76,10 +76,14 @@ describe('cluster: 3 hosts, R = 1, a host killed under DM load', function () {
   before(async () => {
     nats = await startNatsCluster(3);
     // Each host talks to its own NATS node first (and knows the others).
-    hosts = await Promise.all(['h1', 'h2', 'h3'].map((hostId, i) => {
+    // Started together (one discovery window), and every host kept even if another fails to start, so after() stops it.
+    const started = await Promise.allSettled(['h1', 'h2', 'h3'].map((hostId, i) => {
       const servers = [...nats.nodes.slice(i), ...nats.nodes.slice(0, i)].map((n) => n.url).join(',');
       return startHost({ nats: servers, workers: 1, flags: { hostId, ...FAST } });
     }));
+    hosts = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const failed = started.find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
     nc = await connect({ servers: nats.nodes[0]!.url });
   });
   after(async () => {
