@@ -44,7 +44,5 @@ export type WorkerMsg =
 
 /** Control messages every worker of the cluster hears. */
 export type CtlMsg =
-  /** A worker died: its sessions are gone. */
-  | { t: 'worker-down'; w: WorkerAddr }
   /** A worker (re)started and masters its shards anew: re-announce your sessions joined there. */
   | { t: 'resync'; w: WorkerAddr };

@@ -11,7 +11,7 @@
  *   sandbar.<cluster>.w.<hostId>.<worker>        deliveries to session actors on one worker
  *   sandbar.<cluster>.room.<roomId>              room broadcasts (each worker with members subscribes once)
  *   sandbar.<cluster>.admin.<endpoint>[.<arg>]   operator endpoints (NATS micro service "sandbar")
- *   sandbar.<cluster>.ctl                        control: a worker died (its sessions are gone), a worker restarted (re-announce)
+ *   sandbar.<cluster>.ctl                        control: a worker took up its first view (re-announce joins to it)
  *
  * docs/subjects.md lists the same for `nats sub`.
  */

@@ -13,7 +13,6 @@ import { natsReachable, startEmbeddedNats, type EmbeddedNats } from '../bus/embe
 import { connectBus, type NatsConnection } from '../bus/connection.js';
 import { RestartPolicy } from './supervisor.js';
 import { Subjects } from '../bus/subjects.js';
-import type { CtlMsg } from '../bus/messages.js';
 import { ensureBucket, Ownership } from '../placement/ownership.js';
 import { startMicroService, type MicroService } from '../admin/micro.js';
 import { adminEndpoints } from '../admin/endpoints.js';
@@ -243,10 +242,9 @@ export class Primary {
     slot.serving = false;
     slot.stats = null;
     if (this.stopping) return;
-    // The cluster (and our own workers) see the worker gone: its shards are promoted.
+    // The cluster (and our own workers) see the worker gone from the view: its
+    // sessions leave every user and room, its shards are promoted.
     this.membership?.publish();
-    // Its sessions are gone: every user and room actor of the cluster drops them (leaves broadcast).
-    this.nc?.publish(new Subjects(this.config.cluster.name).ctl(), JSON.stringify({ t: 'worker-down', w: `${this.config.hostId}.${slot.index}` } satisfies CtlMsg));
     const delay = this.policy.onCrash(Date.now());
     if (delay === null) {
       const c = this.config.cluster;

@@ -132,12 +132,7 @@ export class WorkerHost implements SessionHost {
   }
 
   private onCtl(msg: CtlMsg): void {
-    if (msg.t === 'worker-down') {
-      this.logger.info({ dead: msg.w }, 'a worker died: its sessions leave every user and room here');
-      this.shardHost?.purge(msg.w);
-    } else if (msg.t === 'resync' && msg.w !== this.bus?.addr) {
-      this.resync(msg.w);
-    }
+    if (msg.t === 'resync' && msg.w !== this.bus?.addr) this.resync(msg.w);
   }
 
   /** Re-sends the joins of local sessions whose user or room the (re)started worker masters. */

@@ -9,7 +9,7 @@
  * - push `ack {seq}` → removes delivered messages up to seq.
  */
 import { SandbarError } from '../errors.js';
-import type { SessionActor } from '../actors/session.js';
+import type { SessionActor, SessionInfo } from '../actors/session.js';
 import type { ReplyTarget } from '../bus/worker-bus.js';
 import type { Meta, UserCmd } from '../bus/messages.js';
 import type { ChannelHandler, JoinedChannel } from './channel-registry.js';
@@ -46,14 +46,25 @@ function payloadObject(payload: unknown): Record<string, unknown> {
   return payload as Record<string, unknown>;
 }
 
-/** Replies to one push when the actor answers. */
-export class PushReply implements ReplyTarget {
+/**
+ * Replies to one push when the actor answers. It is its own mailbox message
+ * (SessionInfo): the reply to every dm and room msg posts this object, not a
+ * fresh closure.
+ */
+export class PushReply implements ReplyTarget, SessionInfo {
+  private ok = false;
+  private res: unknown = undefined;
+  private err: SandbarError | null = null;
   constructor(readonly session: SessionActor, readonly ch: JoinedChannel, readonly ref: string | null) {}
   onReply(ok: boolean, res: unknown, err: SandbarError | null): void {
-    this.session.post({ run: (s) => {
-      if (ok) s.reply(this.ch, this.ref, 'ok', res);
-      else s.replyError(this.ch.joinRef, this.ref, this.ch.topic, err!);
-    } });
+    this.ok = ok;
+    this.res = res;
+    this.err = err;
+    this.session.post(this);
+  }
+  run(s: SessionActor): void {
+    if (this.ok) s.reply(this.ch, this.ref, 'ok', this.res);
+    else s.replyError(this.ch.joinRef, this.ref, this.ch.topic, this.err!);
   }
 }
 
