@@ -111,7 +111,8 @@ export class ShardHost implements ActorLink {
     try { this.apply(cmd); } finally { this.collecting = null; }
     const needAcks = this.config.replication.ack === 'all' && st.acked.size > 0;
     if (st.acked.size > 0) {
-      const entry: ReplMsg = { t: 'e', n, e: st.epoch, s, m: this.bus.addr, c: cmd, rel: st.released };
+      // Encoded once, whatever the number of replicas.
+      const entry = JSON.stringify({ t: 'e', n, e: st.epoch, s, m: this.bus.addr, c: cmd, rel: st.released } satisfies ReplMsg);
       for (const addr of st.acked.keys()) this.bus.sendRepl(n, hostOf(addr), entry);
     }
     if (needAcks) st.held.push({ s, outs });

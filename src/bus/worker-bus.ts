@@ -133,8 +133,9 @@ export class WorkerBus {
     }
   }
 
-  sendRepl(shard: number, hostId: string, msg: ReplMsg): void {
-    this.nc.publish(this.subjects.shardRepl(shard, hostId), JSON.stringify(msg));
+  /** A replication message (already encoded, or encoded here) to the replica on hostId. */
+  sendRepl(shard: number, hostId: string, msg: ReplMsg | string): void {
+    this.nc.publish(this.subjects.shardRepl(shard, hostId), typeof msg === 'string' ? msg : JSON.stringify(msg));
   }
 
   /** A replication control message to another worker (or this one). */
