@@ -66,6 +66,10 @@ class ShardState implements TimerEntry {
   recorded = '';
   /** master: stopped serving while cut off from NATS (self-fencing). */
   fenced = false;
+  /** master: a replica left the set; outputs wait until the ownership record says so (see recordReplicas). */
+  gated = false;
+  /** master: replica-set writes started (the latest one decides the gate). */
+  recordGen = 0;
   /** replica: an ack is queued for this turn of the event loop. */
   ackQueued = false;
   constructor(readonly n: number, readonly host: ShardHost) {}
@@ -109,7 +113,11 @@ export class ShardHost implements ActorLink {
     const outs: Output[] = [];
     this.collecting = outs;
     try { this.apply(cmd); } finally { this.collecting = null; }
-    const needAcks = this.config.replication.ack === 'all' && st.acked.size > 0;
+    if (cmd.op === 'u.dm' || cmd.op === 'r.msg') {
+      // The shard's epoch in the writer's ok: which master acknowledged it (tests and tracing check fencing with it).
+      for (const o of outs) if (o.k === 'reply' && typeof o.res === 'object' && o.res !== null) (o.res as { epoch?: number }).epoch = st.epoch;
+    }
+    const needAcks = (this.config.replication.ack === 'all' && st.acked.size > 0) || st.gated;
     if (st.acked.size > 0) {
       // Encoded once, whatever the number of replicas.
       const entry = JSON.stringify({ t: 'e', n, e: st.epoch, s, m: this.bus.addr, c: cmd, rel: st.released } satisfies ReplMsg);
@@ -174,6 +182,7 @@ export class ShardHost implements ActorLink {
   }
 
   private release(st: ShardState): void {
+    if (st.gated) return;
     let low = st.seq;
     for (const s of st.acked.values()) if (s < low) low = s;
     while (st.held.length > 0 && st.held[0]!.s <= low) {
@@ -366,23 +375,47 @@ export class ShardHost implements ActorLink {
         // for a snapshot itself and counts for acks from then on (sync?), so
         // a replica that is slow to learn of its role does not stall writes.
         const before = st.recorded;
-        for (const a of [...st.acked.keys()]) if (!replicas.includes(a)) st.acked.delete(a);
-        this.release(st);
+        let removed = false;
+        for (const a of [...st.acked.keys()]) if (!replicas.includes(a)) { st.acked.delete(a); removed = true; }
         st.recorded = [...replicas].sort().join(',');
-        if (st.ready && this.ownership && st.recorded !== before) {
-          void this.ownership.setReplicas(n, st.epoch, me, replicas).catch(() => {});
-        }
+        if (st.ready && this.ownership && st.recorded !== before) this.recordReplicas(st, replicas, removed && this.config.replication.ack === 'all');
+        this.release(st);
         continue;
       }
       if (was === 'master' && st.ready && role !== 'master') this.handOff(st, master, role);
       else if (role === 'master') this.becomeMaster(st, replicas);
       else if (role === 'replica' && (was !== 'replica' || st.masterAddr !== master)) {
         st.role = 'replica';
+        st.fenced = false;
         this.bus.serve(n, false);
         this.bus.replicate(n, true);
         this.startSync(st, master);
       } else if (role === 'none' && !st.handingOffTo) this.drop(n);
     }
+  }
+
+  /**
+   * Writes the master's new replica set to the ownership record. When a
+   * replica left (`gate`), outputs are held until the write succeeds: a
+   * master may acknowledge with fewer replicas only once the cluster agreed
+   * (a quorum write), never on its own view alone, which a partition can
+   * make wrong (docs/architecture.md, fencing).
+   */
+  private recordReplicas(st: ShardState, replicas: WorkerAddr[], gate: boolean): void {
+    const gen = ++st.recordGen;
+    if (gate) st.gated = true;
+    const epoch = st.epoch;
+    this.ownership!.setReplicas(st.n, epoch, this.bus.addr, replicas).then((ok) => {
+      if (gen !== st.recordGen) return; // a newer replica set is being written
+      if (ok) {
+        st.gated = false;
+        this.release(st);
+      } else this.logger.warn({ shard: st.n, epoch }, 'cannot record the new replica set: the ownership record names another master or epoch; outputs stay held');
+    }, (err: Error) => {
+      if (gen !== st.recordGen || st.role !== 'master' || st.epoch !== epoch) return;
+      this.logger.warn({ shard: st.n, err: err.message }, 'cannot record the new replica set yet; retrying');
+      setTimeout(() => { if (gen === st.recordGen && st.role === 'master' && st.epoch === epoch) this.recordReplicas(st, replicas, st.gated); }, 500).unref();
+    });
   }
 
   private becomeMaster(st: ShardState, replicas: WorkerAddr[]): void {
@@ -464,6 +497,13 @@ export class ShardHost implements ActorLink {
     if (epoch === null || st.role !== 'master') return false;
     st.epoch = epoch;
     st.recorded = [...replicas].sort().join(',');
+    st.gated = false;
+    st.recordGen++;
+    if (this.isFenced) {
+      // Won while fencing (the write raced the fence): serve only once unfenced.
+      st.fenced = true;
+      return true;
+    }
     st.ready = true;
     this.bus.serve(st.n, true);
     if (why !== 'first owner') this.logger.info({ shard: st.n, epoch, why }, 'serving shard as master');
@@ -502,6 +542,28 @@ export class ShardHost implements ActorLink {
     }
   }
 
+  /** Why this worker does not act as master now ('nats': its connection is down; 'lease': the host lost its lease). */
+  private readonly fencedBy = new Set<string>();
+
+  get isFenced(): boolean { return this.fencedBy.size > 0; }
+
+  /** Starts or ends one reason to self-fence; the worker fences on the first and serves again when none is left. */
+  setFence(reason: 'nats' | 'lease', on: boolean): void {
+    if (on === this.fencedBy.has(reason)) return;
+    if (on) {
+      this.fencedBy.add(reason);
+      if (this.fencedBy.size === 1) {
+        const n = this.fenceAll();
+        this.logger.warn({ shards: n, reason, selfFenceMs: this.config.cluster.selfFenceMs }, reason === 'nats'
+          ? 'cut off from NATS for cluster.selfFenceMs: this worker stops acting as master (self-fencing)'
+          : 'the host lost its cluster lease: this worker stops acting as master (self-fencing)');
+      }
+    } else {
+      this.fencedBy.delete(reason);
+      if (this.fencedBy.size === 0) void this.unfence().catch((err) => this.logger.error({ err }, 'unfencing failed'));
+    }
+  }
+
   /**
    * Self-fencing: cut off from NATS for cluster.selfFenceMs, this worker
    * stops acting as master of every shard (the other hosts promote them
@@ -523,23 +585,40 @@ export class ShardHost implements ActorLink {
     return n;
   }
 
-  /** Back on NATS: serve again what nobody took over; give up the rest. */
+  /**
+   * Back on NATS with the lease: serve again what nobody took over; give up
+   * the rest. "Nobody took over" is proven by a compare-and-set write of our
+   * own record (same epoch, same master), not by a read: a read may be
+   * answered by a NATS node that has not caught up yet.
+   */
   async unfence(): Promise<void> {
-    for (const st of [...this.shards.values()]) {
-      if (!st.fenced) continue;
-      st.fenced = false;
-      let rec: OwnershipRecord | null = null;
-      try { rec = this.ownership ? await this.ownership.read(st.n) : null; } catch { /* treat as moved on */ }
-      if (st.role === 'master' && rec && rec.epoch === st.epoch && rec.master === this.bus.addr) {
-        st.ready = true;
-        st.released = st.seq;
-        this.bus.serve(st.n, true);
-      } else {
-        this.logger.warn({ shard: st.n, epoch: st.epoch, record: rec }, 'after self-fencing the shard belongs to another master; dropping this copy');
-        this.drop(st.n);
-      }
+    const fenced = [...this.shards.values()].filter((st) => st.fenced && st.role === 'master');
+    let retry = false;
+    for (let i = 0; i < fenced.length && !this.isFenced; i += 64) {
+      await Promise.all(fenced.slice(i, i + 64).map(async (st) => {
+        let ours: boolean;
+        try { ours = this.ownership ? await this.ownership.setReplicas(st.n, st.epoch, this.bus.addr, [...st.acked.keys()]) : true; } catch (err) {
+          // Not known either way (KV not reachable yet): stay fenced, ask again.
+          this.logger.warn({ shard: st.n, err: (err as Error).message }, 'cannot confirm shard ownership after self-fencing; retrying');
+          retry = true;
+          return;
+        }
+        if (this.isFenced || !st.fenced) return; // fenced again meanwhile: the next unfence decides
+        st.fenced = false;
+        if (st.role === 'master' && ours) {
+          st.ready = true;
+          st.gated = false;
+          st.recordGen++;
+          st.released = st.seq;
+          this.bus.serve(st.n, true);
+        } else {
+          this.logger.warn({ shard: st.n, epoch: st.epoch }, 'after self-fencing the shard belongs to another master; dropping this copy');
+          this.drop(st.n);
+        }
+      }));
     }
-    this.applyView(this.view);
+    if (retry) { setTimeout(() => { if (!this.isFenced) void this.unfence().catch(() => {}); }, 1000).unref(); return; }
+    if (!this.isFenced) this.applyView(this.view);
   }
 
   private drop(n: number): void {

@@ -33,6 +33,8 @@ export type ToWorker =
   | { t: 'ping'; n: number }
   /** The live cluster view (hosts and their live workers); placement follows it. */
   | { t: 'view'; hosts: HostView[] }
+  /** The host may act as master until this time (Date.now()); see cluster/lease.ts. */
+  | { t: 'lease'; okUntil: number }
   /** Stop; hand mastered shards over according to `view` (the cluster without this host) first. */
   | { t: 'shutdown'; view: HostView[] }
   | { t: 'loglevel'; level: string }

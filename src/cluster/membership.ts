@@ -25,8 +25,20 @@ export interface Heartbeat {
 
 interface Peer { hb: Heartbeat; lastSeen: number; suspect: boolean }
 
+/**
+ * When a majority of the hosts this host has known was last heard from, on
+ * the wall clock (Date.now()): with n hosts known (ourselves included, heard
+ * now), the k-th most recent time, k = floor(n / 2) + 1.
+ */
+export function majorityHeardAt(lastHeard: readonly number[], now: number): number {
+  const times = [now, ...lastHeard].sort((a, b) => b - a);
+  return times[Math.floor(times.length / 2)]!;
+}
+
 export class Membership {
   private readonly peers = new Map<string, Peer>();
+  /** Every other host heard from and not gone by `leave`, with when (Date.now()); down hosts stay. */
+  private readonly known = new Map<string, number>();
   private sub: Subscription | null = null;
   private beat: NodeJS.Timeout | null = null;
   private check: NodeJS.Timeout | null = null;
@@ -73,6 +85,7 @@ export class Membership {
 
   private onHeartbeat(hb: Heartbeat): void {
     if (hb.t === 'leave') {
+      this.known.delete(hb.hostId);
       if (this.peers.delete(hb.hostId)) this.logger.info({ host: hb.hostId }, 'host left the cluster');
       this.emit();
       return;
@@ -81,6 +94,7 @@ export class Membership {
     if (!prev) this.logger.info({ host: hb.hostId, incarnation: hb.incarnation, workers: hb.workers }, 'host joined the cluster');
     else if (prev.suspect) this.logger.info({ host: hb.hostId }, 'suspect host is alive again');
     this.peers.set(hb.hostId, { hb, lastSeen: performance.now(), suspect: false });
+    if (hb.hostId !== this.self().hostId) this.known.set(hb.hostId, Date.now());
     this.emit();
   }
 
@@ -99,6 +113,11 @@ export class Membership {
         this.logger.warn({ host: id, silentMs: Math.round(silent) }, 'host is suspect: heartbeats missing');
       }
     }
+  }
+
+  /** See {@link majorityHeardAt}: what lets this host keep acting while the KV bucket is unreachable. */
+  majorityHeardAt(): number {
+    return majorityHeardAt([...this.known.values()], Date.now());
   }
 
   /** What each live host said in its last heartbeat (for admin.status). */

@@ -17,6 +17,7 @@ import { ensureBucket, Ownership } from '../placement/ownership.js';
 import { startMicroService, type MicroService } from '../admin/micro.js';
 import { adminEndpoints } from '../admin/endpoints.js';
 import type { HostView } from '../placement/rendezvous.js';
+import { Lease } from './lease.js';
 import { Membership } from './membership.js';
 import { VERSION } from '../version.js';
 import { randomBytes } from 'node:crypto';
@@ -45,6 +46,7 @@ export class Primary {
   private port = 0;
   private pingSeq = 0;
   private membership: Membership | null = null;
+  private lease: Lease | null = null;
   private ownership: Ownership | null = null;
   private micro: MicroService | null = null;
   private view: HostView[] = [];
@@ -123,7 +125,8 @@ export class Primary {
           // first placed on one worker and then moved.
           this.startMembership();
         } else if (this.membership) {
-          // A restarted worker: it gets the view now, and the cluster hears of it.
+          // A restarted worker: it gets the lease and the view now, and the cluster hears of it.
+          if (this.lease) w.send({ t: 'lease', okUntil: this.lease.okUntil() } satisfies ToWorker);
           w.send({ t: 'view', hosts: this.view } satisfies ToWorker);
           this.membership.publish();
         }
@@ -160,6 +163,12 @@ export class Primary {
       this.logger.info({ view: view.map((h) => `${h.hostId}[${(h.alive ?? []).join(',')}]`) }, 'cluster view changed');
       for (const s of this.slots) if (s.listening && s.worker?.isConnected()) s.worker.send({ t: 'view', hosts: view } satisfies ToWorker);
     });
+    const membership = this.membership;
+    this.lease = new Lease(this.ownership!, c.hostId, this.incarnation, { heartbeatMs: c.cluster.heartbeatMs, selfFenceMs: c.cluster.selfFenceMs },
+      () => membership.majorityHeardAt(),
+      (okUntil) => { for (const s of this.slots) if (s.listening && s.worker?.isConnected()) s.worker.send({ t: 'lease', okUntil } satisfies ToWorker); },
+      this.logger);
+    this.lease.start();
     this.membership.start();
     this.startAdmin();
   }

@@ -83,6 +83,24 @@ export class WorkerHost implements SessionHost {
     await bus.start();
   }
 
+  private leaseUntil = 0;
+  private leaseCheck: NodeJS.Timeout | null = null;
+
+  /**
+   * The primary says until when the host may act as master (cluster/lease.ts).
+   * Checked here every 50 ms against the clock, so a primary that stops
+   * renewing (stuck, or its messages late) fences the worker too.
+   */
+  setLease(okUntil: number): void {
+    this.leaseUntil = okUntil;
+    const check = () => this.shardHost?.setFence('lease', Date.now() >= this.leaseUntil);
+    check();
+    if (!this.leaseCheck) {
+      this.leaseCheck = setInterval(check, 50);
+      this.leaseCheck.unref();
+    }
+  }
+
   /** The primary's live view of the cluster: recompute which shards this worker masters and replicates. */
   applyView(view: HostView[]): void {
     const first = this.view.length === 0;
@@ -263,6 +281,8 @@ export async function runWorker(): Promise<void> {
       pendingMetrics.delete(msg.id);
     } else if (msg.t === 'loglevel') {
       logger.level = msg.level;
+    } else if (msg.t === 'lease') {
+      host.setLease(msg.okUntil);
     } else if (msg.t === 'view') {
       host.applyView(msg.hosts);
     } else if (msg.t === 'shutdown') {
@@ -279,24 +299,16 @@ export async function runWorker(): Promise<void> {
   let app: Awaited<ReturnType<typeof createHttpServer>> | null = null;
   try {
     let fenceTimer: NodeJS.Timeout | null = null;
-    let fenced = false;
     host.nc = await connectBus({
       servers: config.nats.servers, name: `sandbar ${config.hostId} w${index}`, timeoutMs: config.nats.connectTimeoutMs, logger,
       onStatus: (st) => {
         if (st === 'disconnect' && !fenceTimer) {
-          fenceTimer = setTimeout(() => {
-            fenced = true;
-            const n = host.shardHost?.fenceAll() ?? 0;
-            logger.warn({ shards: n, selfFenceMs: config.cluster.selfFenceMs }, 'cut off from NATS for cluster.selfFenceMs: this worker stops acting as master (self-fencing)');
-          }, config.cluster.selfFenceMs);
+          fenceTimer = setTimeout(() => host.shardHost?.setFence('nats', true), config.cluster.selfFenceMs);
           fenceTimer.unref();
         } else if (st === 'reconnect' && fenceTimer) {
           clearTimeout(fenceTimer);
           fenceTimer = null;
-          if (fenced) {
-            fenced = false;
-            void host.shardHost?.unfence().catch((err) => logger.error({ err }, 'unfencing failed'));
-          }
+          host.shardHost?.setFence('nats', false);
         }
       },
     });

@@ -322,6 +322,13 @@ function checkHeartbeatOrder(values: ReadonlyMap<ConfigKey, Value>, sources: Rec
     const [l, h] = [values.get(lo) as number, values.get(hi) as number];
     if (!(h > l)) throw invalid(hi, h, sources[hi], `expected more than ${lo} = ${l} (from ${sources[lo]})`);
   }
+  // A master cut off from the cluster must stop acting before the others
+  // promote its shards: its last lease or heartbeat may be up to one
+  // heartbeat older than what the others last heard (docs/architecture.md, fencing).
+  const [fence, beat, down] = [values.get('cluster.selfFenceMs') as number, values.get('cluster.heartbeatMs') as number, values.get('cluster.downAfterMs') as number];
+  if (!(fence + beat < down)) {
+    throw invalid('cluster.selfFenceMs', fence, sources['cluster.selfFenceMs'], `expected less than cluster.downAfterMs - cluster.heartbeatMs = ${down - beat} (cluster.downAfterMs = ${down} from ${sources['cluster.downAfterMs']}, cluster.heartbeatMs = ${beat} from ${sources['cluster.heartbeatMs']})`);
+  }
 }
 
 // ---------------------------------------------------------------- result

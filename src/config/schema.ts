@@ -42,7 +42,7 @@ export const schema = {
   'cluster.heartbeatMs': { type: 'integer', default: 500, min: 10, max: 60000, unit: 'ms', doc: 'Host heartbeat interval on sandbar.<cluster>.hb.<hostId>.' },
   'cluster.suspectAfterMs': { type: 'integer', default: 1500, min: 10, max: 600000, unit: 'ms', doc: 'A host with no heartbeat for this long is suspect.' },
   'cluster.downAfterMs': { type: 'integer', default: 3000, min: 10, max: 600000, unit: 'ms', doc: 'A host with no heartbeat for this long is down; its shards are promoted elsewhere.' },
-  'cluster.selfFenceMs': { type: 'integer', default: 2000, min: 10, max: 600000, unit: 'ms', doc: 'A worker cut off from NATS for this long stops serving its shards as master (the other hosts promote them after cluster.downAfterMs); keep it below cluster.downAfterMs.' },
+  'cluster.selfFenceMs': { type: 'integer', default: 2000, min: 10, max: 600000, unit: 'ms', doc: 'A host that has neither renewed its lease in the ownership bucket (a NATS quorum write) nor heard a majority of the hosts it knows for this long, or a worker cut off from NATS for this long, stops serving its shards as master; must be below cluster.downAfterMs - cluster.heartbeatMs (checked at start).' },
 
   'http.host': { type: 'string', default: '0.0.0.0', doc: 'Address the HTTP/WebSocket listener binds.' },
   'http.port': { type: 'integer', default: 4000, min: 0, max: 65535, doc: 'Port of the HTTP/WebSocket listener; 0 picks a free one (logged at start).' },

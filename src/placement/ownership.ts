@@ -79,6 +79,15 @@ export class Ownership {
     return false;
   }
 
+  /**
+   * The host's lease (docs/architecture.md, fencing): a write that JetStream
+   * acknowledges only once a quorum of the bucket's NATS nodes stored it, so
+   * a host that can renew it is on the majority side of any partition.
+   */
+  async renewLease(hostId: string, incarnation: string): Promise<void> {
+    await this.kv.put(`host.${hostId}`, JSON.stringify({ incarnation, at: Date.now() }));
+  }
+
   /** Every shard's record (null where none is written yet). */
   async readAll(shards: number): Promise<({ shard: number } & OwnershipRecord | { shard: number; epoch: 0; master: null })[]> {
     const out: ({ shard: number } & OwnershipRecord | { shard: number; epoch: 0; master: null })[] = [];

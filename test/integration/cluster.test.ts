@@ -8,7 +8,7 @@ import { RawClient, type Frame } from '../helpers/clients.js';
 import { place } from '../../src/placement/rendezvous.js';
 
 const SHARDS = 64;
-const FAST = { 'cluster.heartbeatMs': 200, 'cluster.suspectAfterMs': 600, 'cluster.downAfterMs': 1200, shards: SHARDS, 'request.timeoutMs': 8000 };
+const FAST = { 'cluster.heartbeatMs': 200, 'cluster.suspectAfterMs': 600, 'cluster.downAfterMs': 1200, 'cluster.selfFenceMs': 700, shards: SHARDS, 'request.timeoutMs': 8000 };
 
 interface Record_ { epoch: number; master: string; replicas: string[] }
 

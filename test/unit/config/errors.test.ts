@@ -122,6 +122,13 @@ describe('config: errors', () => {
     );
   });
 
+  it('requires selfFenceMs + heartbeatMs < downAfterMs (a cut-off master stops before the others promote)', () => {
+    expect(failure({ argv: ['--cluster.selfFenceMs=2600'] })).to.equal(
+      'config: cluster.selfFenceMs = 2600 (from --cluster.selfFenceMs): expected less than cluster.downAfterMs - cluster.heartbeatMs = 2500 (cluster.downAfterMs = 3000 from default, cluster.heartbeatMs = 500 from default)',
+    );
+    expect(() => loadConfig({ argv: ['--cluster.selfFenceMs=2499'], env: {} })).to.not.throw();
+  });
+
   it('rejects an unknown SANDBAR_ env var, suggesting the closest, and ignores SANDBAR__ names', () => {
     expect(failure({ env: { SANDBAR_HTTP_PROT: '80' } })).to.equal(
       'config: SANDBAR_HTTP_PROT = "80" (from environment): unknown variable; did you mean SANDBAR_HTTP_PORT?',
