@@ -70,6 +70,8 @@ class ShardState implements TimerEntry {
   gated = false;
   /** master: replica-set writes started (the latest one decides the gate). */
   recordGen = 0;
+  /** new master: its claim waits for the worker to be unfenced. */
+  deferred = false;
   /** replica: an ack is queued for this turn of the event loop. */
   ackQueued = false;
   constructor(readonly n: number, readonly host: ShardHost) {}
@@ -271,6 +273,11 @@ export class ShardHost implements ActorLink {
   }
 
   onShardTimer(st: ShardState): void {
+    if (st.deferred) {
+      st.deferred = false;
+      if (st.role === 'master' && !st.ready && !st.claiming) void this.decideClaim(st, st.waitingSince > 0 && Date.now() - st.waitingSince >= HANDOFF_WAIT_MS);
+      return;
+    }
     if (st.role === 'master' && !st.ready && !st.claiming && st.waitingSince) {
       void this.decideClaim(st, Date.now() - st.waitingSince >= HANDOFF_WAIT_MS);
       return;
@@ -440,6 +447,12 @@ export class ShardHost implements ActorLink {
       return;
     }
     if (st.role !== 'master' || st.ready || st.claiming || this.stopping) return;
+    if (this.isFenced) {
+      // No claims without the lease: ask again later.
+      st.deferred = true;
+      this.fastWheel.schedule(st, this.fastWheel.clock.now() + 500);
+      return;
+    }
     if (!force && rec && rec.master !== this.bus.addr && this.aliveAddr(rec.master)) {
       // The old master is alive: it hands the shard over (planned handoff).
       // If it does not within HANDOFF_WAIT_MS, claim anyway: the higher
@@ -505,6 +518,7 @@ export class ShardHost implements ActorLink {
       return true;
     }
     st.ready = true;
+    st.fenced = false; // a fresh claim (a handoff while fenced) supersedes the fenced copy
     this.bus.serve(st.n, true);
     if (why !== 'first owner') this.logger.info({ shard: st.n, epoch, why }, 'serving shard as master');
     return true;
@@ -592,18 +606,21 @@ export class ShardHost implements ActorLink {
    * answered by a NATS node that has not caught up yet.
    */
   async unfence(): Promise<void> {
-    const fenced = [...this.shards.values()].filter((st) => st.fenced && st.role === 'master');
+    // A shard with a claim in flight (a handoff that came while fenced) is decided by that claim.
+    const fenced = [...this.shards.values()].filter((st) => st.fenced && st.role === 'master' && !st.claiming);
     let retry = false;
     for (let i = 0; i < fenced.length && !this.isFenced; i += 64) {
       await Promise.all(fenced.slice(i, i + 64).map(async (st) => {
+        const epoch = st.epoch;
         let ours: boolean;
-        try { ours = this.ownership ? await this.ownership.setReplicas(st.n, st.epoch, this.bus.addr, [...st.acked.keys()]) : true; } catch (err) {
+        try { ours = this.ownership ? await this.ownership.setReplicas(st.n, epoch, this.bus.addr, [...st.acked.keys()]) : true; } catch (err) {
           // Not known either way (KV not reachable yet): stay fenced, ask again.
           this.logger.warn({ shard: st.n, err: (err as Error).message }, 'cannot confirm shard ownership after self-fencing; retrying');
           retry = true;
           return;
         }
-        if (this.isFenced || !st.fenced) return; // fenced again meanwhile: the next unfence decides
+        // Fenced again meanwhile (the next unfence decides), or claimed anew (a handoff came): nothing to undo.
+        if (this.isFenced || !st.fenced || st.claiming || st.epoch !== epoch || this.shards.get(st.n) !== st) return;
         st.fenced = false;
         if (st.role === 'master' && ours) {
           st.ready = true;

@@ -31,8 +31,8 @@ export class Lease {
     private readonly opts: { heartbeatMs: number; selfFenceMs: number },
     /** Date.now() when a majority of the known hosts was last heard (see Membership). */
     private readonly majorityHeardAt: () => number,
-    /** Called every heartbeatMs / 2 with the current okUntil. */
-    private readonly onLease: (okUntil: number) => void,
+    /** Called every heartbeatMs / 2 with the current okUntil, and whether the host may act now. */
+    private readonly onLease: (okUntil: number, acting: boolean) => void,
     private readonly logger: Logger,
   ) {}
 
@@ -50,7 +50,7 @@ export class Lease {
         if (acting) this.logger.info('cluster lease renewed: this host acts as master again where nobody took over');
         else this.logger.warn({ selfFenceMs: this.opts.selfFenceMs }, 'cluster lease lost: no quorum write to the ownership bucket and no majority of hosts heard within cluster.selfFenceMs; this host stops acting as master (self-fencing)');
       }
-      this.onLease(until);
+      this.onLease(until, acting);
     };
     tick();
     this.timer = setInterval(tick, Math.max(10, Math.floor(this.opts.heartbeatMs / 2)));

@@ -45,6 +45,8 @@ export class Membership {
   private lastView = '';
   /** No view is emitted before this: hosts started together first hear of each other. */
   private discoverUntil = 0;
+  /** While the host has lost its lease, views are not emitted (see setActing). */
+  private suspended = false;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -133,8 +135,25 @@ export class Membership {
       .sort((a, b) => (a.hostId < b.hostId ? -1 : a.hostId > b.hostId ? 1 : 0));
   }
 
+  /**
+   * A host that lost its lease (cut off from the majority) must not act on
+   * what it sees from there: every other host looks dead, and promoting their
+   * shards once the partition heals would depose live masters. So its view
+   * stays frozen; when the lease comes back, a new discovery window lets it
+   * hear the others again before any view goes out.
+   */
+  setActing(acting: boolean): void {
+    if (acting !== this.suspended) return;
+    this.suspended = !acting;
+    if (acting) {
+      const window = 2 * this.opts.heartbeatMs + 100;
+      this.discoverUntil = performance.now() + window;
+      setTimeout(() => this.emit(), window + 20).unref();
+    }
+  }
+
   private emit(): void {
-    if (performance.now() < this.discoverUntil) return;
+    if (this.suspended || performance.now() < this.discoverUntil) return;
     const v = this.view();
     const key = JSON.stringify(v);
     if (key === this.lastView) return;

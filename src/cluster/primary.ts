@@ -68,7 +68,7 @@ export class Primary {
     this.nc = await connectBus({ servers: config.nats.servers, name: `sandbar ${config.hostId} primary`, timeoutMs: config.nats.connectTimeoutMs, logger });
     // The shard ownership bucket exists before any worker claims a shard.
     try {
-      await ensureBucket(this.nc, config.cluster.name);
+      await ensureBucket(this.nc, config.cluster.name, logger);
     } catch (err) {
       throw new SandbarError('SANDBAR_ERR_JETSTREAM_UNAVAILABLE', `NATS at ${config.nats.servers.join(', ')} has no JetStream (${(err as Error).message}): run nats-server with -js (or "jetstream {}" in its config); Sandbar keeps shard ownership in a JetStream KV bucket`, { cause: err });
     }
@@ -166,7 +166,10 @@ export class Primary {
     const membership = this.membership;
     this.lease = new Lease(this.ownership!, c.hostId, this.incarnation, { heartbeatMs: c.cluster.heartbeatMs, selfFenceMs: c.cluster.selfFenceMs },
       () => membership.majorityHeardAt(),
-      (okUntil) => { for (const s of this.slots) if (s.listening && s.worker?.isConnected()) s.worker.send({ t: 'lease', okUntil } satisfies ToWorker); },
+      (okUntil, acting) => {
+        membership.setActing(acting);
+        for (const s of this.slots) if (s.listening && s.worker?.isConnected()) s.worker.send({ t: 'lease', okUntil } satisfies ToWorker);
+      },
       this.logger);
     this.lease.start();
     this.membership.start();

@@ -17,9 +17,23 @@ export function bucketName(cluster: string): string {
 }
 
 /** Creates the bucket if needed (the primary does this once), replicated on up to 3 NATS nodes. */
-export async function ensureBucket(nc: NatsConnection, cluster: string): Promise<void> {
+export async function ensureBucket(nc: NatsConnection, cluster: string, logger?: Logger, budgetMs = 30000): Promise<void> {
   const peers = nc.info?.connect_urls?.length ?? 0;
-  await new Kvm(nc).create(bucketName(cluster), { history: 1, replicas: Math.min(3, Math.max(1, peers)) });
+  const deadline = Date.now() + budgetMs;
+  for (;;) {
+    try {
+      await new Kvm(nc).create(bucketName(cluster), { history: 1, replicas: Math.min(3, Math.max(1, peers)) });
+      return;
+    } catch (err) {
+      // A NATS cluster that just formed (or lost a node) answers "timeout" or
+      // "temporarily unavailable" until its JetStream meta leader is elected.
+      const msg = (err as Error).message;
+      const transient = /timeout|temporarily unavailable|no suitable peers|leader/i.test(msg);
+      if (!transient || Date.now() > deadline) throw err;
+      logger?.warn({ bucket: bucketName(cluster), err: msg }, 'JetStream not ready for the ownership bucket yet; retrying');
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
 }
 
 export class Ownership {

@@ -42,14 +42,19 @@ export interface HostOptions {
   env?: Record<string, string>;
   /** Resolve as soon as the process started, without waiting for "host ready". */
   noWait?: boolean;
+  /** Command prefix, e.g. ['ip', 'netns', 'exec', name] (it must exec, keeping the pid). */
+  wrap?: string[];
+  /** Address clients reach the host on (default 127.0.0.1). */
+  reachHost?: string;
 }
 
 export function token(userId: string, ttlS = 3600): string {
   return mintToken(SECRET, userId, ttlS);
 }
 
-export function spawnSandbar(args: string[], env: Record<string, string> = {}, detached = false): ChildProcess {
-  return spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, detached });
+export function spawnSandbar(args: string[], env: Record<string, string> = {}, detached = false, wrap: string[] = []): ChildProcess {
+  const cmd = [...wrap, process.execPath, MAIN, ...args];
+  return spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, detached });
 }
 
 export async function startHost(opts: HostOptions): Promise<HostHandle> {
@@ -67,7 +72,7 @@ export async function startHost(opts: HostOptions): Promise<HostHandle> {
   };
   const args = ['start', ...Object.entries(flags).map(([k, v]) => `--${k}=${v}`)];
   // Its own process group, so a test can kill -9 the whole host (primary and workers).
-  const proc = spawnSandbar(args, opts.env, true);
+  const proc = spawnSandbar(args, opts.env, true, opts.wrap);
   const lines: LogLine[] = [];
   const waiters = new Set<{ pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }>();
   let stderr = '';
@@ -97,7 +102,7 @@ export async function startHost(opts: HostOptions): Promise<HostHandle> {
   const handle: HostHandle = {
     proc,
     port,
-    url: `ws://127.0.0.1:${port}`,
+    url: `ws://${opts.reachHost ?? '127.0.0.1'}:${port}`,
     lines,
     stderr: () => stderr,
     waitFor,

@@ -26,21 +26,36 @@ export interface NatsCluster {
   stop(): Promise<void>;
 }
 
-export async function startNatsCluster(size = 3): Promise<NatsCluster> {
+/** Where one node listens and how it is run (a partition test puts a node in a network namespace). */
+export interface NodePlacement {
+  /** Client listen address (default 127.0.0.1). */
+  clientListen?: string;
+  /** Address the test process reaches the client port on (default 127.0.0.1). */
+  reachHost?: string;
+  /** Cluster (route) listen address, also what the other nodes route to (default 127.0.0.1). */
+  clusterHost?: string;
+  /** Command prefix, e.g. ['ip', 'netns', 'exec', name]. */
+  wrap?: string[];
+}
+
+export async function startNatsCluster(size = 3, placement: (i: number) => NodePlacement = () => ({})): Promise<NatsCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'sandbar-natsc-'));
   const ports = await Promise.all(Array.from({ length: size }, async () => ({ client: await freePort(), cluster: await freePort() })));
   const nodes: NatsNode[] = [];
   for (let i = 0; i < size; i++) {
     const name = `n${i + 1}`;
-    const routes = ports.filter((_, j) => j !== i).map((p) => `nats-route://127.0.0.1:${p.cluster}`).join(', ');
+    const at = (j: number) => placement(j).clusterHost ?? '127.0.0.1';
+    const routes = ports.flatMap((p, j) => (j === i ? [] : [`nats-route://${at(j)}:${p.cluster}`])).join(', ');
+    const pl = placement(i);
     const conf = join(dir, `${name}.conf`);
     writeFileSync(conf, `server_name: ${name}
-listen: 127.0.0.1:${ports[i]!.client}
+listen: ${pl.clientListen ?? '127.0.0.1'}:${ports[i]!.client}
 jetstream { store_dir: "${join(dir, name)}" }
-cluster { name: sandbar-test, listen: 127.0.0.1:${ports[i]!.cluster}, routes: [${routes}] }
+cluster { name: sandbar-test, listen: ${at(i)}:${ports[i]!.cluster}, routes: [${routes}] }
 `);
-    const proc = spawn('nats-server', ['-c', conf], { stdio: 'ignore' });
-    const url = `nats://127.0.0.1:${ports[i]!.client}`;
+    const cmd = [...(pl.wrap ?? []), 'nats-server', '-c', conf];
+    const proc = spawn(cmd[0]!, cmd.slice(1), { stdio: 'ignore' });
+    const url = `nats://${pl.reachHost ?? '127.0.0.1'}:${ports[i]!.client}`;
     nodes.push({ name, port: ports[i]!.client, url, proc, kill: (sig = 'SIGKILL') => { proc.kill(sig); } });
   }
   // Ready when JetStream answers with a meta leader through every node.

@@ -5,67 +5,10 @@ import { startNatsCluster, type NatsCluster } from '../helpers/nats-cluster.js';
 import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.js';
 import { startHost, token, type HostHandle } from '../helpers/host.js';
 import { RawClient, type Frame } from '../helpers/clients.js';
-import { place } from '../../src/placement/rendezvous.js';
+import { settled, Peer } from '../helpers/cluster.js';
 
 const SHARDS = 64;
 const FAST = { 'cluster.heartbeatMs': 200, 'cluster.suspectAfterMs': 600, 'cluster.downAfterMs': 1200, 'cluster.selfFenceMs': 700, shards: SHARDS, 'request.timeoutMs': 8000 };
-
-interface Record_ { epoch: number; master: string; replicas: string[] }
-
-async function records(nc: NatsConnection): Promise<Map<number, Record_>> {
-  const kv = await new Kvm(nc).open('sandbar_local_shards');
-  const out = new Map<number, Record_>();
-  for (let n = 0; n < SHARDS; n++) {
-    const e = await kv.get(`shard.${n}`);
-    if (e && e.length > 0) out.set(n, e.json<Record_>());
-  }
-  return out;
-}
-
-/** Waits until the KV says every shard is mastered where placement over these hosts puts it. */
-async function settled(nc: NatsConnection, hosts: { hostId: string; workers: number }[], timeoutMs = 20000): Promise<Map<number, Record_>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const recs = await records(nc);
-    const ok = Array.from({ length: SHARDS }, (_, n) => {
-      const p = place(n, hosts, 1);
-      return recs.get(n)?.master === `${p.master.hostId}.${p.master.worker}`;
-    }).every(Boolean);
-    if (ok) return recs;
-    if (Date.now() > deadline) throw new Error('shard ownership did not settle');
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-/** A user's client that follows its host: reconnects elsewhere when closed and rejoins with last_seq. */
-class Peer {
-  c!: RawClient;
-  readonly got = new Map<string, number>(); // message id → seq
-  readonly dupSeqs: number[] = [];
-  lastSeq = 0;
-  constructor(readonly id: string, public urls: string[]) {}
-  async connect(): Promise<void> {
-    for (const url of this.urls) {
-      try {
-        this.c = await RawClient.open(url, token(this.id));
-        const j = await this.c.join(`user:${this.id}`, { last_seq: this.lastSeq }, 'u', 15000);
-        if ((j[4] as { status: string }).status !== 'ok') throw new Error(JSON.stringify(j));
-        this.c.ws.on('message', (d: Buffer, bin: boolean) => { if (!bin) this.onFrame(JSON.parse(d.toString()) as Frame); });
-        for (const f of this.c.frames) this.onFrame(f);
-        return;
-      } catch { /* next host */ }
-    }
-    throw new Error(`${this.id}: no host accepted the connection`);
-  }
-  private onFrame(f: Frame): void {
-    if (f[3] !== 'dm') return;
-    const m = f[4] as { id: string; seq: number };
-    const prev = this.got.get(m.id);
-    if (prev !== undefined && prev !== m.seq) this.dupSeqs.push(m.seq);
-    this.got.set(m.id, m.seq);
-    if (m.seq > this.lastSeq) this.lastSeq = m.seq;
-  }
-}
 
 describe('cluster: 3 hosts, R = 1, a host killed under DM load', function () {
   this.timeout(120000);
@@ -94,7 +37,7 @@ describe('cluster: 3 hosts, R = 1, a host killed under DM load', function () {
 
   it('every shard has its master and its replica on different hosts, and the KV records say so', async () => {
     const view = ['h1', 'h2', 'h3'].map((hostId) => ({ hostId, workers: 1 }));
-    const recs = await settled(nc, view);
+    const recs = await settled(nc, view, SHARDS);
     for (const [n, r] of recs) {
       expect(r.replicas, `shard ${n}`).to.have.length(1);
       expect(r.replicas[0]!.split('.')[0], `shard ${n}`).to.not.equal(r.master.split('.')[0]);
@@ -281,7 +224,7 @@ describe('cluster: one host, 2 workers, R = 1 (replicas on the other worker)', f
   it('kill -9 of a worker under DM load loses nothing acknowledged, and the restarted worker gets its shards back by handoff', async () => {
     const nc = await connect({ servers: nats.url });
     try {
-      await settled(nc, [{ hostId: 'h1', workers: 2 }]);
+      await settled(nc, [{ hostId: 'h1', workers: 2 }], SHARDS);
       const users = Array.from({ length: 10 }, (_, i) => `w${i}`);
       const clients = await Promise.all(users.map(async (u) => { const c = await RawClient.open(host.url, token(u)); await c.join(`user:${u}`, {}, 'u'); return c; }));
       const acked = new Map<string, { to: string; seq: number }>();
@@ -303,7 +246,7 @@ describe('cluster: one host, 2 workers, R = 1 (replicas on the other worker)', f
       await new Promise((r) => setTimeout(r, 1500));
       running = false;
       await Promise.all(loops);
-      const recs = await settled(nc, [{ hostId: 'h1', workers: 2 }]);
+      const recs = await settled(nc, [{ hostId: 'h1', workers: 2 }], SHARDS);
       expect([...recs.values()].some((r) => r.master === 'h1.0' && r.epoch >= 3), 'a shard went back to worker 0 by handoff').to.equal(true);
       let lost = 0;
       for (const u of users) {
