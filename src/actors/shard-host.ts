@@ -56,6 +56,8 @@ class ShardState implements TimerEntry {
   tail: { s: number; c: Cmd }[] = [];
   /** master losing the shard: waiting for the new master's handoff-ok. */
   handingOffTo: WorkerAddr | null = null;
+  /** master losing the shard, waiting for its turn (cluster.maxConcurrentHandoffs); still serving. */
+  queuedTo: { to: WorkerAddr; role: Role } | null = null;
   /** new master: the claim in flight. */
   claiming: Promise<boolean> | null = null;
   /** new master: since when it waits for the old master's handoff (0: not waiting). */
@@ -284,7 +286,7 @@ export class ShardHost implements ActorLink {
     }
     if (st.handingOffTo) {
       // The new master may not have our view yet: offer the handoff again.
-      if (!this.aliveAddr(st.handingOffTo)) { st.handingOffTo = null; st.held = []; return; }
+      if (!this.aliveAddr(st.handingOffTo)) { st.held = []; this.endHandoff(st); return; }
       this.bus.toWorkerShard(st.handingOffTo, { t: 'handoff', n: st.n, e: st.epoch, s: st.seq, from: this.bus.addr, snap: this.snapshot(st.n) });
       this.fastWheel.schedule(st, this.fastWheel.clock.now() + 250);
       return;
@@ -334,7 +336,7 @@ export class ShardHost implements ActorLink {
         const held = st.held;
         st.held = [];
         for (const h of held) this.run(h.outs);
-        st.handingOffTo = null;
+        this.endHandoff(st);
         this.handoffs++;
         if (st.role !== 'replica') this.drop(st.n);
         return;
@@ -381,6 +383,7 @@ export class ShardHost implements ActorLink {
         // Same master; the replica set may have changed. A new replica asks
         // for a snapshot itself and counts for acks from then on (sync?), so
         // a replica that is slow to learn of its role does not stall writes.
+        st.queuedTo = null; // a handoff waiting for its turn is not needed any more
         const before = st.recorded;
         let removed = false;
         for (const a of [...st.acked.keys()]) if (!replicas.includes(a)) { st.acked.delete(a); removed = true; }
@@ -389,7 +392,7 @@ export class ShardHost implements ActorLink {
         this.release(st);
         continue;
       }
-      if (was === 'master' && st.ready && role !== 'master') this.handOff(st, master, role);
+      if (was === 'master' && st.ready && role !== 'master') this.queueHandOff(st, master, role);
       else if (role === 'master') this.becomeMaster(st, replicas);
       else if (role === 'replica' && (was !== 'replica' || st.masterAddr !== master)) {
         st.role = 'replica';
@@ -529,10 +532,44 @@ export class ShardHost implements ActorLink {
     else if (c.op === 'r.msg') this.rooms.get(c.id)?.redeliver(c);
   }
 
+  private handoffsInFlight = 0;
+  private readonly handoffQueue: ShardState[] = [];
+
+  /**
+   * At most cluster.maxConcurrentHandoffs handoffs are in flight per worker
+   * (a joining host would otherwise get hundreds of snapshots at once); the
+   * others keep being served here until their turn.
+   */
+  private queueHandOff(st: ShardState, to: WorkerAddr, role: Role): void {
+    if (this.handoffsInFlight < this.config.cluster.maxConcurrentHandoffs) { this.handOff(st, to, role); return; }
+    if (!st.queuedTo) {
+      if (this.handoffQueue.length === 0) { this.queueSince = Date.now(); this.queuedTotal = 0; }
+      this.handoffQueue.push(st);
+      if (this.queuedTotal++ === 0) this.logger.info({ maxConcurrentHandoffs: this.config.cluster.maxConcurrentHandoffs }, 'handoff queued');
+    }
+    st.queuedTo = { to, role };
+  }
+
+  private queueSince = 0;
+  private queuedTotal = 0;
+
+  private endHandoff(st: ShardState): void {
+    st.handingOffTo = null;
+    this.handoffsInFlight--;
+    while (this.handoffsInFlight < this.config.cluster.maxConcurrentHandoffs && this.handoffQueue.length > 0) {
+      const next = this.handoffQueue.shift()!;
+      const q = next.queuedTo;
+      next.queuedTo = null;
+      if (q && this.shards.get(next.n) === next && next.role === 'master' && next.ready) this.handOff(next, q.to, q.role);
+      if (this.handoffQueue.length === 0) this.logger.info({ shards: this.queuedTotal, waitedMs: Date.now() - this.queueSince }, 'handoff queue drained');
+    }
+  }
+
   /** Planned handoff: stop serving, send the state to the new master, release what we held when it confirms. */
   private handOff(st: ShardState, to: WorkerAddr, newRole: Role): void {
     this.bus.serve(st.n, false);
     if (!this.aliveAddr(to)) { st.role = newRole; return; }
+    this.handoffsInFlight++;
     st.handingOffTo = to;
     st.role = newRole;
     st.ready = newRole === 'replica';
@@ -730,7 +767,7 @@ export class ShardHost implements ActorLink {
     this.applyView(view);
     this.stopping = true;
     const deadline = Date.now() + budgetMs;
-    while (Date.now() < deadline && [...this.shards.values()].some((s) => s.handingOffTo)) await new Promise((r) => setTimeout(r, 20));
+    while (Date.now() < deadline && [...this.shards.values()].some((s) => s.handingOffTo || s.queuedTo)) await new Promise((r) => setTimeout(r, 20));
   }
 
   onActorExit(actor: Actor<any>, reason: StopReason): void {

@@ -43,6 +43,7 @@ export const schema = {
   'cluster.suspectAfterMs': { type: 'integer', default: 1500, min: 10, max: 600000, unit: 'ms', doc: 'A host with no heartbeat for this long is suspect.' },
   'cluster.downAfterMs': { type: 'integer', default: 3000, min: 10, max: 600000, unit: 'ms', doc: 'A host with no heartbeat for this long is down; its shards are promoted elsewhere.' },
   'cluster.selfFenceMs': { type: 'integer', default: 2000, min: 10, max: 600000, unit: 'ms', doc: 'A host that has neither renewed its lease in the ownership bucket (a NATS quorum write) nor heard a majority of the hosts it knows for this long, or a worker cut off from NATS for this long, stops serving its shards as master; must be below cluster.downAfterMs - cluster.heartbeatMs (checked at start).' },
+  'cluster.maxConcurrentHandoffs': { type: 'integer', default: 64, min: 1, max: 4096, doc: 'Per worker: how many shards it hands off at once when placement moves them (a host joins, a worker comes back, a graceful stop); the others are served where they are until their turn.' },
 
   'http.host': { type: 'string', default: '0.0.0.0', doc: 'Address the HTTP/WebSocket listener binds.' },
   'http.port': { type: 'integer', default: 4000, min: 0, max: 65535, doc: 'Port of the HTTP/WebSocket listener; 0 picks a free one (logged at start).' },

@@ -18,6 +18,7 @@ export interface SandbarConfig {
     readonly suspectAfterMs: number;
     readonly downAfterMs: number;
     readonly selfFenceMs: number;
+    readonly maxConcurrentHandoffs: number;
   };
   readonly http: { readonly host: string; readonly port: number };
   readonly nats: { readonly servers: readonly string[]; readonly embedded: boolean; readonly connectTimeoutMs: number };

@@ -6,7 +6,8 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { RawClient, type Frame } from './clients.js';
-import { token } from './host.js';
+import { startHost, token, type HostHandle } from './host.js';
+import { startNatsCluster, type NatsCluster } from './nats-cluster.js';
 import { place } from '../../src/placement/rendezvous.js';
 
 export interface Record_ { epoch: number; master: string; replicas: string[] }
@@ -125,4 +126,73 @@ export function overlappingMasters(acks: readonly Ack[], shardOf: (id: string) =
     }
   }
   return bad;
+}
+
+/**
+ * Starts one host per id, together (one discovery window), each on its own
+ * NATS node first. Every host that started is pushed to `into` before an
+ * error is thrown, so the caller's after() stops it.
+ */
+export async function startHostsOn(nats: { nodes: { url: string }[] }, ids: string[], flags: Record<string, string | number | boolean>, into: HostHandle[]): Promise<void> {
+  const started = await Promise.allSettled(ids.map((hostId, i) => {
+    const servers = [...nats.nodes.slice(i), ...nats.nodes.slice(0, i)].map((n) => n.url).join(',');
+    return startHost({ nats: servers, workers: 1, flags: { hostId, ...flags } });
+  }));
+  for (const r of started) if (r.status === 'fulfilled') into.push(r.value);
+  const failed = started.find((r) => r.status === 'rejected');
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+}
+
+/**
+ * Registers before/after hooks that start a 3-node NATS cluster and hosts
+ * h1..h3 on it (each on its own node first), and stop them afterwards.
+ */
+export function withThreeHosts(flags: Record<string, string | number | boolean>): { nats: NatsCluster; hosts: HostHandle[] } {
+  const ctx = { nats: null as unknown as NatsCluster, hosts: [] as HostHandle[] };
+  before(async () => {
+    ctx.nats = await startNatsCluster(3);
+    await startHostsOn(ctx.nats, ['h1', 'h2', 'h3'], flags, ctx.hosts);
+  });
+  after(async () => {
+    await Promise.all(ctx.hosts.map((h) => h.stop()));
+    await ctx.nats?.stop();
+  });
+  return ctx;
+}
+
+/**
+ * DM load: user i connects to urlOf(i) and sends dms until stop(), each
+ * resent with the same id until acknowledged (dedup makes that safe); every
+ * ok is recorded with its seq and epoch. A sender whose socket closes stops.
+ */
+export function dmLoad(users: string[], urlOf: (i: number) => string, opts: { via?: (i: number) => string; to?: (i: number, n: number) => string; timeoutMs?: number } = {}): { acks: Ack[]; clients: RawClient[]; stop(): Promise<void> } {
+  const acks: Ack[] = [];
+  const clients: RawClient[] = [];
+  let running = true;
+  const pick = opts.to ?? ((i: number, n: number) => users[(i + 1 + (n % 4)) % users.length]!);
+  const loops = users.map(async (u, i) => {
+    const c = await RawClient.open(urlOf(i), token(u));
+    clients.push(c);
+    await c.join(`user:${u}`, {}, 'u', 15000);
+    for (let n = 0; running; n++) {
+      const to = pick(i, n);
+      const id = `${u}-${n}`;
+      while (running) {
+        const f = await c.request('u', `user:${u}`, 'dm', { to, id, body: n }, opts.timeoutMs ?? 6000).catch(() => null);
+        const r = f?.[4] as { status: string; response: { seq: number; epoch: number } } | undefined;
+        if (r?.status === 'ok') { acks.push({ id, to, seq: r.response.seq, epoch: r.response.epoch, at: Date.now(), via: opts.via?.(i) ?? u }); break; }
+        if (c.closeCode !== null) return;
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      await new Promise((res) => setTimeout(res, 10));
+    }
+  });
+  return { acks, clients, async stop() { running = false; await Promise.all(loops); } };
+}
+
+/** The acknowledged dms that are not in their recipient's inbox at the acknowledged seq (read through url). */
+export async function lostAcks(url: string, acks: readonly Ack[]): Promise<Ack[]> {
+  const inboxes = new Map<string, Map<string, number>>();
+  for (const to of new Set(acks.map((a) => a.to))) inboxes.set(to, await readInbox(url, to));
+  return acks.filter((a) => inboxes.get(a.to)!.get(a.id) !== a.seq);
 }

@@ -5,7 +5,7 @@ import { startNatsCluster, type NatsCluster } from '../helpers/nats-cluster.js';
 import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.js';
 import { startHost, token, type HostHandle } from '../helpers/host.js';
 import { RawClient, type Frame } from '../helpers/clients.js';
-import { settled, Peer } from '../helpers/cluster.js';
+import { dmLoad, lostAcks, readInbox, settled, startHostsOn, withThreeHosts, Peer } from '../helpers/cluster.js';
 
 const SHARDS = 64;
 const FAST = { 'cluster.heartbeatMs': 200, 'cluster.suspectAfterMs': 600, 'cluster.downAfterMs': 1200, 'cluster.selfFenceMs': 700, shards: SHARDS, 'request.timeoutMs': 8000 };
@@ -20,13 +20,7 @@ describe('cluster: 3 hosts, R = 1, a host killed under DM load', function () {
     nats = await startNatsCluster(3);
     // Each host talks to its own NATS node first (and knows the others).
     // Started together (one discovery window), and every host kept even if another fails to start, so after() stops it.
-    const started = await Promise.allSettled(['h1', 'h2', 'h3'].map((hostId, i) => {
-      const servers = [...nats.nodes.slice(i), ...nats.nodes.slice(0, i)].map((n) => n.url).join(',');
-      return startHost({ nats: servers, workers: 1, flags: { hostId, ...FAST } });
-    }));
-    hosts = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-    const failed = started.find((r) => r.status === 'rejected');
-    if (failed) throw (failed as PromiseRejectedResult).reason;
+    await startHostsOn(nats, ['h1', 'h2', 'h3'], FAST, hosts);
     nc = await connect({ servers: nats.nodes[0]!.url });
   });
   after(async () => {
@@ -129,23 +123,7 @@ describe('cluster: 3 hosts, R = 1, a host killed under DM load', function () {
 
     // Every acknowledged dm is in its recipient's inbox exactly once, with the acked seq.
     const byUser = new Map<string, Map<string, number>>();
-    for (const u of users) {
-      const c = await RawClient.open(urls[0]!, token(u));
-      await c.join(`user:${u}`, {}, 'u', 15000);
-      await new Promise((r) => setTimeout(r, 200));
-      const inbox = new Map<string, number>();
-      const seqs = new Set<number>();
-      for (const f of c.frames) {
-        if (f[3] !== 'dm') continue;
-        const m = f[4] as { id: string; seq: number };
-        expect(inbox.has(m.id), `${u}: ${m.id} stored twice`).to.equal(false);
-        expect(seqs.has(m.seq), `${u}: seq ${m.seq} twice`).to.equal(false);
-        inbox.set(m.id, m.seq);
-        seqs.add(m.seq);
-      }
-      byUser.set(u, inbox);
-      c.close();
-    }
+    for (const u of users) byUser.set(u, await readInbox(urls[0]!, u));
     let lost = 0;
     for (const [id, a] of acked) if (byUser.get(a.to)!.get(id) !== a.seq) lost++;
     expect(lost, 'acknowledged dms lost').to.equal(0);
@@ -197,12 +175,8 @@ describe('cluster: 3 hosts, R = 1, a host killed under DM load', function () {
     expect(closes.every((c) => c === 1012), JSON.stringify(closes)).to.equal(true);
     let lost = 0;
     for (const u of users) {
-      const c = await RawClient.open(hosts[0]!.url, token(u));
-      await c.join(`user:${u}`, {}, 'u', 15000);
-      await new Promise((r) => setTimeout(r, 200));
-      const inbox = new Map(c.frames.filter((f) => f[3] === 'dm').map((f) => [(f[4] as { id: string }).id, (f[4] as { seq: number }).seq]));
+      const inbox = await readInbox(hosts[0]!.url, u);
       for (const [id, a] of acked) if (a.to === u && inbox.get(id) !== a.seq) lost++;
-      c.close();
     }
     console.log(`      planned stop: acked ${acked.size} dms, ${lost} lost`);
     expect(acked.size).to.be.greaterThan(50);
@@ -250,12 +224,8 @@ describe('cluster: one host, 2 workers, R = 1 (replicas on the other worker)', f
       expect([...recs.values()].some((r) => r.master === 'h1.0' && r.epoch >= 3), 'a shard went back to worker 0 by handoff').to.equal(true);
       let lost = 0;
       for (const u of users) {
-        const c = await RawClient.open(host.url, token(u));
-        await c.join(`user:${u}`, {}, 'u', 15000);
-        await new Promise((r) => setTimeout(r, 200));
-        const inbox = new Map(c.frames.filter((f) => f[3] === 'dm').map((f) => [(f[4] as { id: string }).id, (f[4] as { seq: number }).seq]));
+        const inbox = await readInbox(host.url, u);
         for (const [id, a] of acked) if (a.to === u && inbox.get(id) !== a.seq) lost++;
-        c.close();
       }
       expect(acked.size).to.be.greaterThan(20);
       expect(lost).to.equal(0);
@@ -299,6 +269,48 @@ describe('cluster: fencing by epoch', function () {
       // Every other shard is still served.
       expect((await c.request('u', 'user:sender', 'dm', { to: other, body: 'fine' }))[4]).to.have.property('status', 'ok');
       c.close();
+    } finally {
+      await nc.close();
+    }
+  });
+});
+
+describe('cluster: a fourth host joins under DM load (rebalancing)', function () {
+  this.timeout(120000);
+  // Few handoffs at a time, so the queue (cluster.maxConcurrentHandoffs) is exercised.
+  const ctx = withThreeHosts({ ...FAST, 'cluster.maxConcurrentHandoffs': 2 });
+  const hosts = ctx.hosts;
+
+  it('its shards move to it by planned handoff, at most cluster.maxConcurrentHandoffs at a time, and nothing acknowledged is lost', async () => {
+    const nc = await connect({ servers: ctx.nats.nodes.map((n) => n.url) });
+    try {
+      const three = ['h1', 'h2', 'h3'].map((hostId) => ({ hostId, workers: 1 }));
+      const before = await settled(nc, three, SHARDS);
+      const users = Array.from({ length: 9 }, (_, i) => `u${i}`);
+      const load = dmLoad(users, (i) => hosts[i % 3]!.url, { timeoutMs: 10000 });
+      await new Promise((r) => setTimeout(r, 1000));
+      const joinAt = Date.now();
+      hosts.push(await startHost({ nats: ctx.nats.nodes.map((n) => n.url).join(','), workers: 1, flags: { hostId: 'h4', ...FAST, 'cluster.maxConcurrentHandoffs': 2 } }));
+      const four = [...three, { hostId: 'h4', workers: 1 }];
+      const after = await settled(nc, four, SHARDS, 30000);
+      const rebalanceMs = Date.now() - joinAt;
+      await new Promise((r) => setTimeout(r, 1000));
+      await load.stop();
+
+      const moved = [...after.entries()].filter(([n, r]) => r.master === 'h4.0' && before.get(n)!.master !== 'h4.0');
+      expect(moved.length, 'shards that moved to h4').to.be.greaterThan(0);
+      // Planned handoff: one epoch step, no promotion; only the shards that hash to h4 moved.
+      for (const [n, r] of moved) expect(r.epoch, `shard ${n}`).to.equal(before.get(n)!.epoch + 1);
+      for (const [n, r] of after) if (r.master !== 'h4.0') expect(r.master, `shard ${n} stays`).to.equal(before.get(n)!.master);
+      // The old masters never had more than maxConcurrentHandoffs (2) handoffs open: their logs show it.
+      const queued = hosts.slice(0, 3).some((h) => h.lines.some((l) => l.msg === 'handoff queued'));
+      const lost = (await lostAcks(hosts[0]!.url, load.acks)).length;
+      for (const c of load.clients) expect(c.closeCode, 'no session dropped').to.equal(null);
+      for (const c of load.clients) c.close();
+      console.log(`      h4 joined: ${moved.length} shards moved to it by handoff, settled ${rebalanceMs} ms after spawning it (queued: ${queued}); ${load.acks.length} dms acknowledged, ${lost} lost`);
+      expect(load.acks.length).to.be.greaterThan(50);
+      expect(lost, 'acknowledged dms lost').to.equal(0);
+      expect(queued, 'more shards moved than cluster.maxConcurrentHandoffs: some waited their turn').to.equal(true);
     } finally {
       await nc.close();
     }

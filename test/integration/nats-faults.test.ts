@@ -9,10 +9,7 @@
 import { expect } from 'chai';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
-import { startNatsCluster, type NatsCluster } from '../helpers/nats-cluster.js';
-import { startHost, token, type HostHandle } from '../helpers/host.js';
-import { RawClient } from '../helpers/clients.js';
-import { readInbox, settled, type Ack } from '../helpers/cluster.js';
+import { dmLoad, lostAcks, settled, withThreeHosts } from '../helpers/cluster.js';
 
 const SHARDS = 32;
 const FAST = { 'cluster.heartbeatMs': 200, 'cluster.suspectAfterMs': 600, 'cluster.downAfterMs': 1200, 'cluster.selfFenceMs': 700, shards: SHARDS, 'request.timeoutMs': 4000 };
@@ -21,56 +18,21 @@ const BUCKET = 'sandbar_local_shards';
 
 describe('NATS faults: the KV leader\'s NATS node killed under DM load', function () {
   this.timeout(120000);
-  let nats: NatsCluster;
-  let hosts: HostHandle[] = [];
-
-  before(async () => {
-    nats = await startNatsCluster(3);
-    const started = await Promise.allSettled(['h1', 'h2', 'h3'].map((hostId, i) => {
-      const servers = [...nats.nodes.slice(i), ...nats.nodes.slice(0, i)].map((n) => n.url).join(',');
-      return startHost({ nats: servers, workers: 1, flags: { hostId, ...FAST } });
-    }));
-    hosts = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-    const failed = started.find((r) => r.status === 'rejected');
-    if (failed) throw (failed as PromiseRejectedResult).reason;
-  });
-  after(async () => {
-    await Promise.all(hosts.map((h) => h.stop()));
-    await nats?.stop();
-  });
+  const ctx = withThreeHosts(FAST);
+  const hosts = ctx.hosts;
 
   it('sessions stay up, dms resume within 10 s, the KV takes writes again, nothing acknowledged is lost', async () => {
     // Ask through every node: the one killed must not be the test's only way in.
-    const nc: NatsConnection = await connect({ servers: nats.nodes.map((n) => n.url) });
+    const nc: NatsConnection = await connect({ servers: ctx.nats.nodes.map((n) => n.url) });
     try {
       await settled(nc, VIEW, SHARDS);
       const info = (await nc.request(`$JS.API.STREAM.INFO.KV_${BUCKET}`, undefined, { timeout: 5000 })).json<{ cluster?: { leader?: string } }>();
-      const leader = nats.nodes.find((n) => n.name === info.cluster?.leader);
+      const leader = ctx.nats.nodes.find((n) => n.name === info.cluster?.leader);
       expect(leader, `KV stream leader (${info.cluster?.leader})`).to.not.equal(undefined);
 
       const users = Array.from({ length: 9 }, (_, i) => `u${i}`);
-      const acks: Ack[] = [];
-      let running = true;
-      const clients: RawClient[] = [];
-      const loops = users.map(async (u, i) => {
-        const c = await RawClient.open(hosts[i % 3]!.url, token(u));
-        clients.push(c);
-        await c.join(`user:${u}`, {}, 'u', 15000);
-        let n = 0;
-        while (running) {
-          const to = users[(i + 1 + (n % 4)) % users.length]!;
-          const id = `${u}-${n++}`;
-          while (running) {
-            try {
-              const f = await c.request('u', `user:${u}`, 'dm', { to, id, body: n }, 6000);
-              const r = f[4] as { status: string; response: { seq: number; epoch: number } };
-              if (r.status === 'ok') { acks.push({ id, to, seq: r.response.seq, epoch: r.response.epoch, at: Date.now(), via: u }); break; }
-            } catch { if (c.closeCode !== null) return; }
-            await new Promise((r) => setTimeout(r, 50));
-          }
-          await new Promise((r) => setTimeout(r, 20));
-        }
-      });
+      const load = dmLoad(users, (i) => hosts[i % 3]!.url);
+      const { acks, clients } = load;
       await new Promise((r) => setTimeout(r, 1500));
       const before = acks.length;
       const killedAt = Date.now();
@@ -82,8 +44,7 @@ describe('NATS faults: the KV leader\'s NATS node killed under DM load', functio
         try { await kv.put('test.probe', String(Date.now()), { timeout: 1000 } as never); kvBackMs = Date.now() - killedAt; } catch { await new Promise((r) => setTimeout(r, 100)); }
       }
       await new Promise((r) => setTimeout(r, 2000));
-      running = false;
-      await Promise.all(loops);
+      await load.stop();
 
       // Writes resumed: every sender had acks after the kill; the longest gap in acks is under 10 s.
       const times = acks.map((a) => a.at).sort((a, b) => a - b);
@@ -97,9 +58,7 @@ describe('NATS faults: the KV leader\'s NATS node killed under DM load', functio
       // No session was dropped: the hosts moved their NATS connections, the clients never noticed.
       for (const c of clients) expect(c.closeCode, 'client socket').to.equal(null);
 
-      const inboxes = new Map<string, Map<string, number>>();
-      for (const u of users) inboxes.set(u, await readInbox(hosts[1]!.url, u));
-      const lost = acks.filter((a) => inboxes.get(a.to)!.get(a.id) !== a.seq);
+      const lost = await lostAcks(hosts[1]!.url, acks);
       expect(lost.map((a) => a.id), 'acknowledged dms lost').to.deep.equal([]);
       for (const c of clients) c.close();
       console.log(`      ${acks.length} dms acknowledged (${acks.length - before} after the kill of ${leader!.name}, the KV leader), 0 lost, 0 sessions dropped; first ack after the kill +${firstAfter - killedAt} ms, longest pause ${gap} ms; KV writes back after ${kvBackMs} ms`);
