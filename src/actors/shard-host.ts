@@ -58,6 +58,8 @@ class ShardState implements TimerEntry {
   handingOffTo: WorkerAddr | null = null;
   /** master losing the shard, waiting for its turn (cluster.maxConcurrentHandoffs); still serving. */
   queuedTo: { to: WorkerAddr; role: Role } | null = null;
+  /** master losing the shard: when the handoff started (ms, Date.now()). */
+  handoffAt = 0;
   /** new master: the claim in flight. */
   claiming: Promise<boolean> | null = null;
   /** new master: since when it waits for the old master's handoff (0: not waiting). */
@@ -336,6 +338,7 @@ export class ShardHost implements ActorLink {
         const held = st.held;
         st.held = [];
         for (const h of held) this.run(h.outs);
+        if (this.handoffTimes.length < 100000) this.handoffTimes.push(Date.now() - st.handoffAt);
         this.endHandoff(st);
         this.handoffs++;
         if (st.role !== 'replica') this.drop(st.n);
@@ -571,6 +574,7 @@ export class ShardHost implements ActorLink {
     if (!this.aliveAddr(to)) { st.role = newRole; return; }
     this.handoffsInFlight++;
     st.handingOffTo = to;
+    st.handoffAt = Date.now();
     st.role = newRole;
     st.ready = newRole === 'replica';
     st.masterAddr = to;
@@ -767,8 +771,16 @@ export class ShardHost implements ActorLink {
     this.applyView(view);
     this.stopping = true;
     const deadline = Date.now() + budgetMs;
+    this.handoffTimes.length = 0;
+    const started = Date.now();
     while (Date.now() < deadline && [...this.shards.values()].some((s) => s.handingOffTo || s.queuedTo)) await new Promise((r) => setTimeout(r, 20));
+    const t = this.handoffTimes.sort((a, b) => a - b);
+    const open = [...this.shards.values()].filter((s) => s.handingOffTo || s.queuedTo).length;
+    this.logger.info({ shards: t.length, notConfirmed: open, p50Ms: t[t.length >> 1] ?? 0, maxMs: t[t.length - 1] ?? 0, totalMs: Date.now() - started }, 'planned handoff done');
   }
+
+  /** Per shard, ms from sending the handoff to the new master's confirmation (reset by handOffAll). */
+  private readonly handoffTimes: number[] = [];
 
   onActorExit(actor: Actor<any>, reason: StopReason): void {
     if (actor instanceof UserActor && this.users.get(actor.id) === actor) this.users.delete(actor.id);

@@ -178,7 +178,10 @@ describe('cluster: 3 hosts, R = 1, a host killed under DM load', function () {
       const inbox = await readInbox(hosts[0]!.url, u);
       for (const [id, a] of acked) if (a.to === u && inbox.get(id) !== a.seq) lost++;
     }
-    console.log(`      planned stop: acked ${acked.size} dms, ${lost} lost`);
+    const done = hosts[1]!.lines.find((l) => l.msg === 'planned handoff done');
+    console.log(`      planned stop: acked ${acked.size} dms, ${lost} lost; ${done?.shards} shards handed off, per shard p50 ${done?.p50Ms} ms, max ${done?.maxMs} ms, all in ${done?.totalMs} ms`);
+    expect(done?.shards, 'shards handed off (the stopping host logs it)').to.be.greaterThan(0);
+    expect(done?.notConfirmed).to.equal(0);
     expect(acked.size).to.be.greaterThan(50);
     expect(lost).to.equal(0);
     for (const p of peers) p.c.close();
