@@ -66,6 +66,7 @@ export interface LongPollOptions {
 }
 
 const PREFIX = 'lp.';
+const HOST_ID = /^[A-Za-z0-9_-]{1,64}$/;
 /** Bytes counted per buffered message beyond its text (array slot, string header). */
 const MESSAGE_OVERHEAD = 64;
 
@@ -73,8 +74,10 @@ const MESSAGE_OVERHEAD = 64;
 export function ownerOf(token: string): { hostId: string; worker: number } | null {
   const parts = token.split('.');
   if (parts.length !== 4 || parts[0] !== 'lp' || !/^\d{1,4}$/.test(parts[2]!) || !/^[A-Za-z0-9_-]{24}$/.test(parts[3]!)) return null;
+  // The host id becomes a NATS subject token when the request is forwarded:
+  // only what config accepts for hostId (no `.`, `*`, `>` or spaces).
   const hostId = Buffer.from(parts[1]!, 'base64url').toString('utf8');
-  return hostId ? { hostId, worker: Number(parts[2]) } : null;
+  return HOST_ID.test(hostId) ? { hostId, worker: Number(parts[2]) } : null;
 }
 
 /** A held poll waiting for frames. */

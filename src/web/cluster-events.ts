@@ -45,6 +45,8 @@ export class ClusterEvents {
     const next = new Set(view.flatMap((h) => (h.alive ?? []).map((w) => `${h.hostId}.${w}`)));
     for (const a of this.addrs) if (!next.has(a)) this.gone.set(a, now);
     for (const a of next) this.gone.delete(a);
+    // Deaths older than any event could still be grouped with are forgotten.
+    for (const [a, at] of this.gone) if (now - at > 10 * GROUP_MS) this.gone.delete(a);
     this.addrs = next;
     this.viewAt = now;
   }
@@ -60,7 +62,6 @@ export class ClusterEvents {
       ev = { kind, from: prev.master, to: [], shards: 0, startedAt: kind === 'failover' ? this.gone.get(prev.master)! : this.viewAt, durationMs: 0 };
       this.ring.unshift(ev);
       if (this.ring.length > EVENTS_MAX) this.ring.length = EVENTS_MAX;
-      if (this.gone.size > EVENTS_MAX) this.gone.delete(this.gone.keys().next().value!);
     }
     ev.shards++;
     if (!ev.to.includes(rec.master)) ev.to.push(rec.master);
