@@ -9,9 +9,9 @@
  */
 import { expect } from 'chai';
 import { existsSync, mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.js';
+import { freePort } from '../helpers/nats-cluster.js';
 import { startHost, type HostHandle } from '../helpers/host.js';
 
 const CHROMIUM = process.env.SANDBAR_CHROMIUM ?? '/usr/bin/chromium';
@@ -21,17 +21,6 @@ const FLAGS = {
   'cluster.heartbeatMs': 200, 'cluster.suspectAfterMs': 600, 'cluster.downAfterMs': 1200, shards: 64,
   'auth.devTokenEndpoint': true, 'admin.token': ADMIN, 'request.timeoutMs': 8000,
 };
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
 
 const http = (h: HostHandle) => h.url.replace(/^ws/, 'http');
 
@@ -66,6 +55,8 @@ describe('web pages in chromium: chat, presence, LongPoll, a host killed', funct
   let h1: HostHandle;
   let h2: HostHandle;
   let h1Port: number;
+  /** Hosts killed along the way: stopped in after() too (their temp dirs). */
+  const killed: HostHandle[] = [];
   let browser: Browser;
   const contexts: BrowserContext[] = [];
 
@@ -83,7 +74,7 @@ describe('web pages in chromium: chat, presence, LongPoll, a host killed', funct
   });
   after(async () => {
     await browser?.close().catch(() => {});
-    await Promise.all([h1?.stop(), h2?.stop()]);
+    await Promise.all([h1?.stop(), h2?.stop(), ...killed.map((h) => h.stop())]);
     await nats?.stop();
   });
 
@@ -152,6 +143,7 @@ describe('web pages in chromium: chat, presence, LongPoll, a host killed', funct
     const alice = contexts[0]!.pages()[0]!;
     const bob = contexts[1]!.pages().at(-1)!;
     h1.killHost();
+    killed.push(h1);
     await alice.waitForSelector('#banner:not(.hidden)');
     await bob.waitForSelector('#presence li[data-user="alice"]', { state: 'detached' });
     await admin.waitForSelector('.event.failover:has-text("h1.0")');
