@@ -9,6 +9,7 @@
  */
 import { expect } from 'chai';
 import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.js';
 import { freePort } from '../helpers/nats-cluster.js';
@@ -21,6 +22,9 @@ const FLAGS = {
   'cluster.heartbeatMs': 200, 'cluster.suspectAfterMs': 600, 'cluster.downAfterMs': 1200, shards: 64,
   'auth.devTokenEndpoint': true, 'admin.token': ADMIN, 'request.timeoutMs': 8000,
 };
+
+const SHIPPED = join(import.meta.dirname, '../../config/sandbar.toml');
+const { 'auth.devTokenEndpoint': _on, ...withoutDevTokens } = FLAGS;
 
 const http = (h: HostHandle) => h.url.replace(/^ws/, 'http');
 
@@ -68,7 +72,10 @@ describe('web pages in chromium: chat, presence, LongPoll, a host killed', funct
     h1Port = await freePort();
     [h1, h2, browser] = await Promise.all([
       startHost({ nats: nats.url, workers: 1, flags: { ...FLAGS, hostId: 'h1', 'http.port': h1Port } }),
-      startHost({ nats: nats.url, workers: 1, flags: { ...FLAGS, hostId: 'h2' } }),
+      // h2 runs from the shipped config/sandbar.toml, as `npm start` does (only
+      // addresses, ports, secret and timings come from flags): bob signing in
+      // there shows that the shipped file turns the dev token endpoint on.
+      startHost({ nats: nats.url, workers: 1, flags: { config: SHIPPED, ...withoutDevTokens, hostId: 'h2' } }),
       chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] }),
     ]);
   });
