@@ -85,6 +85,7 @@ function start(me, token) {
   socket.onOpen(() => {
     everOpen = true;
     banner.classList.add('hidden');
+    presenceList.classList.remove('stale');
     status.className = 'status online';
     status.textContent = `online (${socket.transport === LongPoll ? 'LongPoll' : 'WebSocket'})`;
   });
@@ -92,6 +93,8 @@ function start(me, token) {
     status.className = 'status offline';
     status.textContent = 'offline';
     if (everOpen) banner.classList.remove('hidden');
+    // Who is here is unknown while offline; the rejoin's presence_state refreshes it.
+    presenceList.classList.add('stale');
   };
   socket.onError(down);
   socket.onClose(down);

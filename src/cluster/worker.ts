@@ -92,10 +92,12 @@ export class WorkerHost implements SessionHost {
       self: bus.addr, events: this.clusterEvents, view: () => this.view,
     }));
     const lpBus = longPollBus(nc, new Subjects(c.cluster.name), c.hostId, this.index, this.logger);
+    // A held poll must not outlast the idle deadline that polls keep pushing back.
+    const windowMs = Math.min(c.longpoll.windowMs, c.session.idleTimeoutMs >> 1);
     this.longpoll = new LongPollRegistry({
-      hostId: c.hostId, worker: this.index, secret: c.auth.secret, windowMs: Math.min(c.longpoll.windowMs, c.session.idleTimeoutMs >> 1),
+      hostId: c.hostId, worker: this.index, secret: c.auth.secret, windowMs,
       maxFrameBytes: c.session.maxFrameBytes, wheel: this.fastWheel, logger: this.logger,
-      startSession: (t, userId) => this.startSession(t, userId), forward: lpBus.forward(c.longpoll.windowMs),
+      startSession: (t, userId) => this.startSession(t, userId), forward: lpBus.forward(windowMs),
     });
     lpBus.serve(this.longpoll);
     await bus.start();
