@@ -138,6 +138,20 @@ describe('web pages in chromium: chat, presence, LongPoll, a host killed', funct
     await shot(carol, 'carol-longpoll');
   });
 
+  it('a page whose WebSocket is swallowed (opens, never answers) falls back to LongPoll by itself and chats', async () => {
+    const ce = await context();
+    // As a proxy that accepts the upgrade and passes nothing: the phoenix
+    // client's health check ping goes unanswered, and longPollFallbackMs
+    // (2.5 s on the demo page) moves it to LongPoll.
+    await ce.routeWebSocket(/\/socket\/websocket/, () => {});
+    const erin = await signIn(ce, http(h2), 'erin');
+    expect(await erin.textContent('#status')).to.include('LongPoll');
+    const carol = contexts[2]!.pages()[0]!;
+    await say(erin, 'fell back fine');
+    await carol.waitForSelector('#messages li.msg:has-text("fell back fine")');
+    await erin.close();
+  });
+
   it('kill -9 of h1: its page shows the reconnect banner and recovers when h1 is back; the cluster page shows the failover', async () => {
     const admin = await (await context()).newPage();
     await admin.goto(`${http(h2)}/cluster#token=${ADMIN}`);
@@ -152,6 +166,7 @@ describe('web pages in chromium: chat, presence, LongPoll, a host killed', funct
     h1.killHost();
     killed.push(h1);
     await alice.waitForSelector('#banner:not(.hidden)');
+    await alice.waitForSelector('#presence.stale', { state: 'attached' });
     await bob.waitForSelector('#presence li[data-user="alice"]', { state: 'detached' });
     await admin.waitForSelector('.event.failover:has-text("h1.0")');
     await admin.waitForSelector('.host[data-host="h1"]', { state: 'detached' });
