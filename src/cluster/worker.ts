@@ -97,6 +97,7 @@ export class WorkerHost implements SessionHost {
     this.longpoll = new LongPollRegistry({
       hostId: c.hostId, worker: this.index, secret: c.auth.secret, windowMs,
       maxFrameBytes: c.session.maxFrameBytes, wheel: this.fastWheel, logger: this.logger,
+      maxForwardBytes: Math.floor(((nc.info?.max_payload ?? 1048576) - 1024) / 2),
       startSession: (t, userId) => this.startSession(t, userId), forward: lpBus.forward(windowMs),
     });
     lpBus.serve(this.longpoll);

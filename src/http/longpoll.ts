@@ -61,6 +61,12 @@ export interface LongPollOptions {
   readonly logger: Logger;
   /** Starts the session actor for a new transport; false when the worker is stopping. */
   startSession(transport: SessionTransport, userId: string): boolean;
+  /**
+   * Largest POST body forwarded in one request (NATS max_payload less room for
+   * the JSON envelope, whose escaping may double the text); a larger batch is
+   * forwarded in several, split between frames, in order.
+   */
+  readonly maxForwardBytes: number;
   /** Sends a request to the worker that owns a session; resolves with its answer. */
   forward(hostId: string, worker: number, req: LongPollRequest): Promise<LongPollAnswer>;
 }
@@ -180,11 +186,22 @@ export class LongPollRegistry {
     const owner = ownerOf(req.lp);
     if (!owner) return Promise.resolve({ status: 410, token: null });
     if (owner.hostId === this.opts.hostId && owner.worker === this.opts.worker) return this.local(req);
-    return this.opts.forward(owner.hostId, owner.worker, req).catch((err: Error) => {
+    return this.forward(owner.hostId, owner.worker, req).catch((err: Error) => {
       // No responder: the owning worker is gone, and the session with it.
       this.opts.logger.debug({ owner, err: err.message }, 'longpoll forward failed; session gone');
       return { status: 410, token: req.lp } as LongPollAnswer;
     });
+  }
+
+  private async forward(hostId: string, worker: number, req: LongPollRequest): Promise<LongPollAnswer> {
+    const body = req.body ?? '';
+    if (req.method !== 'POST' || Buffer.byteLength(body) <= this.opts.maxForwardBytes) return this.opts.forward(hostId, worker, req);
+    let answer: LongPollAnswer = { status: 200 };
+    for (const part of chunks(body, this.opts.maxForwardBytes)) {
+      answer = await this.opts.forward(hostId, worker, { ...req, body: part });
+      if (answer.status !== 200) break;
+    }
+    return answer;
   }
 
   /** A request for a session of this worker (from HTTP here, or forwarded over NATS). */
@@ -226,6 +243,21 @@ export class LongPollRegistry {
     }
     return { status: 200 };
   }
+}
+
+/** NDJSON split between lines into parts of at most max bytes (a longer line goes alone; the owner refuses it). */
+function chunks(body: string, max: number): string[] {
+  const out: string[] = [];
+  let part: string[] = [];
+  let size = 0;
+  for (const line of body.split('\n')) {
+    const n = Buffer.byteLength(line) + 1;
+    if (size + n > max && part.length > 0) { out.push(part.join('\n')); part = []; size = 0; }
+    part.push(line);
+    size += n;
+  }
+  if (part.length > 0) out.push(part.join('\n'));
+  return out;
 }
 
 function bad(message: string): LongPollAnswer {

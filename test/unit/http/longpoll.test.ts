@@ -31,7 +31,7 @@ function setup(limits: Partial<SessionHost['limits']> = {}) {
   let n = 0;
   const registry = new LongPollRegistry({
     hostId: 'h1', worker: 0, secret: SECRET, windowMs: WINDOW, maxFrameBytes: 1024,
-    wheel: new TimerWheel(clock, 25), logger: host.logger,
+    wheel: new TimerWheel(clock, 25), logger: host.logger, maxForwardBytes: 200,
     startSession: (t, userId) => { new SessionActor(host, `h1.0.x.${n++}`, userId, t); return true; },
     forward: async (hostId, worker, req) => {
       forwarded.push({ hostId, worker, req });
@@ -152,4 +152,26 @@ describe('LongPoll sessions (src/http/longpoll.ts)', () => {
     expect(t.forwarded).to.have.length(2);
     expect((await t.registry.handle({ method: 'POST', lp: undefined, auth: undefined, body: '' })).status).to.equal(400);
   });
+
+  it('a forwarded POST larger than maxForwardBytes goes in several requests, split between frames, in order; a refused part stops the rest', async () => {
+    const other = `lp.${Buffer.from('h2').toString('base64url')}.1.${'A'.repeat(24)}`;
+    const lines = Array.from({ length: 12 }, (_, i) => JSON.stringify([null, String(i), 'phoenix', 'heartbeat', { pad: 'p'.repeat(30) }]));
+    const parts: string[] = [];
+    let refuseAfter = Infinity;
+    const reg = new LongPollRegistry({
+      hostId: 'h1', worker: 0, secret: SECRET, windowMs: WINDOW, maxFrameBytes: 1024, maxForwardBytes: 200,
+      wheel: new TimerWheel(new SimulatedClock(), 25), logger: pino({ level: 'silent' }),
+      startSession: () => false,
+      forward: async (_h, _w, req) => { parts.push(req.body!); return parts.length > refuseAfter ? { status: 410, token: req.lp } : { status: 200 }; },
+    });
+    expect(await reg.handle({ method: 'POST', lp: other, auth: undefined, body: lines.join('\n') })).to.deep.equal({ status: 200 });
+    expect(parts.length).to.be.greaterThan(2);
+    for (const p of parts) expect(Buffer.byteLength(p)).to.be.at.most(200);
+    expect(parts.join('\n')).to.equal(lines.join('\n'));
+    parts.length = 0;
+    refuseAfter = 1;
+    expect(await reg.handle({ method: 'POST', lp: other, auth: undefined, body: lines.join('\n') })).to.deep.equal({ status: 410, token: other });
+    expect(parts).to.have.length(2);
+  });
+
 });
