@@ -58,9 +58,10 @@ export function longPollBus(nc: NatsConnection, subjects: Subjects, hostId: stri
         if (err) return;
         let req: LongPollRequest;
         try { req = msg.json<LongPollRequest>(); } catch { return; }
-        registry.local(req).then((a) => msg.respond(JSON.stringify(a)), (e: Error) => {
-          logger.error({ err: e }, 'forwarded longpoll request failed');
-          msg.respond(JSON.stringify({ status: 500 }));
+        registry.local(req).then((a) => msg.respond(JSON.stringify(a))).catch((e: Error) => {
+          // A frame alone larger than the NATS payload limit, or a closed connection: the client retries with a new session.
+          logger.error({ err: e, session: req.lp }, 'forwarded longpoll request failed');
+          try { msg.respond(JSON.stringify({ status: 500 })); } catch { /* the requester times out */ }
         });
       } });
     },

@@ -64,7 +64,8 @@ export interface LongPollOptions {
   /**
    * Largest POST body forwarded in one request (NATS max_payload less room for
    * the JSON envelope, whose escaping may double the text); a larger batch is
-   * forwarded in several, split between frames, in order.
+   * forwarded in several, split between frames, in order. Poll answers carry
+   * at most this many bytes of frames too.
    */
   readonly maxForwardBytes: number;
   /** Sends a request to the worker that owns a session; resolves with its answer. */
@@ -143,10 +144,19 @@ export class LongPollSession implements SessionTransport, TimerEntry {
     if (this.waiter && this.queue.length > 0) this.answer(this.take());
   }
 
+  /**
+   * The waiting frames, up to the registry's answer budget (at least one):
+   * an answer must fit a NATS message when the poll was forwarded. The rest
+   * waits for the next poll, which the client sends at once.
+   */
   private take(): LongPollAnswer {
-    const messages = this.queue;
-    this.queue = [];
-    this.bufferedAmount = 0;
+    const budget = this.owner.answerBytes;
+    let n = 0;
+    let bytes = 0;
+    while (n < this.queue.length && (n === 0 || bytes + this.queue[n]!.length <= budget)) bytes += this.queue[n++]!.length;
+    const messages = n === this.queue.length ? this.queue : this.queue.slice(0, n);
+    this.queue = n === this.queue.length ? [] : this.queue.slice(n);
+    this.bufferedAmount = Math.max(0, this.bufferedAmount - bytes - n * MESSAGE_OVERHEAD);
     return { status: 200, token: this.token, messages };
   }
 
@@ -167,8 +177,11 @@ export class LongPollRegistry {
   private readonly sessions = new Map<string, LongPollSession>();
   private readonly hostTok: string;
   readonly wheel: TimerWheel;
+  /** Most bytes of frames in one poll answer (what a forwarded answer may carry). */
+  readonly answerBytes: number;
 
   constructor(private readonly opts: LongPollOptions) {
+    this.answerBytes = opts.maxForwardBytes;
     this.hostTok = Buffer.from(opts.hostId, 'utf8').toString('base64url');
     this.wheel = opts.wheel;
   }

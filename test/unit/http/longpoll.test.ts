@@ -14,7 +14,7 @@ const WINDOW = 1000;
 const IDLE = 5000;
 
 /** A worker's side of the sessions, on a simulated clock. */
-function setup(limits: Partial<SessionHost['limits']> = {}) {
+function setup(limits: Partial<SessionHost['limits']> = {}, maxForwardBytes = 100_000) {
   const clock = new SimulatedClock();
   const exits: { user: string; reason: StopReason }[] = [];
   const channels = new ChannelRegistry();
@@ -31,7 +31,7 @@ function setup(limits: Partial<SessionHost['limits']> = {}) {
   let n = 0;
   const registry = new LongPollRegistry({
     hostId: 'h1', worker: 0, secret: SECRET, windowMs: WINDOW, maxFrameBytes: 1024,
-    wheel: new TimerWheel(clock, 25), logger: host.logger, maxForwardBytes: 200,
+    wheel: new TimerWheel(clock, 25), logger: host.logger, maxForwardBytes,
     startSession: (t, userId) => { new SessionActor(host, `h1.0.x.${n++}`, userId, t); return true; },
     forward: async (hostId, worker, req) => {
       forwarded.push({ hostId, worker, req });
@@ -96,6 +96,21 @@ describe('LongPoll sessions (src/http/longpoll.ts)', () => {
     expect(await older).to.deep.equal({ status: 204, token: lp });
     t.clock.advance(WINDOW + 100);
     expect((await newer).status).to.equal(204);
+  });
+
+  it('a poll answer carries at most answerBytes of frames (at least one); the rest goes with the next poll', async () => {
+    const t = setup({}, 200);
+    const lp = await t.open();
+    await t.post(lp, ['1', '1', 'echo:a', 'phx_join', {}]);
+    await t.poll(lp);
+    await t.post(lp, ...Array.from({ length: 6 }, (_, i) => ['1', String(i + 2), 'echo:a', 'ping', { pad: 'q'.repeat(60) }]));
+    const got: unknown[] = [];
+    for (let i = 0; i < 6 && got.length < 6; i++) {
+      const a = await t.poll(lp);
+      expect(a.messages!.join('').length <= 200 || a.messages!.length === 1).to.equal(true);
+      got.push(...frames(a).map((f) => f[1]));
+    }
+    expect(got).to.deep.equal(['2', '3', '4', '5', '6', '7']);
   });
 
   it('a client that stops polling is disconnected once its queued frames pass session.maxBufferedBytes', async () => {
