@@ -63,7 +63,7 @@ export async function runCli(args: string[]): Promise<void> {
   switch (command) {
     case 'check-config':
       if (positionals.length) fail(64, `check-config takes no arguments, got "${positionals.join(' ')}"`);
-      process.stdout.write(JSON.stringify({ ...config, auth: { ...config.auth, secret: '<redacted>' } }, null, 2) + '\n');
+      process.stdout.write(JSON.stringify({ ...config, auth: { ...config.auth, secret: '<redacted>' }, admin: { token: config.admin.token === '' ? '' : '<redacted>' } }, null, 2) + '\n');
       process.stderr.write('sandbar: configuration is valid\n');
       return;
     case 'token': {

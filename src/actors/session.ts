@@ -44,6 +44,22 @@ export class SessionSocket extends WebSocket {
   session: SessionActor | undefined = undefined;
 }
 type SocketWithSession = SessionSocket;
+
+/**
+ * What a session writes to: a `ws` socket (SessionSocket) or a LongPoll
+ * session (src/http/longpoll.ts). The subset of ws's API the session uses;
+ * readyState 1 is open, bufferedAmount counts what the client has not yet
+ * taken. A transport other than a WebSocket feeds frames with `session.send`
+ * and stops the session when its client is gone.
+ */
+export interface SessionTransport {
+  session: SessionActor | undefined;
+  readonly readyState: number;
+  readonly bufferedAmount: number;
+  send(data: string | Buffer, opts: { binary: boolean }): void;
+  close(code: number, reason: string): void;
+  terminate(): void;
+}
 const TEXT = { binary: false } as const;
 const BINARY = { binary: true } as const;
 
@@ -78,17 +94,21 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry {
     readonly host: SessionHost,
     readonly id: string,
     readonly userId: string,
-    private readonly socket: WebSocket,
+    private readonly socket: SessionTransport,
   ) {
     super(host);
-    const ss = socket as SocketWithSession;
-    ss.session = this;
-    ss.on('message', onMessage as (this: WebSocket, ...args: any[]) => void);
-    ss.on('close', onClose as (this: WebSocket, ...args: any[]) => void);
-    ss.on('error', onError as (this: WebSocket, ...args: any[]) => void);
+    socket.session = this;
+    if (socket instanceof WebSocket) {
+      socket.on('message', onMessage as (this: WebSocket, ...args: any[]) => void);
+      socket.on('close', onClose as (this: WebSocket, ...args: any[]) => void);
+      socket.on('error', onError as (this: WebSocket, ...args: any[]) => void);
+    }
     this.lastFrameAt = host.wheel.clock.now();
     host.wheel.schedule(this, this.lastFrameAt + host.limits.idleTimeoutMs);
   }
+
+  /** Counts as client activity for the idle deadline (a LongPoll client polls instead of sending heartbeats). */
+  touch(): void { this.lastFrameAt = this.host.wheel.clock.now(); }
 
   get channelCount(): number { return this.channels ? this.channels.length : 0; }
 
@@ -268,7 +288,7 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry {
       this.channels = null;
     }
     const ws = this.socket;
-    (ws as SocketWithSession).session = undefined;
+    ws.session = undefined;
     if (ws.readyState === 0 || ws.readyState === 1) {
       const { code, message } = closeFor(reason);
       ws.close(code, message);

@@ -12,6 +12,7 @@
  *   sandbar.<cluster>.room.<roomId>              room broadcasts (each worker with members subscribes once)
  *   sandbar.<cluster>.admin.<endpoint>[.<arg>]   operator endpoints (NATS micro service "sandbar")
  *   sandbar.<cluster>.ctl                        control: a worker took up its first view (re-announce joins to it)
+ *   sandbar.<cluster>.lp.<hostId>.<worker>       LongPoll requests forwarded to the worker that holds the session
  *
  * docs/subjects.md lists the same for `nats sub`.
  */
@@ -38,4 +39,5 @@ export class Subjects {
   room(roomId: string): string { return `${this.prefix}room.${token(roomId)}`; }
   admin(endpoint: string): string { return `${this.prefix}admin.${endpoint}`; }
   ctl(): string { return `${this.prefix}ctl`; }
+  longpoll(hostId: string, worker: number): string { return `${this.prefix}lp.${token(hostId)}.${worker}`; }
 }

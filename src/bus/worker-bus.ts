@@ -40,7 +40,7 @@ class Pending implements TimerEntry {
 
 /** Read-only questions operators ask (admin endpoints), answered at once, never replicated. */
 export type InfoQuery = { op: 'u.info' | 'r.info'; id: string };
-export type WorkerQuery = { t: 'kick'; sid: string } | { t: 'loglevel'; level: string };
+export type WorkerQuery = { t: 'kick'; sid: string } | { t: 'loglevel'; level: string } | { t: 'stats' };
 
 export interface WorkerBusHandlers {
   onCmd(cmd: Cmd): void;
@@ -91,7 +91,7 @@ export class WorkerBus {
       if (err) return;
       this.guarded(() => {
         const m = msg.json<WorkerMsg | WorkerQuery>();
-        if (m.t === 'kick' || m.t === 'loglevel') msg.respond(JSON.stringify(this.handlers.onQuery(m)));
+        if (m.t === 'kick' || m.t === 'loglevel' || m.t === 'stats') msg.respond(JSON.stringify(this.handlers.onQuery(m)));
         else this.onWorkerMsg(m);
       });
     } }));

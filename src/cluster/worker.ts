@@ -6,12 +6,11 @@
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
-import type { WebSocket } from 'ws';
 import type { SandbarConfig } from '../config/types.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { connectBus, natsReconnects, type NatsConnection } from '../bus/connection.js';
 import { systemClock, TimerWheel, type StopReason } from '../actors/index.js';
-import { SessionActor, type SessionHost } from '../actors/session.js';
+import { SessionActor, type SessionHost, type SessionTransport } from '../actors/session.js';
 import { ChannelRegistry } from '../protocol/channel-registry.js';
 import { echoChannel } from '../protocol/echo-channel.js';
 import { createHttpServer } from '../http/server.js';
@@ -27,6 +26,11 @@ import { Ownership } from '../placement/ownership.js';
 import { LocalRooms, allowAllRooms, type ChatServices } from '../protocol/chat-services.js';
 import { userChannel } from '../protocol/user-channel.js';
 import { roomChannel } from '../protocol/room-channel.js';
+import { LongPollRegistry } from '../http/longpoll.js';
+import { longPollBus, registerLongPoll } from '../http/longpoll-route.js';
+import { ClusterEvents } from '../web/cluster-events.js';
+import { clusterChannel } from '../web/cluster-channel.js';
+import { registerWeb } from '../web/routes.js';
 import { WORKER_ENV, type ToPrimary, type ToWorker, type WorkerStats } from './ipc.js';
 
 export class WorkerHost implements SessionHost {
@@ -57,6 +61,9 @@ export class WorkerHost implements SessionHost {
   shardHost: ShardHost | null = null;
   rooms: LocalRooms | null = null;
   view: HostView[] = [];
+  /** Shard map and recent failovers/handoffs for the cluster page. */
+  readonly clusterEvents = new ClusterEvents();
+  longpoll: LongPollRegistry | null = null;
   /** Roles of the first view taken up: ready to serve. */
   serving = false;
 
@@ -75,11 +82,25 @@ export class WorkerHost implements SessionHost {
     this.bus = bus;
     const ownership = await Ownership.open(nc, c.cluster.name, this.logger);
     this.shardHost = new ShardHost(bus, c, this.wheel, this.fastWheel, this.logger, ownership);
-    await ownership.watch((n, rec) => this.shardHost!.onOwnership(n, rec));
+    await ownership.watch((n, rec) => { this.shardHost!.onOwnership(n, rec); this.clusterEvents.onOwnership(n, rec); });
     this.rooms = new LocalRooms(bus);
     const svc: ChatServices = { bus, config: c, logger: this.logger, shardOf: (id) => shardOf(id, c.shards), authorizeRoom: allowAllRooms, rooms: this.rooms };
     this.channels.register('user', userChannel(svc));
     this.channels.register('room', roomChannel(svc));
+    this.channels.register('cluster', clusterChannel({
+      nc, subjects: new Subjects(c.cluster.name), adminToken: c.admin.token, shards: c.shards, replicas: c.replication.replicas,
+      self: bus.addr, events: this.clusterEvents, view: () => this.view,
+    }));
+    const lpBus = longPollBus(nc, new Subjects(c.cluster.name), c.hostId, this.index, this.logger);
+    // A held poll must not outlast the idle deadline that polls keep pushing back.
+    const windowMs = Math.min(c.longpoll.windowMs, c.session.idleTimeoutMs >> 1);
+    this.longpoll = new LongPollRegistry({
+      hostId: c.hostId, worker: this.index, secret: c.auth.secret, windowMs,
+      maxFrameBytes: c.session.maxFrameBytes, wheel: this.fastWheel, logger: this.logger,
+      maxForwardBytes: Math.floor(((nc.info?.max_payload ?? 1048576) - 1024) / 2),
+      startSession: (t, userId) => this.startSession(t, userId), forward: lpBus.forward(windowMs),
+    });
+    lpBus.serve(this.longpoll);
     await bus.start();
   }
 
@@ -110,6 +131,7 @@ export class WorkerHost implements SessionHost {
     for (const a of addrsOf(this.view)) if (!now.has(a)) this.shardHost?.purge(a);
     this.view = view;
     this.shardHost?.applyView(view);
+    this.clusterEvents.onView(view);
     if (first && this.shardHost) {
       // Report serving once every role of the first view is taken up.
       const sh = this.shardHost;
@@ -139,6 +161,10 @@ export class WorkerHost implements SessionHost {
       if (!s) return { error: { code: 'SANDBAR_ERR_NOT_FOUND', message: `no session ${q.sid} on ${this.config.hostId}.${this.index}` } };
       s.kick();
       return { kicked: q.sid, user: s.userId };
+    }
+    if (q.t === 'stats') {
+      const st = this.stats(0);
+      return { sessions: st.sessions, longpoll: this.longpoll?.size ?? 0, framesIn: st.framesIn, framesOut: st.framesOut, masterShards: st.masterShards, replicaShards: st.replicaShards, heapUsed: st.heapUsed };
     }
     this.logger.level = q.level;
     return { level: q.level };
@@ -180,13 +206,14 @@ export class WorkerHost implements SessionHost {
   private readonly incarnation = randomBytes(3).toString('hex');
 
   /** Session ids are unique in the cluster and across restarts: host, worker, incarnation, counter (base 36). */
-  startSession(socket: WebSocket, userId: string): void {
+  startSession(socket: SessionTransport, userId: string): boolean {
     if (this.shuttingDown) {
       socket.close(1012, 'server restarting');
-      return;
+      return false;
     }
     const id = `${this.config.hostId}.${this.index}.${this.incarnation}.${(this.nextSession++).toString(36)}`;
     this.sessions.set(id, new SessionActor(this, id, userId, socket));
+    return true;
   }
 
   onActorExit(actor: any, reason: StopReason): void {
@@ -317,7 +344,13 @@ export async function runWorker(): Promise<void> {
     app = await createHttpServer({
       secret: config.auth.secret,
       maxFrameBytes: config.session.maxFrameBytes,
-      onSocket: (socket, userId) => host.startSession(socket, userId),
+      onSocket: (socket, userId) => { host.startSession(socket as unknown as SessionTransport, userId); },
+      register: (app) => {
+        // The LongPoll registry exists once the chat side has started (before
+        // the listener opens); until then a poll hears "session gone" and retries.
+        registerLongPoll(app, { handle: (r) => host.longpoll ? host.longpoll.handle(r) : Promise.resolve({ status: 410, token: null }) }, config.session.maxFrameBytes);
+        registerWeb(app, { secret: config.auth.secret, devTokenEndpoint: config.auth.devTokenEndpoint, adminToken: config.admin.token, tokenTtlS: config.auth.tokenTtlS });
+      },
       closeAllSessions: () => host.closeAllSessions(),
       ready: () => {
         if (host.shuttingDown) return { ok: false, reason: 'shutting down' };

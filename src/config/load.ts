@@ -263,6 +263,7 @@ function isValid(spec: KeySpec, v: unknown): v is Value {
     case 'enum':
       return typeof v === 'string' && (spec.values ?? []).includes(v);
     case 'string':
+      if (spec.allowEmpty && v === '') return true;
       return nonEmpty(v) && (spec.pattern === undefined || spec.pattern.test(v as string));
     case 'string[]':
       return Array.isArray(v) && v.length > 0 && v.every(nonEmpty);
@@ -385,7 +386,7 @@ function hidden(v: unknown): string {
 }
 
 function looksSecret(name: string): boolean {
-  return /secret/i.test(name);
+  return /secret|^admin\.token$/i.test(name);
 }
 
 /** "unknown key" plus, when one is close, the likely intended name. */

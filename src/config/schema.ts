@@ -21,6 +21,8 @@ export interface KeySpec {
   /** For strings: a pattern the value must match, and how to say it. */
   readonly pattern?: RegExp;
   readonly patternDoc?: string;
+  /** For strings: '' is a valid value (meaning "unset"). */
+  readonly allowEmpty?: boolean;
 }
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -53,12 +55,17 @@ export const schema = {
   'nats.connectTimeoutMs': { type: 'integer', default: 2000, min: 100, max: 120000, unit: 'ms', doc: 'How long start-up waits for NATS before trying the embedded server or failing.' },
 
   'auth.secret': { type: 'string', default: 'dev-secret-change-me', doc: 'HMAC-SHA256 secret that signs session tokens. Change it in production; every host of a cluster needs the same one.' },
+  'auth.devTokenEndpoint': { type: 'boolean', default: false, doc: 'Development only: serve POST /dev/token {user} → a signed token for any user, so the demo page at / can sign in without a token service. Never enable in production: anyone could act as anyone.' },
   'auth.tokenTtlS': { type: 'integer', default: 86400, min: 1, max: 31536000, unit: 's', doc: 'Lifetime of tokens minted by `sandbar token`.' },
 
   'session.idleTimeoutMs': { type: 'integer', default: 60000, min: 100, max: 3600000, unit: 'ms', doc: 'A session with no frame from its client for this long is closed (phoenix clients heartbeat every 30 s).' },
   'session.maxFrameBytes': { type: 'integer', default: 65536, min: 256, max: 16777216, unit: 'bytes', doc: 'Largest frame accepted from a client; a larger one closes the session with 1009.' },
   'session.maxBufferedBytes': { type: 'integer', default: 1048576, min: 1024, max: 1073741824, unit: 'bytes', doc: 'A client whose unsent outgoing data passes this is disconnected (close 4408) instead of growing server memory.' },
   'session.maxChannels': { type: 'integer', default: 100, min: 1, max: 100000, unit: 'count', doc: 'Most topics one session may have joined at once.' },
+
+  'longpoll.windowMs': { type: 'integer', default: 10000, min: 100, max: 60000, unit: 'ms', doc: 'How long a LongPoll poll is held when no frame waits; answered 204 after it. Keep it below the phoenix client\'s longpollerTimeout (20 s by default). A LongPoll session with no poll for session.idleTimeoutMs is closed.' },
+
+  'admin.token': { type: 'string', default: '', allowEmpty: true, doc: 'Token that opens the cluster page (/cluster) and its channel. Empty (default): the cluster page is off (404).' },
 
   shards: { type: 'integer', default: 1024, min: 1, max: 65536, unit: 'count', doc: 'Number of shards users and rooms are hashed into (FNV-1a 32 of the id, mod shards). Every host of a cluster needs the same value.' },
   'replication.replicas': { type: 'integer', default: 1, min: 0, max: 5, unit: 'count', doc: 'Replicas per shard besides its master.' },

@@ -22,7 +22,9 @@ export interface SandbarConfig {
   };
   readonly http: { readonly host: string; readonly port: number };
   readonly nats: { readonly servers: readonly string[]; readonly embedded: boolean; readonly connectTimeoutMs: number };
-  readonly auth: { readonly secret: string; readonly tokenTtlS: number };
+  readonly auth: { readonly secret: string; readonly tokenTtlS: number; readonly devTokenEndpoint: boolean };
+  readonly longpoll: { readonly windowMs: number };
+  readonly admin: { readonly token: string };
   readonly session: {
     readonly idleTimeoutMs: number;
     readonly maxFrameBytes: number;

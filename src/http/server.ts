@@ -22,6 +22,8 @@ export interface HttpHooks {
   ready(): { ok: boolean; reason?: string };
   /** Prometheus text of every worker (asked of the primary), or null if unavailable. */
   metrics(): Promise<string>;
+  /** More routes (LongPoll, the web pages), registered after the health checks. */
+  register?(app: FastifyInstance): void;
 }
 
 declare module 'fastify' {
@@ -57,6 +59,8 @@ export async function createHttpServer(hooks: HttpHooks): Promise<FastifyInstanc
     reply.header('content-type', 'text/plain; version=0.0.4');
     return hooks.metrics();
   });
+
+  hooks.register?.(app);
 
   app.get('/socket/websocket', {
     websocket: true,

@@ -96,7 +96,16 @@ export async function startHost(opts: HostOptions): Promise<HostHandle> {
   };
   let port = 0;
   if (!opts.noWait) {
-    const ready = await waitFor((l) => l.msg === 'host ready', 20000);
+    let ready: LogLine;
+    try {
+      ready = await waitFor((l) => l.msg === 'host ready', 20000);
+    } catch (err) {
+      // The caller never gets a handle to stop: a host that was slow to start
+      // would outlive the test (seen under load), so it goes now.
+      try { if (proc.pid) process.kill(-proc.pid, 'SIGKILL'); } catch { /* gone */ }
+      rmSync(dataDir, { recursive: true, force: true });
+      throw err;
+    }
     port = ready.port as number;
   }
   const handle: HostHandle = {

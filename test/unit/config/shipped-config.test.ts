@@ -4,6 +4,11 @@ import { parse } from 'smol-toml';
 import { loadConfig, schema, type ConfigKey } from '../../../src/config/index.js';
 
 const SHIPPED = 'config/sandbar.toml';
+/**
+ * Keys the shipped file deliberately sets away from the default, each marked
+ * DEVELOPMENT in a comment: the demo page of `npm start` needs dev tokens.
+ */
+const DEV_OVERRIDES: Partial<Record<ConfigKey, unknown>> = { 'auth.devTokenEndpoint': true };
 
 /** Every leaf of a parsed TOML document as dotted key → value. */
 function leaves(table: Record<string, unknown>, prefix = ''): Map<string, unknown> {
@@ -31,7 +36,11 @@ describe('config: shipped config/sandbar.toml and docs', () => {
   it('has exactly the schema keys, each with its default value', () => {
     const found = leaves(parse(text));
     expect([...found.keys()].sort()).to.deep.equal(keys.filter((k) => !derived.includes(k)).sort());
-    for (const [key, value] of found) expect(value, key).to.deep.equal(schema[key as ConfigKey].default);
+    for (const [key, value] of found) {
+      const want = key in DEV_OVERRIDES ? DEV_OVERRIDES[key as ConfigKey] : schema[key as ConfigKey].default;
+      expect(value, key).to.deep.equal(want);
+    }
+    for (const key of Object.keys(DEV_OVERRIDES)) expect(text, key).to.match(new RegExp(`# DEVELOPMENT[^\n]*\n(#[^\n]*\n)*${key.split('.').pop()} = `));
   });
 
   it('shows each derived key commented out, and a comment before every key', () => {
@@ -42,8 +51,8 @@ describe('config: shipped config/sandbar.toml and docs', () => {
     });
   });
 
-  it('loads to the same config as no file at all', () => {
-    const plain = loadConfig({ argv: [], env: {} }).config;
+  it('loads to the same config as no file at all (but for the DEVELOPMENT overrides)', () => {
+    const plain = loadConfig({ argv: Object.entries(DEV_OVERRIDES).map(([k, v]) => `--${k}=${String(v)}`), env: {} }).config;
     expect(loadConfig({ argv: ['--config', SHIPPED], env: {} }).config).to.deep.equal(plain);
   });
 

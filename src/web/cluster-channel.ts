@@ -1,0 +1,109 @@
+/**
+ * `cluster:live`: the cluster page's channel. Joining needs the admin token
+ * (`admin.token`) in the join payload `{admin_token}`; the socket token alone
+ * is not enough (any user may hold one). While at least one page is joined,
+ * this worker builds the cluster state once a second and pushes it as
+ * `state`: hosts and their workers (sessions, shards, frame rates, asked of
+ * each worker over NATS with `{t: "stats"}`), the shard map and the recent
+ * failovers and handoffs (src/web/cluster-events.ts).
+ */
+import { timingSafeEqual, createHash } from 'node:crypto';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { ChannelHandler, JoinedChannel } from '../protocol/channel-registry.js';
+import type { SessionActor } from '../actors/session.js';
+import { SandbarError } from '../errors.js';
+import type { Subjects } from '../bus/subjects.js';
+import type { HostView } from '../placement/index.js';
+import type { ClusterEvents } from './cluster-events.js';
+
+export interface ClusterSource {
+  readonly nc: NatsConnection;
+  readonly subjects: Subjects;
+  readonly adminToken: string;
+  readonly shards: number;
+  readonly replicas: number;
+  readonly self: string;
+  readonly events: ClusterEvents;
+  view(): readonly HostView[];
+}
+
+interface WorkerStat { sessions: number; framesIn: number; framesOut: number; masterShards: number; replicaShards: number; heapUsed: number; longpoll?: number }
+
+const PUSH_MS = 1000;
+
+/** Equal-length digests, so the comparison takes the same time whatever was sent. */
+export function adminTokenMatches(expected: string, given: unknown): boolean {
+  if (expected === '' || typeof given !== 'string') return false;
+  const a = createHash('sha256').update(expected).digest();
+  const b = createHash('sha256').update(given).digest();
+  return timingSafeEqual(a, b);
+}
+
+export function clusterChannel(src: ClusterSource): ChannelHandler {
+  const members = new Set<{ s: SessionActor; ch: JoinedChannel }>();
+  let timer: NodeJS.Timeout | null = null;
+  let last: { at: number; by: Map<string, WorkerStat> } | null = null;
+  let building = false;
+
+  async function build(): Promise<unknown> {
+    const view = src.view();
+    const at = Date.now();
+    const asks = view.flatMap((h) => (h.alive ?? []).map(async (w) => {
+      const addr = `${h.hostId}.${w}`;
+      try {
+        const r = await src.nc.request(src.subjects.worker(h.hostId, w), JSON.stringify({ t: 'stats' }), { timeout: 800 });
+        return [addr, r.json<WorkerStat>()] as const;
+      } catch {
+        return [addr, null] as const;
+      }
+    }));
+    const by = new Map<string, WorkerStat>();
+    for (const [a, st] of await Promise.all(asks)) if (st) by.set(a, st);
+    const rate = (a: string, k: 'framesIn' | 'framesOut') => {
+      const now = by.get(a)?.[k];
+      const before = last?.by.get(a)?.[k];
+      if (now === undefined || before === undefined || !last || now < before) return null;
+      return Math.round(((now - before) * 1000) / Math.max(1, at - last.at));
+    };
+    const hosts = view.map((h) => ({
+      hostId: h.hostId,
+      workers: (h.alive ?? []).map((w) => {
+        const a = `${h.hostId}.${w}`;
+        const st = by.get(a);
+        return { addr: a, index: w, answered: st !== undefined, sessions: st?.sessions ?? 0, longpoll: st?.longpoll ?? 0, masterShards: st?.masterShards ?? 0, replicaShards: st?.replicaShards ?? 0, heapUsed: st?.heapUsed ?? 0, inPerS: rate(a, 'framesIn'), outPerS: rate(a, 'framesOut') };
+      }),
+    }));
+    last = { at, by };
+    return { at, self: src.self, replicas: src.replicas, hosts, shards: { count: src.shards, ...src.events.shardMap(src.shards) }, events: src.events.ring };
+  }
+
+  function tick(): void {
+    if (building || members.size === 0) return;
+    building = true;
+    build().then((state) => {
+      for (const m of members) m.s.post({ run: (s) => { if (s.channel(m.ch.topic) === m.ch) s.push(m.ch, 'state', state); } });
+    }).catch(() => {}).finally(() => { building = false; });
+  }
+
+  return {
+    join(session, ch, params, ref) {
+      if (ch.id !== 'live') throw new SandbarError('SANDBAR_ERR_UNMATCHED_TOPIC', 'the cluster channel is cluster:live');
+      if (!adminTokenMatches(src.adminToken, (params as { admin_token?: unknown } | null)?.admin_token)) {
+        throw new SandbarError('SANDBAR_ERR_FORBIDDEN', src.adminToken === '' ? 'the cluster page is off: set admin.token' : 'admin_token does not match admin.token');
+      }
+      const m = { s: session, ch };
+      ch.state = m;
+      members.add(m);
+      session.joinOk(ch, ref, { self: src.self });
+      if (!timer) { timer = setInterval(tick, PUSH_MS); timer.unref(); }
+      tick();
+    },
+    handleIn(_session, _ch, event) {
+      throw new SandbarError('SANDBAR_ERR_UNKNOWN_EVENT', `cluster:live takes no pushes (got ${event})`);
+    },
+    leave(_session, ch) {
+      members.delete(ch.state as { s: SessionActor; ch: JoinedChannel });
+      if (members.size === 0 && timer) { clearInterval(timer); timer = null; last = null; }
+    },
+  };
+}

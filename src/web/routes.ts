@@ -1,0 +1,102 @@
+/**
+ * The browser side of a worker: the demo chat page (`/`), the cluster page
+ * (`/cluster`, behind `admin.token`), the dev token endpoint (only with
+ * `auth.devTokenEndpoint = true`) and the phoenix client script, served from
+ * the `web/` folder and the `phoenix` package as they are (no bundler). The
+ * few files are read once at start and served from memory: no path from a
+ * request ever reaches the file system.
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import type { FastifyInstance } from 'fastify';
+import { mintToken } from '../auth/token.js';
+import { SandbarError } from '../errors.js';
+import { isValidId } from '../protocol/ids.js';
+import { adminTokenMatches } from './cluster-channel.js';
+
+export interface WebOptions {
+  readonly secret: string;
+  readonly devTokenEndpoint: boolean;
+  readonly adminToken: string;
+  readonly tokenTtlS: number;
+}
+
+/** Lifetime of the socket token the cluster page gets for its admin session. */
+const CLUSTER_TOKEN_TTL_S = 3600;
+
+const TYPES: Record<string, string> = {
+  html: 'text/html; charset=utf-8',
+  js: 'text/javascript; charset=utf-8',
+  mjs: 'text/javascript; charset=utf-8',
+  css: 'text/css; charset=utf-8',
+};
+
+/** The `web/` folder: found upwards from this module (src/web under tsx, dist/src/web when built). */
+export function webRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    if (existsSync(join(dir, 'web', 'index.html'))) return join(dir, 'web');
+    dir = dirname(dir);
+  }
+  throw new Error('web/index.html not found above ' + dirname(fileURLToPath(import.meta.url)));
+}
+
+function phoenixScript(): string {
+  // The package exports its CommonJS build from priv/static; the ES module sits beside it.
+  return join(dirname(createRequire(import.meta.url).resolve('phoenix')), 'phoenix.mjs');
+}
+
+export function registerWeb(app: FastifyInstance, opts: WebOptions): void {
+  const root = webRoot();
+  const files = new Map<string, { type: string; body: Buffer }>();
+  const add = (url: string, path: string) => files.set(url, { type: TYPES[path.slice(path.lastIndexOf('.') + 1)]!, body: readFileSync(path) });
+  add('/', join(root, 'index.html'));
+  add('/app.js', join(root, 'app.js'));
+  add('/style.css', join(root, 'style.css'));
+  add('/cluster.js', join(root, 'cluster.js'));
+  add('/dom.js', join(root, 'dom.js'));
+  add('/assets/phoenix.mjs', phoenixScript());
+  const clusterPage = readFileSync(join(root, 'cluster.html'));
+
+  for (const [url, f] of files) {
+    app.get(url, (_req, reply) => { reply.header('content-type', f.type).header('cache-control', 'no-cache').send(f.body); });
+  }
+
+  app.get('/cluster', (_req, reply) => {
+    if (opts.adminToken === '') {
+      return reply.code(404).header('content-type', 'text/plain; charset=utf-8')
+        .send('The cluster page is off: set admin.token (SANDBAR_ADMIN_TOKEN) in the configuration to enable it.\n');
+    }
+    return reply.header('content-type', TYPES.html!).header('cache-control', 'no-cache').send(clusterPage);
+  });
+
+  // The cluster page trades the admin token for a socket token (user "admin");
+  // its channel checks the admin token again on join.
+  app.post('/cluster/token', (req, reply) => {
+    if (opts.adminToken === '') return reply.code(404).send(err('SANDBAR_ERR_NOT_FOUND', 'the cluster page is off: set admin.token'));
+    const auth = req.headers.authorization;
+    const given = typeof auth === 'string' && auth.startsWith('Bearer ') ? auth.slice(7) : undefined;
+    if (!adminTokenMatches(opts.adminToken, given)) return reply.code(403).send(err('SANDBAR_ERR_FORBIDDEN', 'Authorization: Bearer <admin.token> does not match'));
+    return { token: mintToken(opts.secret, 'admin', CLUSTER_TOKEN_TTL_S) };
+  });
+
+  if (opts.devTokenEndpoint) {
+    // Development only (auth.devTokenEndpoint): anyone may sign in as anyone.
+    app.post('/dev/token', (req, reply) => {
+      const user = (req.body as { user?: unknown } | null)?.user;
+      if (!isValidId(user)) return reply.code(400).send(err('SANDBAR_ERR_INVALID_ID', 'user must be 1-64 characters of A-Z a-z 0-9 _ - . @'));
+      try {
+        return { user, token: mintToken(opts.secret, user, opts.tokenTtlS) };
+      } catch (e) {
+        const se = e instanceof SandbarError ? e : new SandbarError('SANDBAR_ERR_INTERNAL', 'could not mint a token');
+        return reply.code(500).send(err(se.code, se.message));
+      }
+    });
+  }
+}
+
+function err(code: string, message: string): { error: { code: string; message: string } } {
+  return { error: { code, message } };
+}
