@@ -19,7 +19,7 @@ const CHROMIUM = process.env.SANDBAR_CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = 'test-artifacts';
 const ADMIN = 'test-admin-token';
 const FLAGS = {
-  'cluster.heartbeatMs': 200, 'cluster.suspectAfterMs': 600, 'cluster.downAfterMs': 1200, shards: 64,
+  'cluster.heartbeatMs': 200, 'cluster.suspectAfterMs': 600, 'cluster.downAfterMs': 1200, 'cluster.selfFenceMs': 700, shards: 64,
   'auth.devTokenEndpoint': true, 'admin.token': ADMIN, 'request.timeoutMs': 8000,
 };
 
