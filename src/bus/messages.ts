@@ -40,7 +40,9 @@ export type WorkerMsg =
   | { t: 'reply'; cid: number; ok: true; res: unknown }
   | { t: 'reply'; cid: number; ok: false; err: WireError }
   /** A frame (already encoded) for some sessions of this worker. */
-  | { t: 'deliver'; sids: string[]; frame: string };
+  | { t: 'deliver'; sids: string[]; frame: string }
+  /** Several of the above (and shard messages) for one worker, sent in one turn of the event loop, in order. */
+  | { t: 'batch'; m: WorkerMsg[] };
 
 /** Control messages every worker of the cluster hears. */
 export type CtlMsg =

@@ -135,6 +135,7 @@ export class WorkerBus {
 
   /** A replication message (already encoded, or encoded here) to the replica on hostId. */
   sendRepl(shard: number, hostId: string, msg: ReplMsg | string): void {
+    this.flushOutbox();
     this.nc.publish(this.subjects.shardRepl(shard, hostId), typeof msg === 'string' ? msg : JSON.stringify(msg));
   }
 
@@ -146,7 +147,10 @@ export class WorkerBus {
   /** Fire-and-forget command to the master of a shard. */
   cast(shard: number, cmd: Cmd): void {
     if (this.serving.has(shard)) this.handlers.onCmd(cmd);
-    else this.nc.publish(this.subjects.shardCmd(shard), JSON.stringify(cmd));
+    else {
+      this.flushOutbox();
+      this.nc.publish(this.subjects.shardCmd(shard), JSON.stringify(cmd));
+    }
   }
 
   /** A command whose reply goes to target, resent until the deadline. */
@@ -172,14 +176,37 @@ export class WorkerBus {
     this.wheel.schedule(p, Math.min(p.deadline, now + this.opts.resendMs));
   }
 
-  /** Sends a message to a worker: in-process when it is this one. */
+  /**
+   * Sends a message to a worker: in-process when it is this one. Messages to
+   * other workers wait in a per-worker outbox until the end of this turn of
+   * the event loop and go out as one NATS message (a master releasing many
+   * replies and deliveries at once, on a replica's ack, sends a few messages
+   * instead of hundreds). Any other publish of this bus flushes the outbox
+   * first, so the order of everything this worker publishes is kept.
+   */
   toWorker(addr: WorkerAddr, msg: WorkerMsg): void {
-    if (addr === this.addr) this.onWorkerMsg(msg);
+    if (addr === this.addr) { this.onWorkerMsg(msg); return; }
+    const box = this.outbox.get(addr);
+    if (box) box.push(msg);
     else {
-      const dot = addr.lastIndexOf('.');
-      this.nc.publish(this.subjects.worker(addr.slice(0, dot), Number(addr.slice(dot + 1))), JSON.stringify(msg));
+      this.outbox.set(addr, [msg]);
+      if (!this.flushQueued) { this.flushQueued = true; setImmediate(this.flushOutbox); }
     }
   }
+
+  private readonly outbox = new Map<WorkerAddr, WorkerMsg[]>();
+  private flushQueued = false;
+
+  private readonly flushOutbox = (): void => {
+    this.flushQueued = false;
+    if (this.outbox.size === 0) return;
+    for (const [addr, msgs] of this.outbox) {
+      const dot = addr.lastIndexOf('.');
+      const m: WorkerMsg = msgs.length === 1 ? msgs[0]! : { t: 'batch', m: msgs };
+      this.nc.publish(this.subjects.worker(addr.slice(0, dot), Number(addr.slice(dot + 1))), JSON.stringify(m));
+    }
+    this.outbox.clear();
+  };
 
   reply(cmd: { cid: number; rw: WorkerAddr }, res: unknown): void {
     if (cmd.cid) this.toWorker(cmd.rw, { t: 'reply', cid: cmd.cid, ok: true, res });
@@ -190,7 +217,9 @@ export class WorkerBus {
   }
 
   private onWorkerMsg(msg: WorkerMsg): void {
-    if (msg.t === 'reply') {
+    if (msg.t === 'batch') {
+      for (const m of msg.m) this.guarded(() => this.onWorkerMsg(m));
+    } else if (msg.t === 'reply') {
       const p = this.pending.get(msg.cid);
       if (!p) return; // a late reply to a resent or expired request
       this.pending.delete(msg.cid);
@@ -206,6 +235,7 @@ export class WorkerBus {
 
   /** Publishes an encoded frame to every worker with members in the room. */
   publishRoom(roomId: string, frame: string): void {
+    this.flushOutbox();
     this.nc.publish(this.subjects.room(roomId), frame);
   }
 
@@ -229,6 +259,7 @@ export class WorkerBus {
   }
 
   publishCtl(msg: CtlMsg): void {
+    this.flushOutbox();
     this.nc.publish(this.subjects.ctl(), JSON.stringify(msg));
   }
 
@@ -237,6 +268,7 @@ export class WorkerBus {
   get servingCount(): number { return this.serving.size; }
 
   stop(): void {
+    this.flushOutbox();
     for (const s of this.subs) s.unsubscribe();
     for (const s of this.serving.values()) s.unsubscribe();
     for (const s of this.replicating.values()) s.unsubscribe();
