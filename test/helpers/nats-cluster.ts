@@ -17,7 +17,27 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-export interface NatsNode { name: string; port: number; url: string; proc: ChildProcess; kill(signal?: NodeJS.Signals): void }
+export interface NatsNode {
+  name: string; port: number; url: string; proc: ChildProcess;
+  kill(signal?: NodeJS.Signals): void;
+  /** Starts the node again (same config and store) after a kill; resolves when its JetStream answers. */
+  restart(): Promise<void>;
+}
+
+/** Waits until JetStream answers through this URL (a meta leader is known). */
+async function jetStreamReady(url: string, deadline: number): Promise<void> {
+  for (;;) {
+    try {
+      const nc = await connect({ servers: url, timeout: 500 });
+      const r = await nc.request('$JS.API.INFO', undefined, { timeout: 1000 });
+      const info = r.json<{ error?: unknown }>();
+      await nc.close();
+      if (!info.error) return;
+    } catch { /* not yet */ }
+    if (Date.now() > deadline) throw new Error(`NATS at ${url} has no JetStream answering`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
 
 export interface NatsCluster {
   nodes: NatsNode[];
@@ -54,25 +74,18 @@ jetstream { store_dir: "${join(dir, name)}" }
 cluster { name: sandbar-test, listen: ${at(i)}:${ports[i]!.cluster}, routes: [${routes}] }
 `);
     const cmd = [...(pl.wrap ?? []), 'nats-server', '-c', conf];
-    const proc = spawn(cmd[0]!, cmd.slice(1), { stdio: 'ignore' });
+    const start = () => spawn(cmd[0]!, cmd.slice(1), { stdio: 'ignore' });
     const url = `nats://${pl.reachHost ?? '127.0.0.1'}:${ports[i]!.client}`;
-    nodes.push({ name, port: ports[i]!.client, url, proc, kill: (sig = 'SIGKILL') => { proc.kill(sig); } });
+    const node: NatsNode = {
+      name, port: ports[i]!.client, url, proc: start(),
+      kill: (sig = 'SIGKILL') => { node.proc.kill(sig); },
+      restart: async () => { node.proc = start(); await jetStreamReady(url, Date.now() + 20000); },
+    };
+    nodes.push(node);
   }
   // Ready when JetStream answers with a meta leader through every node.
   const deadline = Date.now() + 20000;
-  for (const n of nodes) {
-    for (;;) {
-      try {
-        const nc = await connect({ servers: n.url, timeout: 500 });
-        const r = await nc.request('$JS.API.INFO', undefined, { timeout: 1000 });
-        const info = r.json<{ error?: unknown }>();
-        await nc.close();
-        if (!info.error) break;
-      } catch { /* not yet */ }
-      if (Date.now() > deadline) throw new Error('NATS cluster did not form');
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
+  for (const n of nodes) await jetStreamReady(n.url, deadline).catch(() => { throw new Error('NATS cluster did not form'); });
   return {
     nodes,
     urls: nodes.map((n) => n.url).join(','),
