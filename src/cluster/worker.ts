@@ -9,12 +9,15 @@ import { randomBytes } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import type { SandbarConfig } from '../config/types.js';
 import { createLogger, type Logger } from '../observability/logger.js';
-import { connectBus, natsReconnects, type NatsConnection } from '../bus/connection.js';
+import { connectBus, natsAuthOptions, natsReconnects, type NatsConnection } from '../bus/connection.js';
 import { systemClock, TimerWheel, type StopReason } from '../actors/index.js';
 import { SessionActor, type SessionHost } from '../actors/session.js';
+import { rate } from '../actors/rate-limit.js';
 import { ChannelRegistry } from '../protocol/channel-registry.js';
 import { echoChannel } from '../protocol/echo-channel.js';
 import { createHttpServer } from '../http/server.js';
+import { ConnectionLimits } from '../http/limits.js';
+import { readFileSync } from 'node:fs';
 import { Subjects } from '../bus/subjects.js';
 import { WorkerBus } from '../bus/worker-bus.js';
 import type { CtlMsg, Cmd, Meta } from '../bus/messages.js';
@@ -44,7 +47,10 @@ export class WorkerHost implements SessionHost {
 
   constructor(readonly config: SandbarConfig, readonly index: number, readonly logger: Logger) {
     const s = config.session;
-    this.limits = { idleTimeoutMs: s.idleTimeoutMs, maxBufferedBytes: s.maxBufferedBytes, maxChannels: s.maxChannels };
+    this.limits = {
+      idleTimeoutMs: s.idleTimeoutMs, maxBufferedBytes: s.maxBufferedBytes, maxChannels: s.maxChannels,
+      rate: s.ratePerSecond > 0 ? rate(s.ratePerSecond, s.rateBurst) : null, rateMaxRefused: s.rateMaxRefused,
+    };
     // Idle deadlines need no better than a tenth of the timeout; 1 s at most keeps the sweep cheap.
     this.wheel = new TimerWheel(systemClock, Math.max(20, Math.min(1000, Math.floor(s.idleTimeoutMs / 10))));
     this.wheel.onError = (err) => logger.error({ err }, 'timer entry failed');
@@ -281,7 +287,7 @@ export async function runWorker(): Promise<void> {
     let fenceTimer: NodeJS.Timeout | null = null;
     let fenced = false;
     host.nc = await connectBus({
-      servers: config.nats.servers, name: `sandbar ${config.hostId} w${index}`, timeoutMs: config.nats.connectTimeoutMs, logger,
+      servers: config.nats.servers, auth: natsAuthOptions(config.nats), name: `sandbar ${config.hostId} w${index}`, timeoutMs: config.nats.connectTimeoutMs, logger,
       onStatus: (st) => {
         if (st === 'disconnect' && !fenceTimer) {
           fenceTimer = setTimeout(() => {
@@ -305,6 +311,8 @@ export async function runWorker(): Promise<void> {
     app = await createHttpServer({
       secret: config.auth.secret,
       maxFrameBytes: config.session.maxFrameBytes,
+      limits: new ConnectionLimits({ ...config.http, workers: config.cluster.workers }, logger),
+      ...(config.http.tlsCertFile && config.http.tlsKeyFile ? { tls: { cert: readFileSync(config.http.tlsCertFile), key: readFileSync(config.http.tlsKeyFile) } } : {}),
       onSocket: (socket, userId) => host.startSession(socket, userId),
       closeAllSessions: () => host.closeAllSessions(),
       ready: () => {
