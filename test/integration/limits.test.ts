@@ -6,6 +6,7 @@
 import { expect } from 'chai';
 import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.js';
 import { startHost, token, type HostHandle } from '../helpers/host.js';
+import { useBystander } from '../helpers/bystander.js';
 import { RawClient, type Frame } from '../helpers/clients.js';
 
 type Reply = { status: string; response: { reason?: string; code?: string; seq?: number } };
@@ -39,8 +40,6 @@ describe('limits: a flood past each bound is refused, others are served', functi
   this.timeout(60000);
   let nats: NatsServerHandle;
   let host: HostHandle;
-  let bystander: RawClient;
-  let beat: NodeJS.Timeout;
   const LIMITS = {
     'session.ratePerSecond': 50, 'session.rateBurst': 30, 'session.rateMaxRefused': 30,
     'http.ipConnectRate': 4, 'http.ipConnectBurst': 8, 'http.ipMaxSessions': 6,
@@ -52,19 +51,7 @@ describe('limits: a flood past each bound is refused, others are served', functi
     host = await startHost({ nats: nats.url, workers: 2, flags: LIMITS });
   });
   after(async () => { await host?.stop(); await nats?.stop(); });
-  beforeEach(async () => {
-    bystander = await RawClient.open(host.url, token('bystander'), { localAddress: '127.0.0.2' });
-    await bystander.join('echo:calm', {}, 'b');
-    beat = setInterval(() => bystander.send([null, bystander.ref(), 'phoenix', 'heartbeat', {}]), 500);
-  });
-  afterEach(async () => {
-    // The bystander never noticed the flood.
-    const f = await bystander.request('b', 'echo:calm', 'still-there', { ok: 1 });
-    expect(f[4]).to.deep.equal({ status: 'ok', response: { ok: 1 } });
-    expect(bystander.closeCode).to.equal(null);
-    clearInterval(beat);
-    bystander.close();
-  });
+  useBystander(() => host.url, { localAddress: '127.0.0.2', heartbeatMs: 500 });
 
   it('session.ratePerSecond: a flooding session gets SANDBAR_ERR_RATE_LIMITED replies, then close 4429; a session under the rate gets every reply ok', async () => {
     const flooder = await RawClient.open(host.url, token('flooder'), { localAddress: '127.0.0.3' });

@@ -19,7 +19,7 @@ describe('config: load order', () => {
   it('uses the schema defaults when nothing is given', () => {
     const { config, sources, positionals } = loadConfig({ argv: [], env: {} });
     expect(config.session.idleTimeoutMs).to.equal(60000);
-    expect(config.http).to.deep.equal({ host: '0.0.0.0', port: 4000, ipConnectRate: 20, ipConnectBurst: 40, ipMaxSessions: 1000, acceptRate: 1000, acceptBurst: 1000 });
+    expect(config.http).to.deep.equal({ host: '0.0.0.0', port: 4000, ipConnectRate: 50, ipConnectBurst: 100, ipMaxSessions: 1000, acceptRate: 1000, acceptBurst: 1000 });
     expect(config.nats.servers).to.deep.equal(['nats://127.0.0.1:4222']);
     expect(config.log.level).to.equal('info');
     expect(config.shards).to.equal(1024);
