@@ -13,10 +13,10 @@
  * issue (docs/reliability.md records both).
  */
 import { expect } from 'chai';
-import { createServer } from 'node:net';
 import WebSocket from 'ws';
 import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.js';
 import { startHost, token, type HostHandle } from '../helpers/host.js';
+import { freePort } from '../helpers/ports.js';
 
 const N = Number(process.env.STORM_SESSIONS ?? 2000);
 /** Source addresses the clients spread over (at most 50 sessions each: within the per-IP defaults). */
@@ -89,14 +89,6 @@ class StormClient {
     this.stopped = true;
     this.ws?.terminate();
   }
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
 }
 
 async function until(pred: () => boolean, timeoutMs: number, what: () => string): Promise<void> {
