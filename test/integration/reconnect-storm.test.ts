@@ -43,7 +43,9 @@ class StormClient {
 
   connect(): void {
     if (this.stopped) return;
-    const ws = new WebSocket(`${this.url}/socket/websocket?vsn=2.0.0&token=${token(this.user)}`, { localAddress: this.addr });
+    // A handshake or a join that hangs (a connection lost in a full accept queue) is given up and retried.
+    const ws = new WebSocket(`${this.url}/socket/websocket?vsn=2.0.0&token=${token(this.user)}`, { localAddress: this.addr, handshakeTimeout: 10000 });
+    const joinTimer = setTimeout(() => { if (!this.joined) ws.terminate(); }, 20000);
     this.ws = ws;
     let retryMs: number | null = null;
     ws.on('unexpected-response', (_req, res) => {
@@ -72,6 +74,7 @@ class StormClient {
       }
     });
     ws.on('close', () => {
+      clearTimeout(joinTimer);
       if (this.ws !== ws) return;
       if (this.joined) this.c.back--;
       this.joined = false;
