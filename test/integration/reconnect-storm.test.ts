@@ -94,6 +94,11 @@ class StormClient {
   }
 }
 
+/** The host's last warn-or-worse log lines, for a failure message. */
+function warnings(h: HostHandle): string {
+  return JSON.stringify(h.lines.filter((l) => (l.level ?? 0) >= 40).slice(-6).map((l) => [l.time, l.worker, l.msg, l.code ?? l.err]));
+}
+
 async function until(pred: () => boolean, timeoutMs: number, what: () => string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!pred()) {
@@ -147,7 +152,7 @@ describe(`reconnect storm: ${N} sessions dropped at once by a host restart`, fun
     await host.waitFor((l) => l.msg === 'worker listening' && l.worker === 0, 30000);
     await host.waitFor((l) => l.msg === 'worker listening' && l.worker === 1, 30000);
     const tReady = Date.now();
-    await until(() => c.back === N, Math.max(90000, N * 12), () => `${c.back} of ${N} back after the restart (shed ${c.shed})`);
+    await until(() => c.back === N, Math.max(90000, N * 12), () => `${c.back} of ${N} back after the restart (shed ${c.shed}); host warnings: ${warnings(host!)}`);
     const tBack = Date.now();
     const figures = {
       sessions: N, firstConnectMs: firstMs, firstShed,
