@@ -201,6 +201,9 @@ async function startTarget(s: Settings, target: Target, policy: Policy, dir: str
         `--auth.secret=${s.secret}`,
         '--log.level=info',
         '--session.idleTimeoutMs=600000',
+        // Every client runs from a few loopback addresses at full speed: the per-IP,
+        // admission and per-session rate limits would measure themselves, not the server.
+        '--http.ipConnectRate=0', '--http.ipMaxSessions=0', '--http.acceptRate=0', '--session.ratePerSecond=0',
       ],
       logPath: join(dir, 'server.log'),
       readyTimeoutMs: 60000,

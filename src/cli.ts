@@ -63,7 +63,7 @@ export async function runCli(args: string[]): Promise<void> {
   switch (command) {
     case 'check-config':
       if (positionals.length) fail(64, `check-config takes no arguments, got "${positionals.join(' ')}"`);
-      process.stdout.write(JSON.stringify({ ...config, auth: { ...config.auth, secret: '<redacted>' }, admin: { token: config.admin.token === '' ? '' : '<redacted>' } }, null, 2) + '\n');
+      process.stdout.write(JSON.stringify({ ...config, auth: { ...config.auth, secret: '<redacted>' }, admin: { token: config.admin.token === '' ? '' : '<redacted>' }, nats: { ...config.nats, ...(config.nats.pass !== undefined ? { pass: '<redacted>' } : {}) } }, null, 2) + '\n');
       process.stderr.write('sandbar: configuration is valid\n');
       return;
     case 'token': {
@@ -82,7 +82,8 @@ export async function runCli(args: string[]): Promise<void> {
       const { Subjects } = await import('./bus/subjects.js');
       let nc;
       try {
-        nc = await connect({ servers: [...config.nats.servers], timeout: config.nats.connectTimeoutMs, reconnect: false });
+        const { natsAuthOptions } = await import('./bus/connection.js');
+        nc = await connect({ ...natsAuthOptions(config.nats), servers: [...config.nats.servers], timeout: config.nats.connectTimeoutMs, reconnect: false });
       } catch (err) {
         fail(EXIT.unavailable, `SANDBAR_ERR_NATS_UNAVAILABLE: no NATS server answers at ${config.nats.servers.join(', ')}: ${(err as Error).message}`);
       }
@@ -103,10 +104,11 @@ export async function runCli(args: string[]): Promise<void> {
       try {
         await primary.start();
       } catch (err) {
-        if (err instanceof SandbarError && (err.code === 'SANDBAR_ERR_NATS_UNAVAILABLE' || err.code === 'SANDBAR_ERR_JETSTREAM_UNAVAILABLE')) {
+        if (err instanceof SandbarError && (err.code === 'SANDBAR_ERR_NATS_UNAVAILABLE' || err.code === 'SANDBAR_ERR_NATS_AUTH' || err.code === 'SANDBAR_ERR_JETSTREAM_UNAVAILABLE')) {
           logger.fatal({ code: err.code }, err.message);
           fail(EXIT.unavailable, `${err.code}: ${err.message}`);
         }
+        if (err instanceof SandbarError && err.code === 'SANDBAR_ERR_CONFIG_INVALID') fail(EXIT.config, `${err.code}: ${err.message}`);
         throw err;
       }
       return;

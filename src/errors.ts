@@ -42,6 +42,11 @@ export const ErrorCodes = spec({
   SANDBAR_ERR_AUTH_MISSING: { summary: 'The connection carries no token (params.token or the bearer sub-protocol).', httpStatus: 403 },
   SANDBAR_ERR_AUTH_INVALID: { summary: 'The token is malformed or its signature does not match.', httpStatus: 403 },
   SANDBAR_ERR_AUTH_EXPIRED: { summary: 'The token has expired.', httpStatus: 403 },
+  SANDBAR_ERR_NATS_AUTH: { summary: 'The NATS server refused the credentials (nats.user/nats.pass, nats.token or nats.credsFile) or the TLS set-up (nats.tls.*); start-up stops with exit code 69.' },
+
+  // Connection limits: answered before the WebSocket upgrade, with Retry-After
+  SANDBAR_ERR_TOO_MANY_CONNECTIONS: { summary: 'This client address opens connections faster than http.ipConnectRate allows, or already holds http.ipMaxSessions sessions; retry after the Retry-After header.', httpStatus: 429, retryable: true },
+  SANDBAR_ERR_OVERLOADED: { summary: 'The worker admits new sessions at most at http.acceptRate per second (a reconnect storm is shed, not served all at once); retry after the Retry-After header.', httpStatus: 503, retryable: true },
 
   // Protocol: these close the one offending session
   SANDBAR_ERR_FRAME_MALFORMED: { summary: 'A text frame is not JSON, or not a 5-element array [join_ref, ref, topic, event, payload] with string topic and event.', closeCode: 4400 },
@@ -51,6 +56,7 @@ export const ErrorCodes = spec({
   SANDBAR_ERR_IDLE_TIMEOUT: { summary: 'No frame (not even a heartbeat) arrived within session.idleTimeoutMs.', closeCode: 4000 },
   SANDBAR_ERR_SESSION_CRASHED: { summary: "The session's actor crashed; only this session is closed.", closeCode: 1011 },
   SANDBAR_ERR_KICKED: { summary: 'An operator closed this session (admin.kick).', closeCode: 4001 },
+  SANDBAR_ERR_RATE_ABUSE: { summary: 'More than session.rateMaxRefused frames were refused for the rate limit within one second: the client ignores SANDBAR_ERR_RATE_LIMITED replies.', closeCode: 4429 },
   SANDBAR_ERR_SHUTTING_DOWN: { summary: 'The host is stopping (SIGTERM) or the worker restarts; reconnect to another host.', closeCode: 1012, httpStatus: 503, retryable: true },
 
   // Protocol: these answer one push with phx_reply {status: "error"} and keep the session
@@ -62,6 +68,8 @@ export const ErrorCodes = spec({
   SANDBAR_ERR_TOO_LARGE: { summary: 'A message body exceeds message.maxBytes.' },
   SANDBAR_ERR_INVALID_ID: { summary: 'A user or room id is not 1-64 characters of A-Z a-z 0-9 _ - . @.' },
   SANDBAR_ERR_INBOX_FULL: { summary: "The recipient's inbox holds user.inboxMax unacknowledged messages; the dm is refused, not dropped. Retry after the recipient acknowledges.", retryable: true },
+  SANDBAR_ERR_RATE_LIMITED: { summary: 'The session sends frames faster than session.ratePerSecond (burst session.rateBurst); this frame was not processed. Slow down and retry.', retryable: true },
+  SANDBAR_ERR_TOO_MANY_CHANNELS: { summary: 'The session has joined session.maxChannels topics already; leave one first.' },
   SANDBAR_ERR_ROOM_FULL: { summary: 'The room already has room.maxMembers connections.', retryable: true },
   SANDBAR_ERR_UNAVAILABLE: { summary: 'The shard that owns the user or room has no responder within the deadline; retry.', retryable: true },
   SANDBAR_ERR_INTERNAL: { summary: 'An unexpected error; details are in the server log.' },

@@ -78,6 +78,9 @@ export async function startTarget(name: TargetName, o: TargetOptions, tag: strin
           `--auth.secret=${o.secret}`,
           '--log.level=info',
           '--session.idleTimeoutMs=600000',
+          // Every client runs from a few loopback addresses at full speed: the per-IP,
+          // admission and per-session rate limits would measure themselves, not the server.
+          '--http.ipConnectRate=0', '--http.ipMaxSessions=0', '--http.acceptRate=0', '--session.ratePerSecond=0',
           ...(o.sandbarArgs ?? []),
         ],
         logPath: join(dir, 'server.log'),

@@ -16,6 +16,7 @@ import { decodeText, encodeReply, encodePush, Events, PHOENIX_TOPIC, type Frame 
 import { decodeBinary, encodeBinaryReply } from '../protocol/binary.js';
 import type { ChannelRegistry, JoinedChannel } from '../protocol/channel-registry.js';
 import type { Logger } from '../observability/logger.js';
+import { take, type Bucket, type Rate } from './rate-limit.js';
 
 /** What a session needs from the worker that hosts it (shared by all its sessions). */
 export interface SessionHost extends ActorLink {
@@ -26,6 +27,10 @@ export interface SessionHost extends ActorLink {
     readonly idleTimeoutMs: number;
     readonly maxBufferedBytes: number;
     readonly maxChannels: number;
+    /** Frames per second and burst (session.ratePerSecond, session.rateBurst); null: no limit. */
+    readonly rate: Rate | null;
+    /** Refused frames within one second that close the session (session.rateMaxRefused). */
+    readonly rateMaxRefused: number;
   };
   readonly counters: { framesIn: number; framesOut: number; bytesOut: number };
 }
@@ -80,9 +85,18 @@ function onError(this: SocketWithSession, err: Error & { code?: string }): void 
   if (s) s.host.logger.debug({ session: s.id, err: err.code ?? err.message }, 'socket error');
 }
 
-export class SessionActor extends Actor<SessionMsg> implements TimerEntry {
+/** The reply to a frame refused by the rate limit: one object for every refusal (no error built per frame). */
+const RATE_LIMITED = { reason: 'rate limited: slow down (session.ratePerSecond)', code: 'SANDBAR_ERR_RATE_LIMITED' } as const;
+
+export class SessionActor extends Actor<SessionMsg> implements TimerEntry, Bucket {
   timerSlot = -1;
   private lastFrameAt: number;
+  /** The frame-rate bucket (see rate-limit.ts): tokens left, and when counted. */
+  tokens: number;
+  at: number;
+  /** Frames refused since refusedSince (a one-second window, restarted lazily). */
+  private refused = 0;
+  private refusedSince = 0;
   /**
    * Joined channels. An array, not a Map: sessions hold one or a few
    * channels, a linear scan of a few topics is cheaper than hashing, and an
@@ -104,6 +118,8 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry {
       socket.on('error', onError as (this: WebSocket, ...args: any[]) => void);
     }
     this.lastFrameAt = host.wheel.clock.now();
+    this.tokens = host.limits.rate?.burst ?? 0;
+    this.at = this.lastFrameAt;
     host.wheel.schedule(this, this.lastFrameAt + host.limits.idleTimeoutMs);
   }
 
@@ -147,8 +163,11 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry {
   post(info: SessionInfo): void { this.send(info); }
 
   private onFrame(f: Frame): void {
-    this.lastFrameAt = this.host.wheel.clock.now();
+    const now = this.host.wheel.clock.now();
+    this.lastFrameAt = now;
     this.host.counters.framesIn++;
+    const rate = this.host.limits.rate;
+    if (rate !== null && !take(this, now, rate)) return this.refuse(f, now);
     if (f.topic === PHOENIX_TOPIC) {
       if (f.event === Events.heartbeat) this.write(encodeReply(null, f.ref, PHOENIX_TOPIC, 'ok', {}));
       else this.replyError(f.joinRef, f.ref, f.topic, new SandbarError('SANDBAR_ERR_UNKNOWN_EVENT', `unknown event ${f.event} on topic phoenix`));
@@ -173,6 +192,23 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry {
     }
   }
 
+  /**
+   * A frame over the rate limit gets an error reply and is not processed; a
+   * client that keeps flooding regardless (more than rateMaxRefused refusals
+   * within a second) is closed with 4429.
+   */
+  private refuse(f: Frame, now: number): void {
+    if (now - this.refusedSince >= 1000) {
+      this.refusedSince = now;
+      this.refused = 0;
+    }
+    const max = this.host.limits.rateMaxRefused;
+    if (++this.refused > max) {
+      return this.stop({ kind: 'other', code: 'SANDBAR_ERR_RATE_ABUSE', message: `more than ${max} frames refused for the rate limit within 1 s (session.rateMaxRefused)` });
+    }
+    this.write(encodeReply(f.joinRef, f.ref, f.topic, 'error', RATE_LIMITED));
+  }
+
   private join(f: Frame): void {
     const existing = this.channel(f.topic);
     if (existing) {
@@ -192,7 +228,7 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry {
       return;
     }
     if (this.channelCount >= this.host.limits.maxChannels) {
-      this.replyError(f.joinRef, f.ref, f.topic, new SandbarError('SANDBAR_ERR_BAD_PAYLOAD', `too many channels: at most ${this.host.limits.maxChannels} per session (session.maxChannels)`));
+      this.replyError(f.joinRef, f.ref, f.topic, new SandbarError('SANDBAR_ERR_TOO_MANY_CHANNELS', `too many channels: at most ${this.host.limits.maxChannels} per session (session.maxChannels)`));
       return;
     }
     const ch: JoinedChannel = { topic: f.topic, id: found.id, joinRef: f.joinRef, handler: found.handler, joined: false, state: undefined };

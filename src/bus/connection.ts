@@ -3,7 +3,10 @@
  * forever, and every status change is logged once so an operator sees a
  * partition or a NATS restart in the host's log.
  */
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { readFileSync } from 'node:fs';
+import { AuthorizationError, connect, credsAuthenticator, UserAuthenticationExpiredError, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
+import type { SandbarConfig } from '../config/types.js';
+import { SandbarError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 
 export type { NatsConnection };
@@ -11,8 +14,46 @@ export type { NatsConnection };
 /** NATS reconnects of this process (a metric). */
 export let natsReconnects = 0;
 
-export async function connectBus(opts: { servers: readonly string[]; name: string; timeoutMs: number; logger: Logger; onStatus?: (s: 'disconnect' | 'reconnect') => void }): Promise<NatsConnection> {
+/**
+ * The credentials and TLS settings of the nats.* keys as nats.js options
+ * (docs/security.md): user/pass or a creds file, and TLS when a CA or a
+ * client certificate is configured.
+ */
+export function natsAuthOptions(n: SandbarConfig['nats']): Partial<NodeConnectionOptions> {
+  const o: Partial<NodeConnectionOptions> = {};
+  if (n.user !== undefined) {
+    o.user = n.user;
+    o.pass = n.pass;
+  }
+  if (n.credsFile !== undefined) {
+    const file = n.credsFile;
+    // Read on every (re)connect, so a rotated creds file is picked up without a restart.
+    o.authenticator = credsAuthenticator(() => readFileSync(file));
+  }
+  if (n.tlsCaFile !== undefined || n.tlsCertFile !== undefined) {
+    o.tls = { caFile: n.tlsCaFile, certFile: n.tlsCertFile, keyFile: n.tlsKeyFile };
+  }
+  return o;
+}
+
+/**
+ * A NATS connect error that retrying cannot fix (refused credentials, a bad
+ * creds file, a TLS failure) as SANDBAR_ERR_NATS_AUTH; null for anything else
+ * (no server there: maybe start the embedded one).
+ */
+export function natsAuthFailure(err: unknown, servers: readonly string[]): SandbarError | null {
+  const e = err as Error & { code?: string };
+  const text = `${e?.message ?? ''} ${String((e as { cause?: unknown })?.cause ?? '')}`;
+  const auth = err instanceof AuthorizationError || err instanceof UserAuthenticationExpiredError || /authoriz|authenticat|creds|nkey|jwt/i.test(text);
+  const tls = /tls|ssl|certificate|self.signed|ERR_TLS|EPROTO/i.test(`${text} ${e?.code ?? ''}`);
+  if (!auth && !tls) return null;
+  const what = auth ? 'refused the credentials (nats.user/nats.pass or nats.credsFile)' : 'failed the TLS handshake (nats.tlsCaFile, nats.tlsCertFile, nats.tlsKeyFile)';
+  return new SandbarError('SANDBAR_ERR_NATS_AUTH', `NATS at ${servers.join(', ')} ${what}: ${e?.message ?? String(err)}; see docs/security.md`, { cause: err });
+}
+
+export async function connectBus(opts: { servers: readonly string[]; auth?: Partial<NodeConnectionOptions>; name: string; timeoutMs: number; logger: Logger; onStatus?: (s: 'disconnect' | 'reconnect') => void }): Promise<NatsConnection> {
   const nc = await connect({
+    ...opts.auth,
     servers: [...opts.servers],
     name: opts.name,
     timeout: opts.timeoutMs,

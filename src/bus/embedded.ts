@@ -7,17 +7,24 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { connect } from '@nats-io/transport-node';
+import { connect, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { SandbarError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
+import { natsAuthFailure } from './connection.js';
 
-/** True when some server of the list accepts a NATS connection within timeoutMs. */
-export async function natsReachable(servers: readonly string[], timeoutMs: number): Promise<boolean> {
+/**
+ * True when some server of the list accepts a NATS connection within
+ * timeoutMs. A server that answers but refuses the credentials or the TLS
+ * set-up throws SANDBAR_ERR_NATS_AUTH: starting an embedded server would not help.
+ */
+export async function natsReachable(servers: readonly string[], timeoutMs: number, auth: Partial<NodeConnectionOptions> = {}): Promise<boolean> {
   try {
-    const nc = await connect({ servers: [...servers], timeout: timeoutMs, maxReconnectAttempts: 0, reconnect: false });
+    const nc = await connect({ ...auth, servers: [...servers], timeout: timeoutMs, maxReconnectAttempts: 0, reconnect: false });
     await nc.close();
     return true;
-  } catch {
+  } catch (err) {
+    const refused = natsAuthFailure(err, servers);
+    if (refused) throw refused;
     return false;
   }
 }

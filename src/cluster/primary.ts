@@ -5,12 +5,13 @@
  * for /metrics, and on SIGTERM/SIGINT stops them gracefully within the budget.
  */
 import cluster, { type Worker } from 'node:cluster';
+import { accessSync, constants } from 'node:fs';
 import type { SandbarConfig } from '../config/types.js';
 import { ErrorCodes, SandbarError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { renderMetrics } from '../observability/metrics.js';
 import { natsReachable, startEmbeddedNats, type EmbeddedNats } from '../bus/embedded.js';
-import { connectBus, type NatsConnection } from '../bus/connection.js';
+import { connectBus, natsAuthOptions, type NatsConnection } from '../bus/connection.js';
 import { RestartPolicy } from './supervisor.js';
 import { Subjects } from '../bus/subjects.js';
 import { ensureBucket, Ownership } from '../placement/ownership.js';
@@ -64,8 +65,9 @@ export class Primary {
     process.on('SIGTERM', () => void this.stop(EXIT.ok, 'SIGTERM'));
     process.on('SIGINT', () => void this.stop(EXIT.ok, 'SIGINT'));
 
+    checkFiles(config);
     await this.ensureNats();
-    this.nc = await connectBus({ servers: config.nats.servers, name: `sandbar ${config.hostId} primary`, timeoutMs: config.nats.connectTimeoutMs, logger });
+    this.nc = await connectBus({ servers: config.nats.servers, auth: natsAuthOptions(config.nats), name: `sandbar ${config.hostId} primary`, timeoutMs: config.nats.connectTimeoutMs, logger });
     // The shard ownership bucket exists before any worker claims a shard.
     try {
       await ensureBucket(this.nc, config.cluster.name, logger);
@@ -88,7 +90,7 @@ export class Primary {
 
   private async ensureNats(): Promise<void> {
     const { config, logger } = this;
-    if (await natsReachable(config.nats.servers, config.nats.connectTimeoutMs)) return;
+    if (await natsReachable(config.nats.servers, config.nats.connectTimeoutMs, natsAuthOptions(config.nats))) return;
     if (!config.nats.embedded) {
       throw new SandbarError('SANDBAR_ERR_NATS_UNAVAILABLE', `no NATS server answers at ${config.nats.servers.join(', ')} (nats.embedded = false): start NATS there or set nats.embedded = true with nats-server installed (apt install nats-server)`);
     }
@@ -302,4 +304,21 @@ export class Primary {
   }
 
   get listeningPort(): number { return this.port; }
+}
+
+/** Files the configuration names must be readable before anything starts (exit 78 otherwise, naming the key). */
+function checkFiles(config: SandbarConfig): void {
+  const files: [string, string | undefined][] = [
+    ['http.tlsCertFile', config.http.tlsCertFile], ['http.tlsKeyFile', config.http.tlsKeyFile],
+    ['nats.credsFile', config.nats.credsFile], ['nats.tlsCaFile', config.nats.tlsCaFile],
+    ['nats.tlsCertFile', config.nats.tlsCertFile], ['nats.tlsKeyFile', config.nats.tlsKeyFile],
+  ];
+  for (const [key, file] of files) {
+    if (file === undefined) continue;
+    try {
+      accessSync(file, constants.R_OK);
+    } catch (err) {
+      throw new SandbarError('SANDBAR_ERR_CONFIG_INVALID', `config: ${key} = ${JSON.stringify(file)}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  }
 }

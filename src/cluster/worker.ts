@@ -8,12 +8,15 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import type { SandbarConfig } from '../config/types.js';
 import { createLogger, type Logger } from '../observability/logger.js';
-import { connectBus, natsReconnects, type NatsConnection } from '../bus/connection.js';
+import { connectBus, natsAuthOptions, natsReconnects, type NatsConnection } from '../bus/connection.js';
 import { systemClock, TimerWheel, type StopReason } from '../actors/index.js';
 import { SessionActor, type SessionHost, type SessionTransport } from '../actors/session.js';
+import { rate } from '../actors/rate-limit.js';
 import { ChannelRegistry } from '../protocol/channel-registry.js';
 import { echoChannel } from '../protocol/echo-channel.js';
 import { createHttpServer } from '../http/server.js';
+import { ConnectionLimits } from '../http/limits.js';
+import { readFileSync } from 'node:fs';
 import { Subjects } from '../bus/subjects.js';
 import { WorkerBus } from '../bus/worker-bus.js';
 import type { CtlMsg, Cmd, Meta } from '../bus/messages.js';
@@ -48,7 +51,10 @@ export class WorkerHost implements SessionHost {
 
   constructor(readonly config: SandbarConfig, readonly index: number, readonly logger: Logger) {
     const s = config.session;
-    this.limits = { idleTimeoutMs: s.idleTimeoutMs, maxBufferedBytes: s.maxBufferedBytes, maxChannels: s.maxChannels };
+    this.limits = {
+      idleTimeoutMs: s.idleTimeoutMs, maxBufferedBytes: s.maxBufferedBytes, maxChannels: s.maxChannels,
+      rate: s.ratePerSecond > 0 ? rate(s.ratePerSecond, s.rateBurst) : null, rateMaxRefused: s.rateMaxRefused,
+    };
     // Idle deadlines need no better than a tenth of the timeout; 1 s at most keeps the sweep cheap.
     this.wheel = new TimerWheel(systemClock, Math.max(20, Math.min(1000, Math.floor(s.idleTimeoutMs / 10))));
     this.wheel.onError = (err) => logger.error({ err }, 'timer entry failed');
@@ -327,7 +333,7 @@ export async function runWorker(): Promise<void> {
   try {
     let fenceTimer: NodeJS.Timeout | null = null;
     host.nc = await connectBus({
-      servers: config.nats.servers, name: `sandbar ${config.hostId} w${index}`, timeoutMs: config.nats.connectTimeoutMs, logger,
+      servers: config.nats.servers, auth: natsAuthOptions(config.nats), name: `sandbar ${config.hostId} w${index}`, timeoutMs: config.nats.connectTimeoutMs, logger,
       onStatus: (st) => {
         if (st === 'disconnect' && !fenceTimer) {
           fenceTimer = setTimeout(() => host.shardHost?.setFence('nats', true), config.cluster.selfFenceMs);
@@ -341,14 +347,17 @@ export async function runWorker(): Promise<void> {
     });
     // The HTTP side and the shard side start side by side: a restarted worker is back sooner.
     const chat = host.startChat(host.nc);
+    const limits = new ConnectionLimits({ ...config.http, workers: config.cluster.workers }, logger);
     app = await createHttpServer({
       secret: config.auth.secret,
       maxFrameBytes: config.session.maxFrameBytes,
+      limits,
+      ...(config.http.tlsCertFile && config.http.tlsKeyFile ? { tls: { cert: readFileSync(config.http.tlsCertFile), key: readFileSync(config.http.tlsKeyFile) } } : {}),
       onSocket: (socket, userId) => { host.startSession(socket as unknown as SessionTransport, userId); },
       register: (app) => {
         // The LongPoll registry exists once the chat side has started (before
         // the listener opens); until then a poll hears "session gone" and retries.
-        registerLongPoll(app, { handle: (r) => host.longpoll ? host.longpoll.handle(r) : Promise.resolve({ status: 410, token: null }) }, config.session.maxFrameBytes);
+        registerLongPoll(app, { handle: (r) => host.longpoll ? host.longpoll.handle(r) : Promise.resolve({ status: 410, token: null }) }, config.session.maxFrameBytes, limits);
         registerWeb(app, { secret: config.auth.secret, devTokenEndpoint: config.auth.devTokenEndpoint, adminToken: config.admin.token, tokenTtlS: config.auth.tokenTtlS });
       },
       closeAllSessions: () => host.closeAllSessions(),

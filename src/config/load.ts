@@ -108,6 +108,7 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
     sources[s.key] = s.source;
   }
   checkHeartbeatOrder(values, sources);
+  checkPairs(values, sources);
   derive(values, sources);
   return { config: build(values), positionals: cli.positionals, sources: Object.freeze(sources) };
 }
@@ -332,6 +333,24 @@ function checkHeartbeatOrder(values: ReadonlyMap<ConfigKey, Value>, sources: Rec
   }
 }
 
+/** Keys that only mean something together: one set without the other is a mistake, not a default. */
+const PAIRS: readonly (readonly [ConfigKey, ConfigKey])[] = [
+  ['nats.user', 'nats.pass'],
+  ['nats.tlsCertFile', 'nats.tlsKeyFile'],
+  ['http.tlsCertFile', 'http.tlsKeyFile'],
+];
+
+function checkPairs(values: ReadonlyMap<ConfigKey, Value>, sources: Record<string, string>): void {
+  for (const [a, b] of PAIRS) {
+    for (const [set, unset] of [[a, b], [b, a]] as const) {
+      if (values.has(set) && !values.has(unset)) throw invalid(set, values.get(set), sources[set], `expected ${unset} to be set as well`, looksSecret(set));
+    }
+  }
+  if (values.has('nats.credsFile') && values.has('nats.user')) {
+    throw invalid('nats.credsFile', values.get('nats.credsFile'), sources['nats.credsFile'], 'expected either nats.credsFile or nats.user/nats.pass, not both');
+  }
+}
+
 // ---------------------------------------------------------------- result
 
 /** Fills in the values whose default depends on the machine. */
@@ -386,7 +405,7 @@ function hidden(v: unknown): string {
 }
 
 function looksSecret(name: string): boolean {
-  return /secret|^admin\.token$/i.test(name);
+  return /secret|pass|^admin\.token$/i.test(name);
 }
 
 /** "unknown key" plus, when one is close, the likely intended name. */

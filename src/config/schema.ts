@@ -10,7 +10,7 @@ export type KeyType = 'string' | 'integer' | 'number' | 'boolean' | 'string[]' |
 
 export interface KeySpec {
   readonly type: KeyType;
-  /** Default value; `null` only where the loader derives it (documented in `doc`). */
+  /** Default value; `null` where the loader derives it (documented in `doc`), or for an optional key. */
   readonly default: string | number | boolean | readonly string[] | null;
   readonly doc: string;
   readonly unit?: 'ms' | 's' | 'bytes' | 'count';
@@ -23,6 +23,8 @@ export interface KeySpec {
   readonly patternDoc?: string;
   /** For strings: '' is a valid value (meaning "unset"). */
   readonly allowEmpty?: boolean;
+  /** No default at all: unset unless a source gives it (credentials, file paths). */
+  readonly optional?: boolean;
 }
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -49,9 +51,22 @@ export const schema = {
 
   'http.host': { type: 'string', default: '0.0.0.0', doc: 'Address the HTTP/WebSocket listener binds.' },
   'http.port': { type: 'integer', default: 4000, min: 0, max: 65535, doc: 'Port of the HTTP/WebSocket listener; 0 picks a free one (logged at start).' },
+  'http.tlsCertFile': { type: 'string', default: null, optional: true, doc: 'PEM certificate chain for HTTPS/WSS; with http.tlsKeyFile the listener speaks TLS (wss://). Unset: plain HTTP (terminate TLS in front).' },
+  'http.tlsKeyFile': { type: 'string', default: null, optional: true, doc: 'PEM private key for http.tlsCertFile.' },
+  'http.ipConnectRate': { type: 'integer', default: 50, min: 0, max: 1000000, unit: 'count', doc: 'New connections per second one client IP address may open (per host: each worker allows its share, rate / cluster.workers); more get HTTP 429 with Retry-After before the upgrade. 0: no limit.' },
+  'http.ipConnectBurst': { type: 'integer', default: 100, min: 1, max: 1000000, unit: 'count', doc: 'Connections one IP address may open at once before http.ipConnectRate applies (per host, shared out like the rate).' },
+  'http.ipMaxSessions': { type: 'integer', default: 1000, min: 0, max: 10000000, unit: 'count', doc: 'Most open sessions from one IP address (per host: each worker allows ceil(value / cluster.workers)); more get HTTP 429 before the upgrade. 0: no limit.' },
+  'http.acceptRate': { type: 'integer', default: 1000, min: 0, max: 1000000, unit: 'count', doc: 'New sessions per second each worker admits (a token bucket); beyond it the upgrade is answered 503 with a Retry-After that grows with the refused load, so a reconnect storm is spread out instead of served at once. 0: no limit.' },
+  'http.acceptBurst': { type: 'integer', default: 1000, min: 1, max: 1000000, unit: 'count', doc: 'New sessions each worker admits at once before http.acceptRate applies.' },
 
   'nats.servers': { type: 'string[]', default: ['nats://127.0.0.1:4222'], doc: 'NATS servers to connect to (any node of the NATS cluster; the client learns the rest).' },
   'nats.embedded': { type: 'boolean', default: true, doc: 'When no NATS server is reachable at start, run nats-server from PATH on the first nats.servers address (loopback only), with JetStream in dataDir.' },
+  'nats.user': { type: 'string', default: null, optional: true, doc: 'NATS user name (with nats.pass); unset: connect without a user. See docs/security.md for the accounts and permissions to give it.' },
+  'nats.pass': { type: 'string', default: null, optional: true, doc: 'Password of nats.user. Never printed.' },
+  'nats.credsFile': { type: 'string', default: null, optional: true, doc: 'NATS credentials file (JWT + NKey seed, as `nsc` writes it), instead of nats.user/nats.pass.' },
+  'nats.tlsCaFile': { type: 'string', default: null, optional: true, doc: 'PEM CA bundle that signs the NATS servers\' certificates; set it (or the client pair) to connect with TLS.' },
+  'nats.tlsCertFile': { type: 'string', default: null, optional: true, doc: 'PEM client certificate for NATS servers that verify clients (with nats.tlsKeyFile).' },
+  'nats.tlsKeyFile': { type: 'string', default: null, optional: true, doc: 'PEM private key of nats.tlsCertFile.' },
   'nats.connectTimeoutMs': { type: 'integer', default: 2000, min: 100, max: 120000, unit: 'ms', doc: 'How long start-up waits for NATS before trying the embedded server or failing.' },
 
   'auth.secret': { type: 'string', default: 'dev-secret-change-me', doc: 'HMAC-SHA256 secret that signs session tokens. Change it in production; every host of a cluster needs the same one.' },
@@ -61,7 +76,10 @@ export const schema = {
   'session.idleTimeoutMs': { type: 'integer', default: 60000, min: 100, max: 3600000, unit: 'ms', doc: 'A session with no frame from its client for this long is closed (phoenix clients heartbeat every 30 s).' },
   'session.maxFrameBytes': { type: 'integer', default: 65536, min: 256, max: 16777216, unit: 'bytes', doc: 'Largest frame accepted from a client; a larger one closes the session with 1009.' },
   'session.maxBufferedBytes': { type: 'integer', default: 1048576, min: 1024, max: 1073741824, unit: 'bytes', doc: 'A client whose unsent outgoing data passes this is disconnected (close 4408) instead of growing server memory.' },
-  'session.maxChannels': { type: 'integer', default: 100, min: 1, max: 100000, unit: 'count', doc: 'Most topics one session may have joined at once.' },
+  'session.maxChannels': { type: 'integer', default: 100, min: 1, max: 100000, unit: 'count', doc: 'Most topics one session may have joined at once; one more join is refused with SANDBAR_ERR_TOO_MANY_CHANNELS.' },
+  'session.ratePerSecond': { type: 'integer', default: 100, min: 0, max: 1000000, unit: 'count', doc: 'Frames per second one session may send (a token bucket, heartbeats included); a frame over it gets a phx_reply error SANDBAR_ERR_RATE_LIMITED and is not processed. 0: no limit.' },
+  'session.rateBurst': { type: 'integer', default: 200, min: 1, max: 1000000, unit: 'count', doc: 'Frames a session may send at once before session.ratePerSecond applies.' },
+  'session.rateMaxRefused': { type: 'integer', default: 50, min: 1, max: 1000000, unit: 'count', doc: 'A session with more refused frames than this within one second ignores the limit; it is closed with 4429 (SANDBAR_ERR_RATE_ABUSE).' },
 
   'longpoll.windowMs': { type: 'integer', default: 10000, min: 100, max: 60000, unit: 'ms', doc: 'How long a LongPoll poll is held when no frame waits; answered 204 after it. Keep it below the phoenix client\'s longpollerTimeout (20 s by default). A LongPoll session with no poll for session.idleTimeoutMs is closed.' },
 

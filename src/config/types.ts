@@ -20,8 +20,28 @@ export interface SandbarConfig {
     readonly selfFenceMs: number;
     readonly maxConcurrentHandoffs: number;
   };
-  readonly http: { readonly host: string; readonly port: number };
-  readonly nats: { readonly servers: readonly string[]; readonly embedded: boolean; readonly connectTimeoutMs: number };
+  readonly http: {
+    readonly host: string;
+    readonly port: number;
+    readonly tlsCertFile?: string;
+    readonly tlsKeyFile?: string;
+    readonly ipConnectRate: number;
+    readonly ipConnectBurst: number;
+    readonly ipMaxSessions: number;
+    readonly acceptRate: number;
+    readonly acceptBurst: number;
+  };
+  readonly nats: {
+    readonly servers: readonly string[];
+    readonly embedded: boolean;
+    readonly connectTimeoutMs: number;
+    readonly user?: string;
+    readonly pass?: string;
+    readonly credsFile?: string;
+    readonly tlsCaFile?: string;
+    readonly tlsCertFile?: string;
+    readonly tlsKeyFile?: string;
+  };
   readonly auth: { readonly secret: string; readonly tokenTtlS: number; readonly devTokenEndpoint: boolean };
   readonly longpoll: { readonly windowMs: number };
   readonly admin: { readonly token: string };
@@ -30,6 +50,9 @@ export interface SandbarConfig {
     readonly maxFrameBytes: number;
     readonly maxBufferedBytes: number;
     readonly maxChannels: number;
+    readonly ratePerSecond: number;
+    readonly rateBurst: number;
+    readonly rateMaxRefused: number;
   };
   readonly replication: { readonly replicas: number; readonly ack: 'all' | 'none' };
   readonly user: { readonly idleStopMs: number; readonly inboxMax: number; readonly dedupWindow: number };

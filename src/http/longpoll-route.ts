@@ -10,19 +10,30 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { ConnectionLimits } from './limits.js';
 import type { LongPollAnswer, LongPollOptions, LongPollRegistry, LongPollRequest } from './longpoll.js';
 import type { Subjects } from '../bus/subjects.js';
 import type { Logger } from '../observability/logger.js';
 
-export function registerLongPoll(app: FastifyInstance, registry: Pick<LongPollRegistry, 'handle'>, maxFrameBytes: number): void {
+export function registerLongPoll(app: FastifyInstance, registry: Pick<LongPollRegistry, 'handle'>, maxFrameBytes: number, limits?: Pick<ConnectionLimits, 'admitRate'>): void {
   // The phoenix client batches at most 100 frames per POST (MAX_LONGPOLL_BATCH_SIZE).
   const bodyLimit = maxFrameBytes * 100 + 100;
   void app.register(async (scope) => {
     scope.addContentTypeParser(['application/x-ndjson', 'text/plain'], { parseAs: 'string', bodyLimit }, (_req, body, done) => done(null, body));
     scope.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit }, (_req, body, done) => done(null, body));
-    const handler = async (req: { method: string; query: unknown; headers: Record<string, unknown>; body?: unknown }, reply: { header(k: string, v: string): unknown }) => {
+    const handler = async (req: { method: string; query: unknown; headers: Record<string, unknown>; body?: unknown; ip: string }, reply: { header(k: string, v: string): unknown; code(n: number): unknown }) => {
       const query = (req.query ?? {}) as Record<string, unknown>;
       reply.header('cache-control', 'no-store');
+      const hasSession = ([] as unknown[]).concat(query.token ?? []).some((t) => typeof t === 'string' && t.startsWith('lp.'));
+      if (!hasSession && req.method === 'GET') {
+        // A handshake starts a session: the per-IP and accept rates apply as to a WebSocket upgrade.
+        const refused = limits?.admitRate(req.ip);
+        if (refused) {
+          reply.code(refused.status);
+          reply.header('retry-after', String(refused.retryAfterS));
+          return { error: { code: refused.code, message: refused.message } };
+        }
+      }
       if (query.vsn !== undefined && query.vsn !== '2.0.0') {
         return { status: 400, error: { code: 'SANDBAR_ERR_BAD_PAYLOAD', message: `protocol vsn ${String(query.vsn)} is not supported; use vsn=2.0.0` } };
       }

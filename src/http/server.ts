@@ -9,11 +9,16 @@ import type { WebSocket } from 'ws';
 import { SandbarError } from '../errors.js';
 import { SessionSocket } from '../actors/session.js';
 import { selectProtocol, tokenFromUpgrade, verifyToken } from '../auth/token.js';
+import type { ConnectionLimits } from './limits.js';
 
 export interface HttpHooks {
   /** Auth secret and frame limit, fixed at start. */
   readonly secret: string;
   readonly maxFrameBytes: number;
+  /** Per-IP and accept-rate limits checked before the upgrade (limits.ts); none: no limits. */
+  readonly limits?: ConnectionLimits;
+  /** PEM certificate and key: the listener speaks HTTPS/WSS (http.tlsCertFile, http.tlsKeyFile). */
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
   /** A new authenticated socket: the worker starts its session actor. */
   onSocket(socket: WebSocket, userId: string): void;
   /** Closing every session (shutdown): called from fastify's preClose. */
@@ -31,7 +36,9 @@ declare module 'fastify' {
 }
 
 export async function createHttpServer(hooks: HttpHooks): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false, return503OnClosing: true });
+  const app = hooks.tls
+    ? Fastify({ logger: false, return503OnClosing: true, https: { cert: hooks.tls.cert, key: hooks.tls.key } }) as unknown as FastifyInstance
+    : Fastify({ logger: false, return503OnClosing: true });
   await app.register(websocket, {
     options: {
       maxPayload: hooks.maxFrameBytes,
@@ -65,6 +72,11 @@ export async function createHttpServer(hooks: HttpHooks): Promise<FastifyInstanc
   app.get('/socket/websocket', {
     websocket: true,
     preValidation: async (req: FastifyRequest, reply) => {
+      // Limits first: a refused connection costs no token check.
+      const refused = hooks.limits?.admit(req.raw.socket);
+      if (refused) {
+        return reply.code(refused.status).header('retry-after', String(refused.retryAfterS)).send({ error: { code: refused.code, message: refused.message } });
+      }
       const query = req.query as Record<string, unknown>;
       if (query.vsn !== undefined && query.vsn !== '2.0.0') {
         return reply.code(400).send({ error: { code: 'SANDBAR_ERR_BAD_PAYLOAD', message: `protocol vsn ${String(query.vsn)} is not supported; use vsn=2.0.0` } });

@@ -38,7 +38,18 @@ export class RawClient {
     const c = new RawClient(ws);
     return new Promise((resolve, reject) => {
       ws.once('open', () => resolve(c));
-      ws.once('unexpected-response', (_req, res) => reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { statusCode: res.statusCode })));
+      ws.once('unexpected-response', (_req, res) => {
+        // The refusal's JSON body ({error: {code, message}}) and Retry-After come with the error.
+        let body = '';
+        res.on('data', (d: Buffer) => { if (body.length < 4096) body += d.toString(); });
+        res.on('end', () => {
+          let error: { code?: string; message?: string } = {};
+          try { error = (JSON.parse(body) as { error?: typeof error }).error ?? {}; } catch { /* not JSON */ }
+          const retryAfter = res.headers['retry-after'] === undefined ? undefined : Number(res.headers['retry-after']);
+          reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { statusCode: res.statusCode, code: error.code, reason: error.message, retryAfter }));
+        });
+        res.on('error', () => reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { statusCode: res.statusCode })));
+      });
       ws.once('error', reject);
     });
   }

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.js';
 import { startHost, token, type HostHandle } from '../helpers/host.js';
+import { useBystander } from '../helpers/bystander.js';
 import { RawClient } from '../helpers/clients.js';
 
 type Reply = { status: string; response: { reason?: string; code?: string } };
@@ -9,27 +10,13 @@ describe('bad input gets a clear answer and nothing else is lost', function () {
   this.timeout(30000);
   let nats: NatsServerHandle;
   let host: HostHandle;
-  let bystander: RawClient;
-  let beat: NodeJS.Timeout;
 
   before(async () => {
     nats = await startNatsServer();
-    host = await startHost({ nats: nats.url, workers: 2, flags: { 'session.maxFrameBytes': 4096, 'session.maxBufferedBytes': 65536, 'session.idleTimeoutMs': 1000 } });
+    // No frame-rate limit: the slow-consumer test floods pushes (limits.test.ts tests the rate limit).
+    host = await startHost({ nats: nats.url, workers: 2, flags: { 'session.maxFrameBytes': 4096, 'session.maxBufferedBytes': 65536, 'session.idleTimeoutMs': 1000, 'session.ratePerSecond': 0 } });
   });
-  beforeEach(async () => {
-    bystander = await RawClient.open(host.url, token('bystander'));
-    await bystander.join('echo:calm', {}, 'b');
-    // Heartbeats keep the bystander inside the short idle timeout used here.
-    beat = setInterval(() => bystander.send([null, bystander.ref(), 'phoenix', 'heartbeat', {}]), 250);
-  });
-  afterEach(async () => {
-    // The bystander is untouched by whatever the test did to another session.
-    const f = await bystander.request('b', 'echo:calm', 'still-there', { ok: 1 });
-    expect(f[4]).to.deep.equal({ status: 'ok', response: { ok: 1 } });
-    expect(bystander.closeCode).to.equal(null);
-    clearInterval(beat);
-    bystander.close();
-  });
+  useBystander(() => host.url);
   after(async () => {
     await host?.stop();
     await nats?.stop();

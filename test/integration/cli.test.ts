@@ -1,12 +1,12 @@
 import { expect } from 'chai';
 import { once } from 'node:events';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSandbar, startHost, SECRET } from '../helpers/host.js';
 import { verifyToken } from '../../src/auth/token.js';
 import { RawClient } from '../helpers/clients.js';
+import { freePort } from '../helpers/ports.js';
 
 async function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const p = spawnSandbar(args, env);
@@ -16,14 +16,6 @@ async function run(args: string[], env: Record<string, string> = {}): Promise<{ 
   p.stderr!.on('data', (d: Buffer) => { stderr += d; });
   const [code] = await once(p, 'exit');
   return { code: code as number | null, stdout, stderr };
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 describe('cli: sandbar check-config | token | start failures', function () {

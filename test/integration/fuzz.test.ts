@@ -383,6 +383,9 @@ describe('fuzz: random and mutated frames cost at most the offending session', f
         'user.idleStopMs': 100,
         'room.historyMax': HISTORY_MAX,
         'request.timeoutMs': REQUEST_TIMEOUT_MS,
+        // Every case opens a session from 127.0.0.1, faster than the per-IP
+        // connection rate allows; the limits have their own test (limits.test.ts).
+        'http.ipConnectRate': 0,
       },
     });
     host.proc.stdout!.on('data', (d: Buffer) => {

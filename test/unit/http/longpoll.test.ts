@@ -23,7 +23,7 @@ function setup(limits: Partial<SessionHost['limits']> = {}, maxForwardBytes = 10
     wheel: new TimerWheel(clock, 100),
     channels,
     logger: pino({ level: 'silent' }),
-    limits: { idleTimeoutMs: IDLE, maxBufferedBytes: 1 << 20, maxChannels: 10, ...limits },
+    limits: { idleTimeoutMs: IDLE, maxBufferedBytes: 1 << 20, maxChannels: 10, rate: null, rateMaxRefused: 50, ...limits },
     counters: { framesIn: 0, framesOut: 0, bytesOut: 0 },
     onActorExit: (a, reason) => { exits.push({ user: (a as SessionActor).userId, reason }); },
   };
