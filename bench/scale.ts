@@ -30,7 +30,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError, boolFlag, intFlag, numFlag, parseFlags, usage, type Flags } from './lib/args.js';
 import { readMetrics, sleep } from './lib/metrics.js';
-import { processTree, rssBytes, spawnServer, startNats, type ServerHandle } from './lib/proc.js';
+import { processTree, rssBytes, spawnServer, startNats, treeCpuMicros, type ServerHandle } from './lib/proc.js';
 import { Fleet, formatReasons, summarize, type FleetReport, type LatencySummary } from './load/fleet.js';
 import { WorkloadFleet, mergeHistograms } from './load/workload.js';
 import { percentile, totalReceived } from './room-fanout.js';
@@ -110,6 +110,10 @@ interface Result {
   rssPerSessionBytes?: number;
   rssTotalPerSessionBytes?: number;
   heapPerSessionBytes?: number;
+  /** utime+stime of the host's process tree and of nats-server over the ramp, and of the client processes, per session opened (µs). */
+  serverCpuPerSessionUs?: number;
+  natsCpuPerSessionUs?: number;
+  clientCpuPerSessionUs?: number;
   memAvailableEndBytes?: number;
   hostLogEmfile?: number;
   sockstat?: string;
@@ -291,7 +295,7 @@ async function main(): Promise<number> {
   r.rate = rate;
   r.concurrency = concurrency;
   console.log(`scale ${r.startedAt} node ${process.version}: ${limits.cores} cores, ${(limits.memTotalBytes / 2 ** 30).toFixed(1)} GiB (${(limits.memAvailableBytes / 2 ** 30).toFixed(1)} available), `
-    + `open files ${limits.fdSoft} (hard ${limits.fdHard}), ${limits.portsPerAddress} ephemeral ports per address, conntrack ${limits.conntrackMax ?? 'not loaded'}, load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+    + `open files ${limits.fdSoft} (hard ${limits.fdHard}; machine ${limits.filesLeft ?? '?'} left), ${limits.portsPerAddress} ephemeral ports per address, conntrack ${limits.conntrackMax === undefined ? 'not loaded' : `${limits.conntrackCount}/${limits.conntrackMax}`}, load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   console.log(`plan: ${p.target} sessions (asked ${targetAsked}${p.cut ? `; lowered by ${p.cut}` : ''}), ${p.workers} workers, ${p.clients} client processes, <= ${p.perProcess} per process, `
     + `~${(p.memNeededBytes / 2 ** 30).toFixed(1)} GiB expected; ramp ${rate}/s, ${concurrency} in flight; --max-seconds ${maxSeconds}`);
   for (const w of p.warnings) console.log(`warning: ${w}`);
@@ -376,6 +380,8 @@ async function main(): Promise<number> {
   let lastOpened = 0;
   let lastAt = Date.now();
   const hostProc = host.proc;
+  const cpuHost0 = treeCpuMicros(host.pid);
+  const cpuNats0 = treeCpuMicros(nats.pid);
   fleet = await Fleet.start({
     url: `ws://127.0.0.1:${host.port}/socket/websocket?vsn=2.0.0`,
     sessions: p.target,
@@ -419,6 +425,11 @@ async function main(): Promise<number> {
   r.rampSeconds = rampReport.rampSeconds;
   r.connectLatency = rampReport.latency;
   r.failed = rampReport.failed;
+  if (rampReport.opened > 0) {
+    r.serverCpuPerSessionUs = (treeCpuMicros(host.pid) - cpuHost0) / rampReport.opened;
+    r.natsCpuPerSessionUs = (treeCpuMicros(nats.pid) - cpuNats0) / rampReport.opened;
+    r.clientCpuPerSessionUs = rampReport.clientCpuMicros / rampReport.opened;
+  }
   if (!stop) {
     switch (outcome.reason) {
       case 'target-reached': stop = { stop: 'target reached', detail: outcome.detail }; break;
@@ -430,7 +441,7 @@ async function main(): Promise<number> {
   }
   r.stoppedBy = stop.stop;
   r.stopDetail = stop.detail;
-  log(`ramp ended: ${stop.stop} (${stop.detail}); ${rampReport.opened} opened in ${rampReport.rampSeconds.toFixed(1)} s = ${rampReport.connectRate.toFixed(0)}/s, failed ${formatReasons(rampReport.failed)}`);
+  log(`ramp ended: ${stop.stop} (${stop.detail}); ${rampReport.opened} opened in ${rampReport.rampSeconds.toFixed(1)} s = ${rampReport.connectRate.toFixed(0)}/s, failed ${formatReasons(rampReport.failed)}; CPU per session: host ${n0(r.serverCpuPerSessionUs)} us, nats ${n0(r.natsCpuPerSessionUs)} us, clients ${n0(r.clientCpuPerSessionUs)} us`);
 
   // --- hold and measure ----------------------------------------------------
   await sleep(Math.min(holdMs, Math.max(0, deadlineAt - Date.now() - 20000)));

@@ -21,6 +21,8 @@ export interface MachineLimits {
   /** nf_conntrack_max and _count when the conntrack module is loaded (a loopback connection takes an entry only when a rule asks for tracking). */
   readonly conntrackMax: number | undefined;
   readonly conntrackCount: number | undefined;
+  /** fs.file-max minus the files open now (fs/file-nr): files the whole machine can still open; each loopback session takes two. */
+  readonly filesLeft: number | undefined;
 }
 
 export function readNumber(path: string): number | undefined {
@@ -53,6 +55,12 @@ function fdLimits(): { soft: number; hard: number } {
   return { soft: 1024, hard: 1024 };
 }
 
+function filesLeft(): number | undefined {
+  const max = readNumber('/proc/sys/fs/file-max');
+  const open = readNumber('/proc/sys/fs/file-nr');
+  return max === undefined ? undefined : Math.max(0, max - (open ?? 0));
+}
+
 export function readLimits(): MachineLimits {
   const fd = fdLimits();
   let ports = 28232;
@@ -69,6 +77,7 @@ export function readLimits(): MachineLimits {
     portsPerAddress: ports,
     conntrackMax: readNumber('/proc/sys/net/netfilter/nf_conntrack_max'),
     conntrackCount: readNumber('/proc/sys/net/netfilter/nf_conntrack_count'),
+    filesLeft: filesLeft(),
   };
 }
 
@@ -121,11 +130,12 @@ export interface Plan {
 /**
  * Per-session and per-process memory assumed for the plan: measured on the
  * 2-core machine (docs/benchmarks.md: 5–7 KiB server RSS per idle `user:`
- * session, plus the user actor's master and replica), rounded up; a client
- * connection of the fleet costs about as much again.
+ * session, plus the user actor's master and replica; 9.2 KiB over baseline
+ * in a 20,000-session scale run), rounded up; a client connection of the
+ * fleet measured about 13 KiB in the same run.
  */
 const SERVER_BYTES_PER_SESSION = 12 * 1024;
-const CLIENT_BYTES_PER_SESSION = 10 * 1024;
+const CLIENT_BYTES_PER_SESSION = 14 * 1024;
 const BYTES_PER_PROCESS = 90 * 2 ** 20;
 /** Files a process needs besides its sessions (stdio, IPC, NATS, listeners, epoll, libuv's spare fd). */
 const FD_RESERVE = 1000;
@@ -141,6 +151,10 @@ export function plan(lim: MachineLimits, want: PlanInput): Plan {
   if (target > maxClients * perProcess) {
     target = maxClients * perProcess;
     cut = `source addresses: ${maxClients} client processes x ${perProcess} sessions (fd limit ${lim.fdSoft}, ports ${lim.portsPerAddress} per address)`;
+  }
+  if (lim.filesLeft !== undefined && target * 2 > lim.filesLeft * 0.9) {
+    target = Math.floor((lim.filesLeft * 0.9) / 2);
+    cut = `fs.file-max: ${lim.filesLeft} files left on the machine, two per loopback session`;
   }
   const need = (n: number, w: number, c: number) => n * (SERVER_BYTES_PER_SESSION + CLIENT_BYTES_PER_SESSION) + (w + c + 2) * BYTES_PER_PROCESS;
   const memBudget = lim.memAvailableBytes * 0.8;
