@@ -23,13 +23,13 @@
  * read before and after. Output: a table, the ratios Sandbar / Socket.IO,
  * and a `SUMMARY presence-churn` line.
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { UsageError, boolFlag, enumFlag, intFlag, numFlag, parseFlags, usage, type Flags } from './lib/args.js';
+import { ChildFleet } from './lib/child-fleet.js';
 import { sleep } from './lib/metrics.js';
 import { defaultTokenModule, formatReasons, summarize, type LatencySummary } from './load/fleet.js';
 import { mergeHistograms, split } from './load/workload.js';
@@ -132,87 +132,15 @@ export function churnSettings(argv: string[]): ChurnSettings | undefined {
   };
 }
 
-/** The churn client processes, driven request by request over IPC (every request has a deadline). */
-class ChurnFleet {
-  private readonly children: ChildProcess[] = [];
-  private readonly waiters = new Map<number, { resolve: (m: ChurnToParent) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
-  private nextId = 1;
-  private failure: string | undefined;
-  private closing = false;
-
-  static async start(n: number): Promise<ChurnFleet> {
-    const f = new ChurnFleet();
-    const ready: Promise<void>[] = [];
-    for (let i = 0; i < n; i++) {
-      const c = fork(here('./load/churn-client.js'), [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
-      f.children.push(c);
-      ready.push(new Promise((resolve, reject) => {
-        c.once('message', (m: ChurnToParent) => (m.t === 'ready' ? resolve() : reject(new Error(`client ${i}: ${JSON.stringify(m)}`))));
-        c.once('exit', (code, sig) => reject(new Error(`client ${i} exited before ready (${code ?? sig})`)));
-      }));
-      c.on('message', (m: ChurnToParent) => f.onMessage(i, m));
-      c.on('exit', (code, sig) => {
-        if (!f.closing) f.fail(`client ${i} exited (${code ?? sig})`);
-      });
-    }
-    process.on('exit', () => f.kill());
-    try {
-      await Promise.all(ready);
-    } catch (err) {
-      f.kill();
-      throw err;
-    }
-    return f;
-  }
-
-  private onMessage(i: number, m: ChurnToParent): void {
-    if (m.t === 'fatal') return this.fail(`client ${i}: ${m.error}`);
-    if (m.t === 'ready') return;
-    const w = this.waiters.get(m.id);
-    if (!w) return;
-    this.waiters.delete(m.id);
-    clearTimeout(w.timer);
-    w.resolve(m);
-  }
-
-  private fail(why: string): void {
-    this.failure ??= why;
-    for (const [id, w] of this.waiters) {
-      clearTimeout(w.timer);
-      this.waiters.delete(id);
-      w.reject(new Error(why));
-    }
-  }
-
-  /** Sends make(i, id) to every child and waits for all answers. */
-  all<T extends ChurnToParent>(make: (i: number, id: number) => ChurnToChild, timeoutMs: number): Promise<T[]> {
-    if (this.failure) return Promise.reject(new Error(this.failure));
-    return Promise.all(this.children.map((c, i) => new Promise<T>((resolve, reject) => {
-      const id = this.nextId++;
-      const timer = setTimeout(() => {
-        this.waiters.delete(id);
-        reject(new Error(`client ${i} did not answer within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.waiters.set(id, { resolve: resolve as (m: ChurnToParent) => void, reject, timer });
-      if (c.connected) c.send(make(i, id));
-    })));
-  }
-
-  kill(): void {
-    this.closing = true;
-    for (const c of this.children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  }
-}
-
 const sum = (cs: ChurnCounts[], f: (c: ChurnCounts) => number) => cs.reduce((a, c) => a + f(c), 0);
 
 export async function runChurnOnce(s: ChurnSettings, target: TargetName, repeat: number): Promise<ChurnRun> {
   const r: ChurnRun = { target, repeat, observers: s.observers, ready: 0 };
   let t: RunningTarget | undefined;
-  let fleet: ChurnFleet | undefined;
+  let fleet: ChildFleet<ChurnToChild, ChurnToParent> | undefined;
   try {
     t = await startTarget(target, { workers: s.workers, policy: s.policy, secret: s.secret, logDir: s.logDir, sandbarMain: s.sandbarMain, sandbarArgs: s.sandbarArgs }, `churn-r${repeat}`);
-    fleet = await ChurnFleet.start(s.processes);
+    fleet = await ChildFleet.start<ChurnToChild, ChurnToParent>(here('./load/churn-client.js'), s.processes);
     const room = `churn${repeat}${randomBytes(3).toString('hex')}`;
     // A slot's cycle is hold + gap + the connect and join (about 50 ms here); enough slots for the rate.
     const slotsTotal = Math.max(1, Math.ceil((s.rate * (s.holdMs + s.gapMs + 50)) / 1000));
