@@ -233,15 +233,16 @@ async function setup(c: FailoverClientConfig): Promise<void> {
   setInterval(tick, 5);
 }
 
-/** Opens a fresh session for `u` and collects what its inbox replays (no last_seq: every unacknowledged message). */
-function replay(u: User, waitMs: number): Promise<Set<string>> {
+/** Opens a fresh session for `u` and collects what its inbox replays (no last_seq: every unacknowledged message); undefined when the join did not succeed within 5 s. */
+function replay(u: User, waitMs: number): Promise<Set<string> | undefined> {
   return new Promise((resolve) => {
     const got = new Set<string>();
+    let joined = false;
     const url = `${cfg.urls[u.host]}&token=${encodeURIComponent(mintToken(cfg.secret, u.name, 3600))}`;
     const ws = new WebSocket(url, { localAddress: cfg.localAddress, perMessageDeflate: false });
     const done = () => {
       ws.terminate();
-      resolve(got);
+      resolve(joined ? got : undefined);
     };
     const timer = setTimeout(done, 5000);
     ws.on('error', () => undefined);
@@ -251,7 +252,8 @@ function replay(u: User, waitMs: number): Promise<Set<string>> {
       if (f[3] === 'dm' && typeof f[4].id === 'string') got.add(f[4].id);
       else if (f[3] === 'phx_reply' && f[1] === 'r') {
         clearTimeout(timer);
-        setTimeout(done, waitMs);
+        joined = f[4].status === 'ok';
+        setTimeout(done, joined ? waitMs : 0);
       }
     });
   });
@@ -262,7 +264,7 @@ async function finish(drainMs: number): Promise<FailoverReport> {
   const until = Date.now() + drainMs;
   while (Date.now() < until && users.some((u) => u.pending)) await new Promise((r) => setTimeout(r, 50));
   await new Promise((r) => setTimeout(r, 1000)); // the last deliveries
-  let missingLive = 0, foundByReplay = 0, lost = 0;
+  let missingLive = 0, foundByReplay = 0, lost = 0, unverified = 0;
   const suspects: User[] = [];
   for (const u of users) {
     const miss = [...u.acked].filter((id) => !u.peer.got.has(id));
@@ -276,9 +278,11 @@ async function finish(drainMs: number): Promise<FailoverReport> {
     const batch = suspects.slice(k, k + 32);
     const inboxes = await Promise.all(batch.map((u) => replay(u.peer, 500)));
     batch.forEach((u, j) => {
+      const inbox = inboxes[j];
       for (const id of u.acked) {
         if (u.peer.got.has(id)) continue;
-        if (inboxes[j]!.has(id)) {
+        if (!inbox) unverified++;
+        else if (inbox.has(id)) {
           foundByReplay++;
           delayed++;
         } else lost++;
@@ -290,7 +294,7 @@ async function finish(drainMs: number): Promise<FailoverReport> {
   return {
     ...counts(), affectedDisconnected, affectedStalled, recovered: users.filter((u) => u.recovered).length,
     hRecovery: encodeIntoCompressedBase64(hRecovery), hBefore: encodeIntoCompressedBase64(hBefore), hAfter: encodeIntoCompressedBase64(hAfter),
-    missingLive, foundByReplay, lost, delayed, duplicates, unacked: users.filter((u) => u.pending).length,
+    missingLive, foundByReplay, lost, unverified, delayed, duplicates, unacked: users.filter((u) => u.pending).length,
   };
 }
 

@@ -47,6 +47,8 @@ export interface FailoverReport extends FailoverCounts {
   readonly missingLive: number;
   readonly foundByReplay: number;
   readonly lost: number;
+  /** Missing live, and the recipient's replay join failed (server still degraded at the end): neither delivered nor known lost. */
+  readonly unverified: number;
   /** Acknowledged dms delivered more than delayedMs after their first send (replayed ones included). */
   readonly delayed: number;
   /** Delivered twice with different seqs (a dm stored twice). */
