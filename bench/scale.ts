@@ -30,7 +30,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError, boolFlag, intFlag, numFlag, parseFlags, usage, type Flags } from './lib/args.js';
 import { readMetrics, sleep } from './lib/metrics.js';
-import { processTree, rssBytes, spawnServer, startNats, treeCpuMicros, type ServerHandle } from './lib/proc.js';
+import { gcPreloadEnv, gcTree, processTree, rssBytes, spawnServer, startNats, treeCpuMicros, type ServerHandle } from './lib/proc.js';
 import { Fleet, formatReasons, summarize, type FleetReport, type LatencySummary } from './load/fleet.js';
 import { WorkloadFleet, mergeHistograms } from './load/workload.js';
 import { percentile, totalReceived } from './room-fanout.js';
@@ -352,6 +352,8 @@ async function main(): Promise<number> {
         ...(f.get('sandbar-args') ?? '').split(/\s+/).filter(Boolean),
       ],
       logPath: join(logDir, 'host.log'),
+      // Full GC on SIGUSR2 (bench/lib/gc-preload.js), so RSS and heap are read without the start-up's garbage.
+      env: gcPreloadEnv(),
       readyTimeoutMs: Math.max(10000, Math.min(240000, deadlineAt - Date.now() - 60000)),
       readyMsg: 'host ready',
     });
@@ -362,8 +364,17 @@ async function main(): Promise<number> {
   }
   r.hostStartSeconds = (Date.now() - hostT0) / 1000;
   log(`host ready: ${p.workers} workers on port ${host.port} in ${r.hostStartSeconds.toFixed(1)} s; logs in ${logDir}`);
-  await sleep(2000);
-  r.hostRssBaselineBytes = treeRss(host.pid);
+  // Baseline: after a full GC, once two readings 1 s apart agree within 1% (at most 12 s): workers shed start-up memory for a while.
+  gcTree(host.pid);
+  let prev = treeRss(host.pid);
+  for (let k = 0; k < 12; k++) {
+    await sleep(1000);
+    const cur = treeRss(host.pid);
+    const settledNow = Math.abs(cur - prev) <= prev * 0.01;
+    prev = cur;
+    if (settledNow && k >= 2) break;
+  }
+  r.hostRssBaselineBytes = prev;
   const heap0 = await readMetrics(host.port).then((m) => m.heapUsed, () => undefined);
 
   // --- ramp ----------------------------------------------------------------
@@ -372,7 +383,7 @@ async function main(): Promise<number> {
   const roomMembers = intFlag(f, 'room-members', 1000, 0);
   const messages = intFlag(f, 'messages', 20, 1);
   const intervalMs = numFlag(f, 'interval-ms', 250, 10);
-  const reserveMs = holdMs + 15000 + (roomMembers > 0 ? 40000 + (messages + 5) * intervalMs : 0);
+  const reserveMs = holdMs + 28000 + (roomMembers > 0 ? 40000 + (messages + 5) * intervalMs : 0);
   const rampSeconds = Math.max(5, (deadlineAt - Date.now() - reserveMs) / 1000);
   let stop: { stop: Stop; detail: string } | undefined;
   const memFloor = Math.max(2 * 2 ** 30, limits.memTotalBytes * 0.05);
@@ -445,6 +456,8 @@ async function main(): Promise<number> {
 
   // --- hold and measure ----------------------------------------------------
   await sleep(Math.min(holdMs, Math.max(0, deadlineAt - Date.now() - 20000)));
+  gcTree(host.pid);
+  await sleep(2500);
   const held = await fleet.report();
   r.sessionsHeld = held.open;
   r.closedByServer = held.closedByServer;
