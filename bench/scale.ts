@@ -43,7 +43,7 @@ const FLAGS: Flags = {
   clients: { doc: 'Client processes, one source address 127.0.0.(2+i) each (at most 253).', default: 'ceil(target / per-process)' },
   'per-process': { doc: 'Most sessions one worker or client process holds (each is one open file at both ends).', default: 'min(15000, 0.8 x (ulimit -n - 1000))' },
   rate: { doc: 'Session attempts per second across the fleet (a ceiling: --concurrency handshakes in flight at most).', default: '700 x cores' },
-  concurrency: { doc: 'Most handshakes (upgrade + join) in flight across the fleet.', default: 'max(512, 64 x cores)' },
+  concurrency: { doc: 'Most handshakes (upgrade + join) in flight across the fleet.', default: 'max(512, 128 x cores)' },
   'heartbeat-ms': { doc: 'Phoenix heartbeat period of every session (0: none).', default: '30000' },
   'max-seconds': { doc: 'Hard bound on the whole run, clean-up included.', default: '420' },
   'hold-seconds': { doc: 'Hold the sessions this long after the ramp before measuring.', default: '10' },
@@ -291,7 +291,7 @@ async function main(): Promise<number> {
   let p = plan(limits, want);
   r.plan = p;
   const rate = numFlag(f, 'rate', 700 * limits.cores, 1);
-  const concurrency = intFlag(f, 'concurrency', Math.max(512, 64 * limits.cores), 1);
+  const concurrency = intFlag(f, 'concurrency', Math.max(512, 128 * limits.cores), 1);
   r.rate = rate;
   r.concurrency = concurrency;
   console.log(`scale ${r.startedAt} node ${process.version}: ${limits.cores} cores, ${(limits.memTotalBytes / 2 ** 30).toFixed(1)} GiB (${(limits.memAvailableBytes / 2 ** 30).toFixed(1)} available), `
