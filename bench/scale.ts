@@ -109,6 +109,8 @@ interface Result {
   /** (host tree RSS after - before the ramp) / sessions held, and total host RSS / sessions. */
   rssPerSessionBytes?: number;
   rssTotalPerSessionBytes?: number;
+  /** Host tree RSS growth per session between a reading a quarter into the ramp and one at its end (no start-up memory in it). */
+  rssSlopePerSessionBytes?: number;
   heapPerSessionBytes?: number;
   /** utime+stime of the host's process tree and of nats-server over the ramp, and of the client processes, per session opened (µs). */
   serverCpuPerSessionUs?: number;
@@ -213,7 +215,7 @@ function summaryLine(r: Result): string {
     : `broadcast to ${n0(b.joined)} members on ${b.workersCovered} workers: delivery p50 ${b.delivery.p50Ms} ms p99 ${b.delivery.p99Ms} ms, all-received p50 ${b.allReceivedP50Ms ?? '-'} ms p99 ${b.allReceivedP99Ms ?? '-'} ms (${b.complete}/${b.measured} complete)`;
   const p = r.plan;
   return `SUMMARY scale: held ${n0(r.sessionsHeld)} of ${n0(p?.target)} sessions (asked ${n0(r.targetAsked)}) on ${p?.workers ?? '-'} workers / ${p?.clients ?? '-'} client processes, ${r.limits.cores} cores; `
-    + `server RSS ${kib(r.rssPerSessionBytes)} KiB/session over baseline (${kib(r.rssTotalPerSessionBytes)} KiB total), heap ${kib(r.heapPerSessionBytes)} KiB/session; `
+    + `server RSS ${kib(r.rssPerSessionBytes)} KiB/session over baseline (${kib(r.rssSlopePerSessionBytes)} KiB growth per session over the last 3/4 of the ramp, ${kib(r.rssTotalPerSessionBytes)} KiB total), heap ${kib(r.heapPerSessionBytes)} KiB/session; `
     + `connect rate ${n0(r.connectRate)} sessions/s (p50 ${r.connectLatency?.p50Ms ?? '-'} ms, p99 ${r.connectLatency?.p99Ms ?? '-'} ms); ${bc}; `
     + `stopped by: ${r.stoppedBy ?? 'unknown'}${r.stopDetail ? ` (${r.stopDetail})` : ''}; ${n0(r.elapsedSeconds)} s`;
 }
@@ -391,6 +393,7 @@ async function main(): Promise<number> {
   let lastOpened = 0;
   let lastAt = Date.now();
   const hostProc = host.proc;
+  let mid: { rss: number; open: number } | undefined;
   const cpuHost0 = treeCpuMicros(host.pid);
   const cpuNats0 = treeCpuMicros(nats.pid);
   fleet = await Fleet.start({
@@ -419,6 +422,7 @@ async function main(): Promise<number> {
         stop = { stop: 'host exited', detail: `sandbar host exited (${hostProc.exitCode ?? hostProc.signalCode}); see ${join(logDir, 'host.log')}` };
         fleet?.halt();
       }
+      if (!mid && pr.elapsedS >= rampSeconds / 4 && pr.open >= 1000) mid = { rss: treeRss(host!.pid), open: pr.open };
       if (Date.now() - lastLine >= 10000) {
         const now = Date.now();
         log(`ramp ${pr.elapsedS.toFixed(0)} s: opened ${pr.opened} (${((pr.opened - lastOpened) / ((now - lastAt) / 1000)).toFixed(0)}/s), open ${pr.open}, in flight ${pr.inFlight}, failed ${pr.failedTotal}; MemAvailable ${(avail / 2 ** 30).toFixed(1)} GiB; load ${loadavg()[0]!.toFixed(1)}`);
@@ -430,6 +434,7 @@ async function main(): Promise<number> {
   });
   const outcome = await fleet.ramp();
   const rampReport: FleetReport = await fleet.report();
+  if (mid && rampReport.open > mid.open + 1000) r.rssSlopePerSessionBytes = (treeRss(host.pid) - mid.rss) / (rampReport.open - mid.open);
   r.sessionsAttempted = rampReport.attempted;
   r.sessionsOpened = rampReport.opened;
   r.connectRate = rampReport.connectRate;
