@@ -6,6 +6,8 @@
  *                        Sandbar against bare ws, one scheduling policy
  *   dm                   bench/dm.ts: Sandbar against Socket.IO + cluster adapter
  *   room-fanout          bench/room-fanout.ts: Sandbar against bare ws (broadcast mode)
+ *   presence-churn       bench/presence-churn.ts: Sandbar against Socket.IO + cluster adapter
+ *                        (not in --quick: it does not fit the 3-minute bound; --workloads ...,churn adds it)
  *
  *   npm run bench:compare -- --quick     # small sizes, one repeat: under 3 minutes on a 2-core machine
  *   node dist/bench/compare.js --help
@@ -22,18 +24,20 @@ import { fileURLToPath } from 'node:url';
 import { UsageError, boolFlag, intFlag, numFlag, parseFlags, usage, type Flags } from './lib/args.js';
 import { dmReport, dmSettings, runDmBench } from './dm.js';
 import { fanoutReport, fanoutSettings, runFanoutBench } from './room-fanout.js';
+import { churnReport, churnSettings, runChurnBench } from './presence-churn.js';
 import { log, median, table } from './load/targets.js';
 
 const FLAGS: Flags = {
   help: { boolean: true, doc: 'Print this help.' },
   quick: { boolean: true, doc: 'Small sizes, one repeat, short phases: idle 1,000 sessions, dm 200 pairs, fan-out 1,000 members; bounded to 3 minutes.' },
-  workloads: { doc: 'Comma-separated: idle, dm, fanout.', default: 'idle,dm,fanout' },
+  workloads: { doc: 'Comma-separated: idle, dm, fanout, churn.', default: 'idle,dm,fanout,churn (idle,dm,fanout with --quick)' },
   workers: { doc: 'Worker processes of every server.', default: '2' },
   policy: { doc: 'node:cluster scheduling policy of every server: none or rr.', default: 'none' },
   repeat: { doc: 'Repeats of every workload.', default: '3 (1 with --quick)' },
   sessions: { doc: 'idle: sessions.', default: '10000 (1000 with --quick)' },
   pairs: { doc: 'dm: pairs.', default: '1000 (200 with --quick)' },
   members: { doc: 'fanout: room members.', default: '10000 (1000 with --quick)' },
+  observers: { doc: 'churn: room members that stay and measure.', default: '1000 (200 with --quick)' },
   'max-minutes': { doc: 'Bound on the whole run, split over the workloads.', default: '120 (2.9 with --quick)' },
   sandbar: { doc: 'Sandbar entry point.', default: 'dist/src/main.js' },
   'sandbar-args': { doc: 'Extra `sandbar start` flags for the dm and fan-out runs, space-separated (idle-sessions takes none), e.g. "--cluster.workerHangMs=600000".' },
@@ -112,12 +116,12 @@ const fmt = (x: number | undefined, unit: string) => {
 async function main(): Promise<number> {
   const f = parseFlags(process.argv.slice(2), FLAGS);
   if (boolFlag(f, 'help')) {
-    console.log(usage('bench/compare: idle, connect-rate, dm and room fan-out, Sandbar against its peers, one table.', FLAGS));
+    console.log(usage('bench/compare: idle, connect-rate, dm, room fan-out and presence churn, Sandbar against its peers, one table.', FLAGS));
     return 0;
   }
   const quick = boolFlag(f, 'quick');
-  const workloads = (f.get('workloads') ?? 'idle,dm,fanout').split(',').map((s) => s.trim()).filter(Boolean);
-  for (const w of workloads) if (!['idle', 'dm', 'fanout'].includes(w)) throw new UsageError(`--workloads: "${w}" is not one of idle, dm, fanout`);
+  const workloads = (f.get('workloads') ?? (quick ? 'idle,dm,fanout' : 'idle,dm,fanout,churn')).split(',').map((s) => s.trim()).filter(Boolean);
+  for (const w of workloads) if (!['idle', 'dm', 'fanout', 'churn'].includes(w)) throw new UsageError(`--workloads: "${w}" is not one of idle, dm, fanout, churn`);
   const workers = String(intFlag(f, 'workers', 2, 1));
   const policy = f.get('policy') ?? 'none';
   const repeat = String(intFlag(f, 'repeat', quick ? 1 : 3, 1));
@@ -128,7 +132,8 @@ async function main(): Promise<number> {
   const totalMs = numFlag(f, 'max-minutes', quick ? 2.9 : 120, 0.5) * 60000;
   const t0 = Date.now();
   // Shares of the time bound: idle is the shortest in --quick, dm the longest.
-  const share: Record<string, number> = { idle: 0.3, dm: 0.42, fanout: 0.28 };
+  // Measured under a load average of 14: idle (4 runs with settles) needed about 60 s, dm about 58 s, fan-out about 45 s.
+  const share: Record<string, number> = { idle: 0.35, dm: 0.38, fanout: 0.27, churn: 0.25 };
   const sumShare = workloads.reduce((a, w) => a + share[w]!, 0);
   const budget = (w: string) => (totalMs * share[w]!) / sumShare;
 
@@ -160,7 +165,8 @@ async function main(): Promise<number> {
       const args = [
         '--sessions', f.get('sessions') ?? (quick ? '1000' : '10000'), '--workers', workers, '--policy', policy, '--repeat', repeat,
         '--sandbar', sandbar, '--json', json, '--max-minutes', minutes, '--log-dir', join(logDir, 'idle'),
-        ...(quick ? ['--settle-max-s', '15', '--baseline-wait-s', '2', '--ramp-max-s', '40'] : []),
+        // A loaded machine settles slowly; in --quick the idle runs must leave time for the connect-rate runs of both targets.
+        ...(quick ? ['--settle-max-s', '8', '--baseline-wait-s', '1', '--ramp-max-s', '40'] : []),
       ];
       // --max-minutes is checked before each of its runs; the hard bound leaves the last one time to finish.
       const code = await runIdle(args, myMs + 30000);
@@ -195,6 +201,22 @@ async function main(): Promise<number> {
         rows.push({ workload: 'dm', metric: `delivery p50 at ${pct} of own peak`, peer: 'Socket.IO', unit: 'ms', ...(a?.p50 !== undefined ? { sandbar: a.p50 } : {}), ...(b?.p50 !== undefined ? { peerValue: b.p50 } : {}), ...(r?.p50 !== undefined ? { ratio: r.p50 } : {}), ...(i === 0 ? { goal: 'Sandbar <= 2 ms' } : {}) });
         rows.push({ workload: 'dm', metric: `delivery p90 at ${pct} of own peak`, peer: 'Socket.IO', unit: 'ms', ...(a?.p90 !== undefined ? { sandbar: a.p90 } : {}), ...(b?.p90 !== undefined ? { peerValue: b.p90 } : {}), ...(r?.p90 !== undefined ? { ratio: r.p90 } : {}), ...(i === 0 ? { goal: 'Sandbar <= 5 ms' } : {}) });
       });
+    } else if (w === 'churn') {
+      const args = ['--workers', workers, '--policy', policy, '--repeat', repeat, '--sandbar', sandbar, '--max-minutes', minutes, '--log-dir', join(logDir, 'churn'), ...sandbarArgs];
+      if (quick) args.push('--quick');
+      if (f.has('observers')) args.push('--observers', f.get('observers')!);
+      const s = churnSettings(args)!;
+      const { runs } = await runChurnBench(s);
+      const rep = churnReport(s, runs);
+      raw.churn = { settings: { ...s, secret: undefined }, runs };
+      texts.push(`presence-churn:\n${rep.text}`);
+      if (runs.some((r) => r.error || (r.completeness ?? 0) < 0.95)) failures++;
+      const sb = rep.perTarget.sandbar;
+      const sio = rep.perTarget.socketio;
+      const r = rep.ratios.socketio;
+      rows.push({ workload: 'presence-churn', metric: `join heard by every member, p50 (${s.observers} members, ${s.rate}/s)`, peer: 'Socket.IO', unit: 'ms', ...(sb?.joinP50Ms !== undefined ? { sandbar: sb.joinP50Ms } : {}), ...(sio?.joinP50Ms !== undefined ? { peerValue: sio.joinP50Ms } : {}), ...(r?.joinP50 !== undefined ? { ratio: r.joinP50 } : {}) });
+      rows.push({ workload: 'presence-churn', metric: 'leave heard, p50', peer: 'Socket.IO', unit: 'ms', ...(sb?.leaveP50Ms !== undefined ? { sandbar: sb.leaveP50Ms } : {}), ...(sio?.leaveP50Ms !== undefined ? { peerValue: sio.leaveP50Ms } : {}), ...(r?.leaveP50 !== undefined ? { ratio: r.leaveP50 } : {}) });
+      rows.push({ workload: 'presence-churn', metric: 'server CPU per join+leave (Sandbar: + nats-server)', peer: 'Socket.IO', unit: 'us', ...(sb?.cpuPerOpUs !== undefined ? { sandbar: sb.cpuPerOpUs } : {}), ...(sio?.cpuPerOpUs !== undefined ? { peerValue: sio.cpuPerOpUs } : {}), ...(r?.cpu !== undefined ? { ratio: r.cpu } : {}) });
     } else {
       const args = ['--workers', workers, '--policy', policy, '--repeat', repeat, '--sandbar', sandbar, '--max-minutes', minutes, '--log-dir', join(logDir, 'fanout'), ...sandbarArgs];
       if (quick) args.push('--quick', '--settle-s', '1.5');

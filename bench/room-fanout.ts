@@ -157,13 +157,15 @@ export function fanoutSettings(argv: string[]): FanoutSettings | undefined {
   };
 }
 
-function totalReceived(rs: RoomReport[], k: number): number {
+/** Members (over every client process) that received message k. */
+export function totalReceived(rs: RoomReport[], k: number): number {
   let n = 0;
   for (const r of rs) n += r.received[k] ?? 0;
   return n;
 }
 
-function percentile(sorted: number[], p: number): number | undefined {
+/** Nearest-rank percentile of an ascending array. */
+export function percentile(sorted: number[], p: number): number | undefined {
   if (!sorted.length) return undefined;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 }

@@ -204,11 +204,11 @@ export async function spawnServer(o: SpawnOptions): Promise<ServerHandle> {
   return { name: o.name, pid, proc, port, logPath: o.logPath, stop };
 }
 
-/** nats-server on an ephemeral loopback port; the port comes from its ports file. */
-export async function startNats(dir: string, logPath: string): Promise<ServerHandle & { url: string }> {
+/** nats-server (`command`: a path, or the name on PATH) on an ephemeral loopback port; the port comes from its ports file. */
+export async function startNats(dir: string, logPath: string, command = 'nats-server'): Promise<ServerHandle & { url: string }> {
   const h = await spawnServer({
     name: 'nats-server',
-    command: 'nats-server',
+    command,
     // JetStream: Sandbar keeps shard ownership in a KV bucket.
     args: ['-a', '127.0.0.1', '-p', '-1', '--ports_file_dir', dir, '-js', '-sd', join(dir, 'js')],
     logPath,

@@ -39,6 +39,8 @@ export interface FleetOptions {
   /** Module exporting mintToken(secret, userId, ttlS). Default: dist/src/auth/token.js. */
   readonly tokenModule?: string;
   readonly deflate: boolean;
+  /** Source address of client process i: sourceAddresses[i % length]. Default: 127.0.0.(2+i). */
+  readonly sourceAddresses?: readonly string[];
   /** The ramp stops (and `ramp()` resolves with 'deadline') this long after start. */
   readonly maxSeconds: number;
   /** The ramp stops when this many attempts failed across the fleet. */
@@ -195,7 +197,7 @@ export class Fleet {
       const config: ClientConfig = {
         childIndex: i,
         url: this.opts.url,
-        localAddress: `127.0.0.${2 + i}`,
+        localAddress: this.opts.sourceAddresses?.length ? this.opts.sourceAddresses[i % this.opts.sourceAddresses.length]! : `127.0.0.${2 + i}`,
         mode: this.opts.mode,
         sessions: q + (i < r ? 1 : 0),
         firstIndex: i,

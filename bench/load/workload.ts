@@ -32,6 +32,8 @@ export interface WorkloadOptions {
   /** Handshakes in flight across the fleet. */
   readonly connectConcurrency: number;
   readonly connectTimeoutMs: number;
+  /** Source address of client process i: sourceAddresses[i % length]. Default: 127.0.0.(2+i). */
+  readonly sourceAddresses?: readonly string[];
 }
 
 export interface SetupSummary {
@@ -159,7 +161,7 @@ export class WorkloadFleet {
       const init: WorkloadInit = {
         childIndex: i,
         url: this.opts.url,
-        localAddress: `127.0.0.${2 + i}`,
+        localAddress: this.opts.sourceAddresses?.length ? this.opts.sourceAddresses[i % this.opts.sourceAddresses.length]! : `127.0.0.${2 + i}`,
         proto: this.opts.proto,
         secret: this.opts.secret,
         tokenTtlS: this.opts.tokenTtlS ?? 3600,

@@ -19,6 +19,8 @@
  *                             (every socket of user `to`, on any worker)
  *   join room (ack)        -> socket.join("room:" + room), ack {ok: true}
  *   msg {room, id, body} (ack) -> io.to("room:" + room).emit("msg", {from, seq, id, body, at}), ack {ok: true, seq}
+ *   pjoin {room, device} (ack) -> socket.join("room:" + room), io.to(room).emit("presence", {joins: {user: {metas: [{device, online_at}]}}, leaves: {}});
+ *                              on disconnect the other members get the same with `leaves` (bench/presence-churn)
  * The ack means the server emitted; Socket.IO keeps nothing (Sandbar's ok
  * means the recipient's user actor stored the message).
  *
@@ -193,6 +195,24 @@ async function worker(): Promise<void> {
     socket.on('join', (room: unknown, ack?: (r: unknown) => void) => {
       if (typeof room === 'string') void socket.join(`room:${room}`);
       if (typeof ack === 'function') ack({ ok: typeof room === 'string' });
+    });
+    // Presence for bench/presence-churn: join a room with a device meta, and every member hears of the join and the leave
+    // (the same {joins, leaves} shape, keyed by user, as Sandbar's presence_diff).
+    socket.on('pjoin', (p: { room?: unknown; device?: unknown }, ack?: (r: unknown) => void) => {
+      if (!p || typeof p.room !== 'string') {
+        if (typeof ack === 'function') ack({ ok: false, code: 'bad-payload' });
+        return;
+      }
+      const room = `room:${p.room}`;
+      const meta = { device: p.device, online_at: Date.now() };
+      socket.data.presence = { room, meta };
+      void socket.join(room);
+      io.to(room).emit('presence', { joins: { [user]: { metas: [meta] } }, leaves: {} });
+      if (typeof ack === 'function') ack({ ok: true });
+    });
+    socket.on('disconnecting', () => {
+      const pr = socket.data.presence as { room: string; meta: unknown } | undefined;
+      if (pr) socket.to(pr.room).emit('presence', { joins: {}, leaves: { [user]: { metas: [pr.meta] } } });
     });
     socket.on('msg', (p: { room?: unknown; id?: unknown; body?: unknown }, ack?: (r: unknown) => void) => {
       if (!p || typeof p.room !== 'string') {
