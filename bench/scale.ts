@@ -351,6 +351,9 @@ async function main(): Promise<number> {
         `--auth.secret=${secret}`, '--log.level=info',
         // Heartbeats every 30 s keep sessions alive; the slack covers heartbeats delayed by a saturated ramp.
         '--session.idleTimeoutMs=120000',
+        // The fleet connects from a few loopback addresses at full speed: the per-IP,
+        // admission and per-session rate limits would measure themselves, not the server.
+        '--http.ipConnectRate=0', '--http.ipMaxSessions=0', '--http.acceptRate=0', '--session.ratePerSecond=0',
         ...(f.get('sandbar-args') ?? '').split(/\s+/).filter(Boolean),
       ],
       logPath: join(logDir, 'host.log'),
