@@ -48,8 +48,8 @@ class ShardState implements TimerEntry {
   masterAddr: WorkerAddr | null = null;
   /** master: live replicas and what each has applied. */
   readonly acked = new Map<WorkerAddr, number>();
-  /** master: outputs waiting for replication, in entry order. */
-  held: { s: number; outs: Output[] }[] = [];
+  /** master: outputs waiting for replication (or the lease), in entry order; key: the request's, while it waits. */
+  held: { s: number; outs: Output[]; key: string | null }[] = [];
   /** replica: entries that arrived while waiting for a snapshot. */
   buffer: Extract<ReplMsg, { t: 'e' }>[] | null = null;
   /** replica: applied commands whose outputs the master may not have released (re-delivered on promotion). */
@@ -114,6 +114,12 @@ export class ShardHost implements ActorLink {
     const st = this.shards.get(n);
     // Not (or no longer, or not yet) the serving master: drop; the sender resends.
     if (!st || st.role !== 'master' || !st.ready || st.handingOffTo) return;
+    // A resend of a request whose original waits here for replication: its
+    // reply goes out with the original's. Applying it again would only add
+    // work (and entries) to a master that is slow already.
+    const r = cmd as { cid?: number; rw?: string };
+    const key = r.cid ? `${r.rw} ${r.cid}` : null;
+    if (key !== null && this.waiting.has(key)) return;
     if (cmd.op === 'u.dm' || cmd.op === 'r.msg') cmd.at = Date.now();
     const s = ++st.seq;
     const outs: Output[] = [];
@@ -123,14 +129,47 @@ export class ShardHost implements ActorLink {
       // The shard's epoch in the writer's ok: which master acknowledged it (tests and tracing check fencing with it).
       for (const o of outs) if (o.k === 'reply' && typeof o.res === 'object' && o.res !== null) (o.res as { epoch?: number }).epoch = st.epoch;
     }
-    const needAcks = (this.config.replication.ack === 'all' && st.acked.size > 0) || st.gated;
+    const needAcks = (this.config.replication.ack === 'all' && st.acked.size > 0) || st.gated || !this.leaseOk();
     if (st.acked.size > 0) {
       // Encoded once, whatever the number of replicas.
       const entry = JSON.stringify({ t: 'e', n, e: st.epoch, s, m: this.bus.addr, c: cmd, rel: st.released } satisfies ReplMsg);
       for (const addr of st.acked.keys()) this.bus.sendRepl(n, hostOf(addr), entry);
     }
-    if (needAcks) st.held.push({ s, outs });
-    else { this.run(outs); st.released = s; }
+    if (needAcks) {
+      st.held.push({ s, outs, key });
+      if (key !== null) this.waiting.add(key);
+      if (!this.leaseOk()) this.retryRelease();
+    } else { this.run(outs); st.released = s; }
+  }
+
+  /** Requests (worker address + correlation id) whose outputs are held. */
+  private readonly waiting = new Set<string>();
+
+  /**
+   * Until when this worker may acknowledge writes (the host's lease,
+   * cluster/lease.ts; Infinity until the primary first says). Checked at the
+   * moment outputs would go out: past it, they stay held (and go out if the
+   * lease is renewed, or are dropped if the worker fences).
+   */
+  leaseUntil = Infinity;
+
+  private leaseOk(): boolean { return Date.now() < this.leaseUntil; }
+
+  private releaseRetry: NodeJS.Timeout | null = null;
+
+  private retryRelease(): void {
+    if (this.releaseRetry) return;
+    this.releaseRetry = setTimeout(() => {
+      this.releaseRetry = null;
+      for (const st of this.shards.values()) if (st.held.length > 0 && st.role === 'master' && st.ready) this.release(st);
+    }, 50);
+    this.releaseRetry.unref();
+  }
+
+  /** Drops the outputs a shard holds (never acknowledged: their senders resend). */
+  private dropHeld(st: ShardState): void {
+    for (const h of st.held) if (h.key !== null) this.waiting.delete(h.key);
+    st.held = [];
   }
 
   private apply(cmd: Cmd | PurgeCmd & { id?: string }): void {
@@ -189,10 +228,12 @@ export class ShardHost implements ActorLink {
 
   private release(st: ShardState): void {
     if (st.gated) return;
+    if (st.held.length > 0 && !this.leaseOk()) { this.retryRelease(); return; }
     let low = st.seq;
     for (const s of st.acked.values()) if (s < low) low = s;
     while (st.held.length > 0 && st.held[0]!.s <= low) {
       const h = st.held.shift()!;
+      if (h.key !== null) this.waiting.delete(h.key);
       this.run(h.outs);
       st.released = h.s;
     }
@@ -288,7 +329,7 @@ export class ShardHost implements ActorLink {
     }
     if (st.handingOffTo) {
       // The new master may not have our view yet: offer the handoff again.
-      if (!this.aliveAddr(st.handingOffTo)) { st.held = []; this.endHandoff(st); return; }
+      if (!this.aliveAddr(st.handingOffTo)) { this.dropHeld(st); this.endHandoff(st); return; }
       this.bus.toWorkerShard(st.handingOffTo, { t: 'handoff', n: st.n, e: st.epoch, s: st.seq, from: this.bus.addr, snap: this.snapshot(st.n) });
       this.fastWheel.schedule(st, this.fastWheel.clock.now() + 250);
       return;
@@ -336,6 +377,7 @@ export class ShardHost implements ActorLink {
         if (!st || st.handingOffTo !== msg.from) return;
         // The new master has everything: what we held may go out now.
         const held = st.held;
+        for (const h of held) if (h.key !== null) this.waiting.delete(h.key);
         st.held = [];
         for (const h of held) this.run(h.outs);
         if (this.handoffTimes.length < 100000) this.handoffTimes.push(Date.now() - st.handoffAt);
@@ -591,7 +633,7 @@ export class ShardHost implements ActorLink {
       this.logger.warn({ shard: n, epoch: st.epoch, newEpoch: rec.epoch, newMaster: rec.master }, 'a higher epoch names another master: this worker stops serving the shard');
       this.bus.serve(n, false);
       st.ready = false;
-      st.held = [];
+      this.dropHeld(st);
       st.role = 'none';
       this.drop(n);
     }
@@ -634,7 +676,7 @@ export class ShardHost implements ActorLink {
       this.bus.serve(st.n, false);
       st.ready = false;
       st.fenced = true;
-      st.held = [];
+      this.dropHeld(st);
       n++;
     }
     return n;
@@ -682,6 +724,7 @@ export class ShardHost implements ActorLink {
   private drop(n: number): void {
     const st = this.shards.get(n);
     if (st) {
+      this.dropHeld(st);
       // A claim still in flight sees this and does not serve.
       st.role = 'none';
       st.ready = false;

@@ -27,6 +27,7 @@ export interface ReplyTarget {
 
 class Pending implements TimerEntry {
   timerSlot = -1;
+  resends = 0;
   constructor(
     readonly bus: WorkerBus,
     readonly cid: number,
@@ -173,7 +174,10 @@ export class WorkerBus {
       return;
     }
     this.cast(p.shard, p.cmd);
-    this.wheel.schedule(p, Math.min(p.deadline, now + this.opts.resendMs));
+    // Backs off (×2 per resend, at most 4 × resendMs): a slow master is not
+    // buried under copies of what it is already working on.
+    p.resends++;
+    this.wheel.schedule(p, Math.min(p.deadline, now + this.opts.resendMs * Math.min(4, 2 ** p.resends)));
   }
 
   /**
@@ -200,12 +204,19 @@ export class WorkerBus {
   private readonly flushOutbox = (): void => {
     this.flushQueued = false;
     if (this.outbox.size === 0) return;
-    for (const [addr, msgs] of this.outbox) {
+    const boxes = [...this.outbox];
+    this.outbox.clear();
+    // A worker stopping drains its connection: what is left goes nowhere (its senders resend elsewhere).
+    if (this.nc.isClosed() || this.nc.isDraining()) return;
+    for (const [addr, msgs] of boxes) {
       const dot = addr.lastIndexOf('.');
       const m: WorkerMsg = msgs.length === 1 ? msgs[0]! : { t: 'batch', m: msgs };
-      this.nc.publish(this.subjects.worker(addr.slice(0, dot), Number(addr.slice(dot + 1))), JSON.stringify(m));
+      try {
+        this.nc.publish(this.subjects.worker(addr.slice(0, dot), Number(addr.slice(dot + 1))), JSON.stringify(m));
+      } catch (err) {
+        this.logger.warn({ err: (err as Error).message, to: addr, messages: msgs.length }, 'worker messages not sent');
+      }
     }
-    this.outbox.clear();
   };
 
   reply(cmd: { cid: number; rw: WorkerAddr }, res: unknown): void {

@@ -88,6 +88,7 @@ export class WorkerHost implements SessionHost {
     this.bus = bus;
     const ownership = await Ownership.open(nc, c.cluster.name, this.logger);
     this.shardHost = new ShardHost(bus, c, this.wheel, this.fastWheel, this.logger, ownership);
+    if (this.leaseUntil > 0) this.shardHost.leaseUntil = this.leaseUntil;
     await ownership.watch((n, rec) => { this.shardHost!.onOwnership(n, rec); this.clusterEvents.onOwnership(n, rec); });
     this.rooms = new LocalRooms(bus);
     const svc: ChatServices = { bus, config: c, logger: this.logger, shardOf: (id) => shardOf(id, c.shards), authorizeRoom: allowAllRooms, rooms: this.rooms };
@@ -120,10 +121,18 @@ export class WorkerHost implements SessionHost {
    */
   setLease(okUntil: number): void {
     this.leaseUntil = okUntil;
-    const check = () => this.shardHost?.setFence('lease', Date.now() >= this.leaseUntil);
-    check();
+    if (this.shardHost) this.shardHost.leaseUntil = okUntil;
+    if (Date.now() < okUntil) this.shardHost?.setFence('lease', false);
+    else this.shardHost?.setFence('lease', true); // the primary itself says it is lost
     if (!this.leaseCheck) {
-      this.leaseCheck = setInterval(check, 50);
+      // Outputs are checked against leaseUntil when they would go out (ShardHost).
+      // Fencing (stop serving, drop what is held) waits one more turn of the
+      // event loop: a worker whose loop lagged may have a newer lease queued
+      // behind this timer, and fencing it for nothing costs every client a resend.
+      this.leaseCheck = setInterval(() => {
+        if (Date.now() < this.leaseUntil) return;
+        setImmediate(() => { if (Date.now() >= this.leaseUntil) this.shardHost?.setFence('lease', true); });
+      }, 50);
       this.leaseCheck.unref();
     }
   }
