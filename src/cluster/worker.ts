@@ -112,6 +112,8 @@ export class WorkerHost implements SessionHost {
   }
 
   private leaseUntil = 0;
+  /** When the last lease message came (for the fencing log line). */
+  private leaseAt = 0;
   private leaseCheck: NodeJS.Timeout | null = null;
 
   /**
@@ -121,6 +123,7 @@ export class WorkerHost implements SessionHost {
    */
   setLease(okUntil: number): void {
     this.leaseUntil = okUntil;
+    this.leaseAt = Date.now();
     if (this.shardHost) this.shardHost.leaseUntil = okUntil;
     if (Date.now() < okUntil) this.shardHost?.setFence('lease', false);
     else this.shardHost?.setFence('lease', true); // the primary itself says it is lost
@@ -131,7 +134,11 @@ export class WorkerHost implements SessionHost {
       // behind this timer, and fencing it for nothing costs every client a resend.
       this.leaseCheck = setInterval(() => {
         if (Date.now() < this.leaseUntil) return;
-        setImmediate(() => { if (Date.now() >= this.leaseUntil) this.shardHost?.setFence('lease', true); });
+        setImmediate(() => {
+          if (Date.now() < this.leaseUntil || this.shardHost?.isFenced) return;
+          this.logger.warn({ leaseUntil: new Date(this.leaseUntil).toISOString(), lastLeaseMessageMsAgo: Date.now() - this.leaseAt }, 'lease expired in this worker');
+          this.shardHost?.setFence('lease', true);
+        });
       }, 50);
       this.leaseCheck.unref();
     }
