@@ -21,6 +21,7 @@ import type { WireError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { place, shardOf, type HostView } from '../placement/index.js';
 import type { Ownership, OwnershipRecord } from '../placement/ownership.js';
+import type { ShardPersistence } from '../persistence/shard-persistence.js';
 
 type Output =
   | { k: 'reply'; cmd: { cid: number; rw: WorkerAddr }; res: unknown }
@@ -84,6 +85,8 @@ export class ShardHost implements ActorLink {
   promotions = 0;
   handoffs = 0;
   private readonly replicas: number;
+  /** Snapshots and the durable log in JetStream (null: persistence.mode = "none"); set by the worker. */
+  persistence: ShardPersistence | null = null;
 
   constructor(
     readonly bus: WorkerBus,
@@ -109,11 +112,13 @@ export class ShardHost implements ActorLink {
     const outs: Output[] = [];
     this.collecting = outs;
     try { this.apply(cmd); } finally { this.collecting = null; }
-    const needAcks = this.config.replication.ack === 'all' && st.acked.size > 0;
-    if (st.acked.size > 0) {
-      // Encoded once, whatever the number of replicas.
+    const log = this.persistence?.log ?? null;
+    const needAcks = (this.config.replication.ack === 'all' && st.acked.size > 0) || log !== null;
+    if (st.acked.size > 0 || log) {
+      // Encoded once, whatever the number of replicas; the durable log stores the same entry.
       const entry = JSON.stringify({ t: 'e', n, e: st.epoch, s, m: this.bus.addr, c: cmd, rel: st.released } satisfies ReplMsg);
       for (const addr of st.acked.keys()) this.bus.sendRepl(n, hostOf(addr), entry);
+      log?.append(n, s, entry);
     }
     if (needAcks) st.held.push({ s, outs });
     else { this.run(outs); st.released = s; }
@@ -173,9 +178,16 @@ export class ShardHost implements ActorLink {
     }
   }
 
+  /** Mode log: entries of shard n became durable. */
+  onLogged(n: number): void {
+    const st = this.shards.get(n);
+    if (st && st.role === 'master') this.release(st);
+  }
+
   private release(st: ShardState): void {
     let low = st.seq;
-    for (const s of st.acked.values()) if (s < low) low = s;
+    if (this.config.replication.ack === 'all') for (const s of st.acked.values()) if (s < low) low = s;
+    if (this.persistence?.log) low = Math.min(low, this.persistence.log.loggedUpTo(st.n));
     while (st.held.length > 0 && st.held[0]!.s <= low) {
       const h = st.held.shift()!;
       this.run(h.outs);
@@ -463,11 +475,67 @@ export class ShardHost implements ActorLink {
     }
     if (epoch === null || st.role !== 'master') return false;
     st.epoch = epoch;
+    if (this.persistence && !(await this.prepareServe(st, why))) return false;
     st.recorded = [...replicas].sort().join(',');
     st.ready = true;
     this.bus.serve(st.n, true);
     if (why !== 'first owner') this.logger.info({ shard: st.n, epoch, why }, 'serving shard as master');
     return true;
+  }
+
+  /**
+   * Before a new master serves: without a copy of the state it restores
+   * the shard from JetStream (snapshot + log tail; presence is not restored,
+   * those connections are gone); in mode log, a snapshot at the new epoch
+   * becomes the base of the log it writes from now on.
+   */
+  private async prepareServe(st: ShardState, why: string): Promise<boolean> {
+    const p = this.persistence!;
+    try {
+      let restored = false;
+      if (!st.hasState) {
+        const r = await p.load(st.n);
+        // A handoff that arrived meanwhile brought the live state: it wins.
+        if (st.role !== 'master' || st.hasState) return st.role === 'master';
+        if (r) { this.restore(st, r); restored = true; }
+      }
+      p.log?.reset(st.n, st.seq);
+      if (p.log && (restored || why !== 'first owner')) await p.save(st.n, st.epoch, st.seq, this.snapshot(st.n), false);
+      return st.role === 'master';
+    } catch (err) {
+      this.logger.error({ shard: st.n, err: (err as Error).message }, 'cannot read or write the shard\'s snapshot or log in JetStream; not serving it yet (retrying)');
+      st.waitingSince = Date.now();
+      this.fastWheel.schedule(st, this.fastWheel.clock.now() + 1000);
+      return false;
+    }
+  }
+
+  private restore(st: ShardState, r: import('../persistence/shard-persistence.js').Restored): void {
+    this.dropActors(st.n);
+    if (r.snap) {
+      this.install(st, {
+        users: r.snap.users.map((u) => ({ ...u, conns: [] })),
+        rooms: r.snap.rooms.map((m) => ({ ...m, members: [] })),
+      });
+    }
+    st.seq = r.seq;
+    this.applyingAsReplica = true;
+    try {
+      for (const e of r.chain) {
+        // Joins and leaves only touch presence, which is not restored.
+        if (e.c.op !== 'u.join' && e.c.op !== 'r.join' && e.c.op !== 'u.leave' && e.c.op !== 'r.leave') this.apply(e.c);
+        st.seq = e.s;
+      }
+    } finally { this.applyingAsReplica = false; }
+    st.released = st.seq;
+    st.tail = [];
+    this.logger.info({ shard: st.n, epoch: st.epoch, snapshotEpoch: r.epoch, snapshotSeq: r.seq, logEntries: r.chain.length, seq: st.seq, users: this.countOf(st.n, this.users), rooms: this.countOf(st.n, this.rooms) }, 'shard restored from JetStream');
+  }
+
+  private countOf(n: number, m: Map<string, unknown>): number {
+    let c = 0;
+    for (const id of m.keys()) if (shardOf(id, this.config.shards) === n) c++;
+    return c;
   }
 
   private redeliver(c: Cmd): void {
@@ -551,6 +619,7 @@ export class ShardHost implements ActorLink {
       this.fastWheel.cancel(st);
     }
     this.shards.delete(n);
+    this.persistence?.log?.drop(n);
     this.bus.serve(n, false);
     this.bus.replicate(n, false);
     this.dropActors(n);
@@ -635,6 +704,25 @@ export class ShardHost implements ActorLink {
     this.stopping = true;
     const deadline = Date.now() + budgetMs;
     while (Date.now() < deadline && [...this.shards.values()].some((s) => s.handingOffTo)) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  /** Shards this worker serves as master (persistence). */
+  served(): { n: number; epoch: number; seq: number }[] {
+    const out: { n: number; epoch: number; seq: number }[] = [];
+    for (const st of this.shards.values()) if (st.role === 'master' && st.ready && !st.handingOffTo) out.push({ n: st.n, epoch: st.epoch, seq: st.seq });
+    return out;
+  }
+
+  /** Graceful stop with nobody to hand to: stop taking writes, then write every changed shard's snapshot. */
+  async persistAll(budgetMs: number): Promise<void> {
+    if (!this.persistence) return;
+    const shards = this.served();
+    for (const s of shards) {
+      // Not serving any more (also to this worker's own sessions): nothing is acknowledged after the snapshot.
+      this.bus.serve(s.n, false);
+      this.shards.get(s.n)!.ready = false;
+    }
+    await this.persistence.stop({ served: () => shards, snapshot: (n) => this.snapshot(n) }, budgetMs);
   }
 
   onActorExit(actor: Actor<any>, reason: StopReason): void {

@@ -12,6 +12,8 @@
  *   sandbar.<cluster>.room.<roomId>              room broadcasts (each worker with members subscribes once)
  *   sandbar.<cluster>.admin.<endpoint>[.<arg>]   operator endpoints (NATS micro service "sandbar")
  *   sandbar.<cluster>.ctl                        control: a worker took up its first view (re-announce joins to it)
+ *   sandbar.<cluster>.log.<n>                    durable log of shard n (JetStream stream, persistence.mode = "log")
+ *   sandbar.<cluster>.logack.<hostId>.<worker>.<n>.<seq>   JetStream's PubAck for one log entry, to the worker that wrote it
  *
  * docs/subjects.md lists the same for `nats sub`.
  */
@@ -38,4 +40,9 @@ export class Subjects {
   room(roomId: string): string { return `${this.prefix}room.${token(roomId)}`; }
   admin(endpoint: string): string { return `${this.prefix}admin.${endpoint}`; }
   ctl(): string { return `${this.prefix}ctl`; }
+  shardLog(shard: number): string { return `${this.prefix}log.${shard}`; }
+  shardLogAll(): string { return `${this.prefix}log.*`; }
+  /** The PubAck subject of one log entry: the worker's ack prefix (one subscription) + shard + seq. */
+  logAckPrefix(hostId: string, worker: number): string { return `${this.prefix}logack.${token(hostId)}.${worker}.`; }
+  logAck(prefix: string, shard: number, seq: number): string { return `${prefix}${shard}.${seq}`; }
 }
