@@ -707,22 +707,35 @@ export class ShardHost implements ActorLink {
   }
 
   /** Shards this worker serves as master (persistence). */
-  served(): { n: number; epoch: number; seq: number }[] {
-    const out: { n: number; epoch: number; seq: number }[] = [];
-    for (const st of this.shards.values()) if (st.role === 'master' && st.ready && !st.handingOffTo) out.push({ n: st.n, epoch: st.epoch, seq: st.seq });
+  served(): { n: number; seq: number }[] {
+    const out: { n: number; seq: number }[] = [];
+    for (const st of this.shards.values()) if (st.role === 'master' && st.ready && !st.handingOffTo) out.push({ n: st.n, seq: st.seq });
     return out;
   }
 
-  /** Graceful stop with nobody to hand to: stop taking writes, then write every changed shard's snapshot. */
+  /** A shard's state for its snapshot, with the epoch and seq it is at; null once the shard left this worker. */
+  capture(n: number): { epoch: number; seq: number; snap: ShardSnapshot } | null {
+    const st = this.shards.get(n);
+    if (!st || (st.role !== 'master' && !st.handingOffTo)) return null;
+    return { epoch: st.epoch, seq: st.seq, snap: this.snapshot(n) };
+  }
+
+  /**
+   * Graceful stop, after the handoffs: the shards nobody took (no live
+   * successor, or a handoff not confirmed in time: every host stopping at
+   * once) stop taking writes, then their snapshots are written.
+   */
   async persistAll(budgetMs: number): Promise<void> {
     if (!this.persistence) return;
-    const shards = this.served();
-    for (const s of shards) {
+    const shards: { n: number; seq: number }[] = [];
+    for (const st of this.shards.values()) {
+      if (!(st.role === 'master' && st.ready) && !st.handingOffTo) continue;
       // Not serving any more (also to this worker's own sessions): nothing is acknowledged after the snapshot.
-      this.bus.serve(s.n, false);
-      this.shards.get(s.n)!.ready = false;
+      this.bus.serve(st.n, false);
+      st.ready = false;
+      shards.push({ n: st.n, seq: st.seq });
     }
-    await this.persistence.stop({ served: () => shards, snapshot: (n) => this.snapshot(n) }, budgetMs);
+    await this.persistence.stop({ served: () => shards, capture: (n) => this.capture(n) }, budgetMs);
   }
 
   onActorExit(actor: Actor<any>, reason: StopReason): void {

@@ -348,10 +348,9 @@ export async function runWorker(): Promise<void> {
       const t0 = Date.now();
       await host.shardHost.handOffAll(handoffView, Math.min(3000, Math.max(0, deadline - Date.now()) / 2));
       logger.info({ ms: Date.now() - t0 }, 'shards handed off');
-    } else if (host.shardHost) {
-      // Nobody to hand to (a single host, or the last one): snapshot to JetStream.
-      await host.shardHost.persistAll(Math.max(0, deadline - Date.now()) / 2);
     }
+    // What nobody took (a single host, the last one, every host stopping at once): snapshot to JetStream.
+    await host.shardHost?.persistAll(Math.max(0, deadline - Date.now()) / 2);
     logger.info({ sessions: host.sessions.size }, 'worker stopping: closing sessions with 1012');
     const closing = (app ? app.close() : Promise.resolve()).catch((err) => logger.warn({ err }, 'http close failed'));
     host.closeAllSessions();

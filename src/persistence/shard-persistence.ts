@@ -16,9 +16,10 @@ import { ShardLog, chainFrom, ensureLogStream, type LogEntry } from './shard-log
 
 /** What a worker's shard host offers to persistence. */
 export interface PersistedShards {
-  /** Shards this worker serves as master, with their epoch and last seq. */
-  served(): { n: number; epoch: number; seq: number }[];
-  snapshot(n: number): ShardSnapshot;
+  /** Shards this worker serves as master, with their last seq. */
+  served(): { n: number; seq: number }[];
+  /** Shard n's state now, with its epoch and seq at this instant; null when it is no longer here (handed off meanwhile). */
+  capture(n: number): { epoch: number; seq: number; snap: ShardSnapshot } | null;
 }
 
 export interface Restored { epoch: number; seq: number; snap: ShardSnapshot | null; chain: LogEntry[] }
@@ -89,7 +90,9 @@ export class ShardPersistence {
     const run = async () => {
       while (next < todo.length) {
         const s = todo[next++]!;
-        try { await this.save(s.n, s.epoch, s.seq, shards.snapshot(s.n), final); } catch (err) {
+        const c = shards.capture(s.n);
+        if (!c) continue;
+        try { await this.save(s.n, c.epoch, c.seq, c.snap, final); } catch (err) {
           this.logger.error({ shard: s.n, err: (err as Error).message }, 'shard snapshot not written; retried at the next interval');
         }
       }
@@ -142,6 +145,9 @@ export class ShardPersistence {
       }
     }
     if (!loaded && chain.length === 0) return null;
+    if (loaded && !loaded.head.final && !this.log) {
+      this.logger.warn({ shard: n, snapshotAt: new Date(loaded.head.at).toISOString(), seq }, 'shard restored from a periodic snapshot (its host did not stop cleanly): writes acknowledged after it are lost, and their seqs will be given to new messages (mode snapshots; see docs/durability.md)');
+    }
     this.saved.set(n, seq + chain.length);
     return { epoch, seq, snap: loaded?.snap ?? null, chain };
   }
