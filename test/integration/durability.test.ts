@@ -10,6 +10,10 @@ import { Kvm } from '@nats-io/kv';
 import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.js';
 import { startHost, token, type HostHandle } from '../helpers/host.js';
 import { RawClient, type Frame } from '../helpers/clients.js';
+import { freePort } from '../helpers/nats-cluster.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { shardOf } from '../../src/placement/index.js';
 import { snapshotBucket, SnapshotStore, type SnapshotHead } from '../../src/persistence/snapshot-store.js';
 
@@ -101,6 +105,27 @@ describe('durability: snapshots and the durable log in JetStream', function () {
     expect(dup.response).to.include({ seq: 3, duplicate: true });
     expect(reply(await room.request('r', 'room:lobby', 'msg', { id: 'r6', body: 'hi 6' })).response.seq).to.equal(6);
     for (const c of [carol.client, room, bob2]) c.close();
+  });
+
+  it('single host with the embedded nats-server: its JetStream store in dataDir survives the restart of both', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'sandbar-embedded-'));
+    const port = await freePort();
+    const flags = hostFlags('emb', 'h1', { 'nats.embedded': true, dataDir, 'persistence.snapshotIntervalMs': 600000 });
+    try {
+      let host = await start({ nats: `nats://127.0.0.1:${port}`, workers: 1, flags });
+      expect(host.lines.some((l) => l.msg === 'embedded nats-server started')).to.equal(true);
+      const bob = await sender(host.url, 'bob');
+      for (let i = 1; i <= 3; i++) await sendDm(bob, 'ivan', `i${i}`, i);
+      bob.close();
+      await hosts.pop()!.stop();
+      host = await start({ nats: `nats://127.0.0.1:${port}`, workers: 1, flags });
+      const ivan = await inboxOf(host.url, 'ivan');
+      expect(ivan.dms.map((d) => d.id)).to.deep.equal(['i1', 'i2', 'i3']);
+      ivan.client.close();
+    } finally {
+      await Promise.all(hosts.splice(0).map((h) => h.stop()));
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('3 hosts, mode log, kill -9 of all three under DM load: every dm that got an ok is delivered exactly once', async () => {
