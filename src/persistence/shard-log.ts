@@ -11,7 +11,7 @@
  * shared timer republishes entries whose PubAck is late (restore dedups by
  * epoch and seq).
  */
-import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { StorageType, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection, Msg, Subscription } from '@nats-io/transport-node';
 import type { Subjects } from '../bus/subjects.js';
 import type { ReplMsg } from '../actors/replication.js';
@@ -30,9 +30,16 @@ export async function ensureLogStream(nc: NatsConnection, cluster: string, subje
   try {
     await jsm.streams.info(name);
   } catch {
-    await jsm.streams.add({ name, subjects: [subjects.shardLogAll()], storage: 'file' as never, num_replicas: natsReplicas(nc) });
+    await jsm.streams.add({ name, subjects: [subjects.shardLogAll()], storage: StorageType.File, num_replicas: natsReplicas(nc) });
   }
 }
+
+/**
+ * How long a count of the log's entries per shard is reused. Only entries
+ * written before this worker claimed the shard matter to its restore, and
+ * nobody else writes that shard's log while it claims.
+ */
+const COUNTS_FRESH_MS = 1000;
 
 /** A PubAck later than this gets its entry published again. */
 const RESEND_AFTER_MS = 2000;
@@ -153,12 +160,26 @@ export class ShardLog {
     await this.jsm.streams.purge(this.stream, { filter: this.subjects.shardLog(n), seq: upTo + 1 });
   }
 
+  /** Entries per shard subject, one stream-info request shared by the restores of a second (a start claims every shard at once). */
+  private counts: { at: number; p: Promise<Record<string, number>> } | null = null;
+
+  private subjectCounts(): Promise<Record<string, number>> {
+    if (!this.counts || Date.now() - this.counts.at > COUNTS_FRESH_MS) {
+      const p = (async () => {
+        const jsm = this.jsm ?? await jetstreamManager(this.nc);
+        const info = await jsm.streams.info(this.stream, { subjects_filter: this.subjects.shardLogAll() });
+        return info.state.subjects ?? {};
+      })();
+      this.counts = { at: Date.now(), p };
+      p.catch(() => { this.counts = null; });
+    }
+    return this.counts.p;
+  }
+
   /** Every entry of shard n's log, in stream order (restore). */
   async read(n: number): Promise<LogEntry[]> {
-    const jsm = this.jsm ?? await jetstreamManager(this.nc);
     const subject = this.subjects.shardLog(n);
-    const info = await jsm.streams.info(this.stream, { subjects_filter: subject });
-    const count = info.state.subjects?.[subject] ?? 0;
+    const count = (await this.subjectCounts())[subject] ?? 0;
     const out: LogEntry[] = [];
     if (count === 0) return out;
     const c = await jetstream(this.nc).consumers.get(this.stream, { filter_subjects: subject });
