@@ -18,6 +18,14 @@
  * docs/subjects.md lists the same for `nats sub`.
  */
 
+/**
+ * JetStream's own subjects for the keys of a KV bucket (`$KV.<bucket>.<key>`,
+ * in the stream `KV_<bucket>`): a stream purge by this filter removes old
+ * values without leaving the delete markers a KV purge leaves per key.
+ */
+export function kvStream(bucket: string): string { return `KV_${bucket}`; }
+export function kvKeySubject(bucket: string, key: string): string { return `$KV.${bucket}.${key}`; }
+
 /** Escapes the characters NATS gives meaning to inside a token. */
 export function token(id: string): string {
   return id.includes('.') ? id.replaceAll('.', '~2E') : id;

@@ -42,7 +42,7 @@ export async function ensureLogStream(nc: NatsConnection, cluster: string, subje
 const COUNTS_FRESH_MS = 1000;
 
 /** A PubAck later than this gets its entry published again. */
-const RESEND_AFTER_MS = 2000;
+const RESEND_AFTER_MS = 5000;
 
 interface Pending { s: number; data: string; at: number; acked: boolean; streamSeq: number }
 

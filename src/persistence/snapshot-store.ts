@@ -12,13 +12,18 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { Kvm, type KV } from '@nats-io/kv';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { SandbarError } from '../errors.js';
+import { kvKeySubject, kvStream } from '../bus/subjects.js';
 import type { ShardSnapshot } from '../actors/replication.js';
 
 export const SNAPSHOT_VERSION = 1;
 /** Well under NATS's default 1 MiB max payload. */
 const CHUNK_BYTES = 512 * 1024;
+
+/** `<epoch>-<seq>-<random hex>`, as save() makes it. */
+const GEN = /^[0-9]+-[0-9]+-[0-9a-f]+$/;
 
 export interface SnapshotHead {
   v: number;
@@ -54,10 +59,11 @@ function corrupt(shard: number, why: string): SandbarError {
 }
 
 export class SnapshotStore {
-  private constructor(private readonly kv: KV) {}
+  private constructor(private readonly kv: KV, private readonly jsm: JetStreamManager, private readonly bucket: string) {}
 
   static async open(nc: NatsConnection, cluster: string): Promise<SnapshotStore> {
-    return new SnapshotStore(await new Kvm(nc).open(snapshotBucket(cluster)));
+    const bucket = snapshotBucket(cluster);
+    return new SnapshotStore(await new Kvm(nc).open(bucket), await jetstreamManager(nc), bucket);
   }
 
   static headKey(shard: number): string { return `shard.${shard}`; }
@@ -96,15 +102,22 @@ export class SnapshotStore {
       else await this.kv.create(key, JSON.stringify(head));
     } catch {
       // Raced with another writer (a handoff's new master): theirs stands.
-      await this.dropChunks(n, gen, chunks);
+      await this.dropChunks(n, gen);
       return false;
     }
-    if (prev && typeof prev.gen === 'string' && Number.isSafeInteger(prev.chunks)) await this.dropChunks(n, prev.gen, prev.chunks);
+    if (prev && typeof prev.gen === 'string' && prev.gen !== gen) await this.dropChunks(n, prev.gen);
     return true;
   }
 
-  private async dropChunks(n: number, gen: string, chunks: number): Promise<void> {
-    await Promise.all(Array.from({ length: Math.min(chunks, 4096) }, (_, i) => this.kv.purge(SnapshotStore.chunkKey(n, gen, i)).catch(() => {})));
+  /**
+   * Removes one generation's chunks by a stream purge on their subjects: a
+   * KV purge would leave a marker per key, and every snapshot has new keys,
+   * so the bucket would grow for ever.
+   */
+  private async dropChunks(n: number, gen: string): Promise<void> {
+    // The gen goes into a subject filter: never a wildcard from a damaged head.
+    if (!GEN.test(gen)) return;
+    await this.jsm.streams.purge(kvStream(this.bucket), { filter: kvKeySubject(this.bucket, `chunk.${n}.${gen}.*`) }).catch(() => {});
   }
 
   /**
