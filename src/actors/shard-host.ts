@@ -21,7 +21,7 @@ import type { WireError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { place, shardOf, type HostView } from '../placement/index.js';
 import type { Ownership, OwnershipRecord } from '../placement/ownership.js';
-import type { ShardPersistence } from '../persistence/shard-persistence.js';
+import type { Restored, ShardPersistence } from '../persistence/shard-persistence.js';
 
 type Output =
   | { k: 'reply'; cmd: { cid: number; rw: WorkerAddr }; res: unknown }
@@ -475,7 +475,7 @@ export class ShardHost implements ActorLink {
     }
     if (epoch === null || st.role !== 'master') return false;
     st.epoch = epoch;
-    if (this.persistence && !(await this.prepareServe(st, why))) return false;
+    if (this.persistence && !(await this.prepareServe(st))) return false;
     st.recorded = [...replicas].sort().join(',');
     st.ready = true;
     this.bus.serve(st.n, true);
@@ -489,18 +489,18 @@ export class ShardHost implements ActorLink {
    * those connections are gone); in mode log, a snapshot at the new epoch
    * becomes the base of the log it writes from now on.
    */
-  private async prepareServe(st: ShardState, why: string): Promise<boolean> {
+  private async prepareServe(st: ShardState): Promise<boolean> {
     const p = this.persistence!;
     try {
-      let restored = false;
       if (!st.hasState) {
         const r = await p.load(st.n);
+        if (st.role !== 'master') return false;
         // A handoff that arrived meanwhile brought the live state: it wins.
-        if (st.role !== 'master' || st.hasState) return st.role === 'master';
-        if (r) { this.restore(st, r); restored = true; }
+        if (r && !st.hasState) this.restore(st, r);
       }
       p.log?.reset(st.n, st.seq);
-      if (p.log && (restored || why !== 'first owner')) await p.save(st.n, st.epoch, st.seq, this.snapshot(st.n), false);
+      // An empty shard's log simply starts at seq 1.
+      if (p.log && st.seq > 0) await p.save(st.n, st.epoch, st.seq, this.snapshot(st.n), false);
       return st.role === 'master';
     } catch (err) {
       this.logger.error({ shard: st.n, err: (err as Error).message }, 'cannot read or write the shard\'s snapshot or log in JetStream; not serving it yet (retrying)');
@@ -510,7 +510,7 @@ export class ShardHost implements ActorLink {
     }
   }
 
-  private restore(st: ShardState, r: import('../persistence/shard-persistence.js').Restored): void {
+  private restore(st: ShardState, r: Restored): void {
     this.dropActors(st.n);
     if (r.snap) {
       this.install(st, {

@@ -208,12 +208,15 @@ describe('durability: snapshots and the durable log in JetStream', function () {
     for (const [id, at] of lost) expect(killedAt - at, `${id} lost though acknowledged ${killedAt - at} ms before the kill`).to.be.lessThan(interval + 500);
     for (let i = 1; i <= 10; i++) expect(have.has(`a${i}`)).to.equal(true);
     expect(erin.dms.length).to.be.greaterThan(10);
-    // Each periodic snapshot replaced the one before: only the current generation's chunks are kept.
+    erin.client.close();
+    await hosts.pop()!.stop();
+    // Each snapshot (at least 3 periodic ones, and one at the stop) replaced the one before:
+    // besides the current generation's chunks, at most one other is left (a write cut by the kill).
     const kv = await new Kvm(nc).open(snapshotBucket('snapc'));
     const gens = new Set<string>();
     for await (const k of await kv.keys(`chunk.${shard}.>`)) gens.add(k.split('.')[2]!);
-    expect([...gens]).to.deep.equal([(await snapshotHead(nc, 'snapc', shard))!.gen]);
-    erin.client.close();
+    expect([...gens]).to.include((await snapshotHead(nc, 'snapc', shard))!.gen);
+    expect(gens.size).to.be.at.most(2);
   });
 
   it('a corrupt or truncated snapshot is detected and never restored: from the log when it reaches back, else empty, loudly', async () => {
