@@ -21,7 +21,7 @@ import type { WireError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { place, shardOf, type HostView } from '../placement/index.js';
 import type { Ownership, OwnershipRecord } from '../placement/ownership.js';
-import type { Restored, ShardPersistence } from '../persistence/shard-persistence.js';
+import type { Restored, ShardPersistence } from '../persistence/index.js';
 
 type Output =
   | { k: 'reply'; cmd: { cid: number; rw: WorkerAddr }; res: unknown }

@@ -14,7 +14,7 @@ import { connectBus, type NatsConnection } from '../bus/connection.js';
 import { RestartPolicy } from './supervisor.js';
 import { Subjects } from '../bus/subjects.js';
 import { ensureBucket, Ownership } from '../placement/ownership.js';
-import { ensurePersistence } from '../persistence/shard-persistence.js';
+import { ensurePersistence } from '../persistence/index.js';
 import { startMicroService, type MicroService } from '../admin/micro.js';
 import { adminEndpoints } from '../admin/endpoints.js';
 import type { HostView } from '../placement/rendezvous.js';

@@ -24,7 +24,7 @@ import type { SandbarError } from '../errors.js';
 import { ShardHost } from '../actors/shard-host.js';
 import { place, shardOf, type HostView } from '../placement/index.js';
 import { Ownership } from '../placement/ownership.js';
-import { ShardPersistence } from '../persistence/shard-persistence.js';
+import { ShardPersistence } from '../persistence/index.js';
 import { LocalRooms, allowAllRooms, type ChatServices } from '../protocol/chat-services.js';
 import { userChannel } from '../protocol/user-channel.js';
 import { roomChannel } from '../protocol/room-channel.js';
