@@ -310,7 +310,8 @@ export class ShardHost implements ActorLink {
         return;
       }
       case 'handoff': {
-        if (!st || st.role !== 'master') return;
+        // A stopping worker takes nothing over: the sender keeps the shard and snapshots it.
+        if (!st || st.role !== 'master' || this.stopping) return;
         const ok = () => this.bus.toWorkerShard(msg.from, { t: 'handoff-ok', n: st.n, from: this.bus.addr });
         if (st.ready) return; // already promoted from our replica copy: the old master's unacked writes are retried by their senders
         // The old master's final state is at least what any replica had.
@@ -326,6 +327,7 @@ export class ShardHost implements ActorLink {
       }
       case 'handoff-ok': {
         if (!st || st.handingOffTo !== msg.from) return;
+        this.stopHeld?.delete(st.n);
         // The new master has everything: what we held may go out now.
         const held = st.held;
         st.held = [];
@@ -359,6 +361,8 @@ export class ShardHost implements ActorLink {
   stopping = false;
 
   applyView(view: HostView[]): void {
+    // Stopping, past the handoffs: roles are frozen, what is left here gets snapshotted.
+    if (this.stopping && this.stopHeld) return;
     this.view = view;
     const me = this.bus.addr;
     for (let n = 0; n < this.config.shards; n++) {
@@ -699,6 +703,7 @@ export class ShardHost implements ActorLink {
   /** Graceful stop: hand every mastered shard to its next owner. Returns when all confirmed or the budget ran out. */
   async handOffAll(view: HostView[], budgetMs: number): Promise<void> {
     if (view.length === 0) return; // the last host: nobody to hand to
+    this.stopHeld = new Set(this.served().map((s) => s.n));
     this.stopping = false;
     this.applyView(view);
     this.stopping = true;
@@ -713,23 +718,27 @@ export class ShardHost implements ActorLink {
     return out;
   }
 
+  /** Shards this worker mastered when its stop began and has not handed over (confirmed) since. */
+  private stopHeld: Set<number> | null = null;
+
   /** A shard's state for its snapshot, with the epoch and seq it is at; null once the shard left this worker. */
   capture(n: number): { epoch: number; seq: number; snap: ShardSnapshot } | null {
     const st = this.shards.get(n);
-    if (!st || (st.role !== 'master' && !st.handingOffTo)) return null;
+    if (!st || (st.role !== 'master' && !st.handingOffTo && !this.stopHeld?.has(n))) return null;
     return { epoch: st.epoch, seq: st.seq, snap: this.snapshot(n) };
   }
 
   /**
    * Graceful stop, after the handoffs: the shards nobody took (no live
-   * successor, or a handoff not confirmed in time: every host stopping at
-   * once) stop taking writes, then their snapshots are written.
+   * successor, or a handoff not confirmed in time or refused: every host
+   * stopping at once) stop taking writes, then their snapshots are written.
    */
   async persistAll(budgetMs: number): Promise<void> {
     if (!this.persistence) return;
+    this.stopHeld ??= new Set(this.served().map((s) => s.n));
     const shards: { n: number; seq: number }[] = [];
     for (const st of this.shards.values()) {
-      if (!(st.role === 'master' && st.ready) && !st.handingOffTo) continue;
+      if (!(st.role === 'master' && st.ready) && !st.handingOffTo && !this.stopHeld?.has(st.n)) continue;
       // Not serving any more (also to this worker's own sessions): nothing is acknowledged after the snapshot.
       this.bus.serve(st.n, false);
       st.ready = false;

@@ -179,6 +179,34 @@ describe('durability: snapshots and the durable log in JetStream', function () {
     expect(delivered).to.equal(okd.size);
   });
 
+  it('3 hosts, SIGTERM to all three at once: nothing acknowledged is lost (shards whose handoff nobody takes are snapshotted)', async () => {
+    const flags = (id: string) => hostFlags('allstop', id, { 'persistence.snapshotIntervalMs': 600000 });
+    const hs: HostHandle[] = [];
+    for (const id of ['h1', 'h2', 'h3']) hs.push(await start({ nats: nats.url, workers: 1, flags: flags(id) }));
+    const okd = new Map<string, number>();
+    const txs = await Promise.all(hs.map((h, i) => sender(h.url, `st${i}`)));
+    for (let k = 0; k < 20; k++) {
+      await Promise.all(txs.map(async (c, i) => {
+        const to = `sr${(i + k) % 6}`;
+        okd.set(`${to}/st${i}-${k}`, await sendDm(c, to, `st${i}-${k}`, k));
+      }));
+    }
+    for (const c of txs) c.close();
+    hosts.splice(0);
+    await Promise.all(hs.map((h) => h.stop()));
+    for (const h of hs) expect(h.lines.some((l) => l.msg === 'shard snapshots written before stop'), 'snapshots written').to.equal(true);
+
+    const back: HostHandle[] = [];
+    for (const id of ['h1', 'h2', 'h3']) back.push(await start({ nats: nats.url, workers: 1, flags: flags(id) }));
+    for (let r = 0; r < 6; r++) {
+      const inbox = await inboxOf(back[r % 3]!.url, `sr${r}`);
+      const mine = [...okd].filter(([key]) => key.startsWith(`sr${r}/`));
+      expect(inbox.dms.map((d) => `sr${r}/${d.id}`).sort()).to.deep.equal(mine.map(([key]) => key).sort());
+      for (const [key, seq] of mine) expect(inbox.dms.find((d) => `sr${r}/${d.id}` === key)!.seq, key).to.equal(seq);
+      inbox.client.close();
+    }
+  });
+
   it('mode snapshots, kill -9: only dms acknowledged within the last persistence.snapshotIntervalMs can be lost', async () => {
     const interval = 1000;
     const flags = hostFlags('snapc', 'h1', { 'persistence.snapshotIntervalMs': interval });
