@@ -481,6 +481,12 @@ export class ShardHost implements ActorLink {
     st.epoch = epoch;
     if (this.persistence && !(await this.prepareServe(st))) return false;
     st.recorded = [...replicas].sort().join(',');
+    // The view may have changed the replica set while we claimed (and restored): record it.
+    const current = [...st.acked.keys()];
+    if (this.ownership && current.sort().join(',') !== st.recorded) {
+      st.recorded = current.join(',');
+      void this.ownership.setReplicas(st.n, epoch, this.bus.addr, current).catch(() => {});
+    }
     st.ready = true;
     this.bus.serve(st.n, true);
     if (why !== 'first owner') this.logger.info({ shard: st.n, epoch, why }, 'serving shard as master');
