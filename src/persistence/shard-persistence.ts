@@ -88,7 +88,8 @@ export class ShardPersistence {
     const parallel = final ? STOP_PARALLEL : 1;
     let next = 0;
     const run = async () => {
-      while (next < todo.length) {
+      // A periodic round gives way to the stop's own (which has a budget).
+      while (next < todo.length && (final || !this.stopped)) {
         const s = todo[next++]!;
         const c = shards.capture(s.n);
         if (!c) continue;
