@@ -22,6 +22,9 @@
  *          event, and send → ok, for dms sent during the measured interval.
  *   --rates (optional) the same open loop at fixed totals (dm/s), equal for
  *          every target, for latency at the same absolute load.
+ * With --persistence snapshots,log Sandbar runs once per persistence.mode in
+ * every repeat (its own row each), and the log/snapshots ratios of peak
+ * throughput and delivery p50 are reported (docs/durability.md).
  * Server CPU per delivered dm: utime+stime of the server's process tree over
  * the measured interval, nats-server included for Sandbar (it routes the
  * messages between Sandbar's workers).
@@ -60,6 +63,7 @@ export const DM_FLAGS: Flags = {
   'timeout-ms': { doc: 'A dm not acknowledged and delivered within this is counted as a timeout.', default: '10000' },
   'max-minutes': { doc: 'Bound on the whole run: what is left is skipped and the partial table printed.', default: '30 (3 with --quick)' },
   sandbar: { doc: 'Sandbar entry point.', default: 'dist/src/main.js' },
+  persistence: { doc: 'Comma-separated persistence.mode values (snapshots, log, none): Sandbar runs once with each in every repeat, its own row; log/snapshots ratios are reported.' },
   'sandbar-args': { doc: 'Extra flags for `sandbar start`, space-separated (e.g. "--user.inboxMax=100000").' },
   'cpu-prof': { boolean: true, doc: 'Start every server with --cpu-prof (profiles of primary and workers in <log-dir>/<target>-*/prof, written at exit).' },
   json: { doc: 'Also write every run\'s raw result to this file.' },
@@ -87,6 +91,8 @@ export interface DmSettings {
   deadlineAt: number;
   sandbarMain: string;
   sandbarArgs: string[];
+  /** persistence.mode values to run Sandbar with (empty: its configured default only). */
+  persistence: string[];
   cpuProf: boolean;
   jsonPath: string | undefined;
   logDir: string;
@@ -119,6 +125,8 @@ export interface PhaseResult {
 
 export interface DmRun {
   target: TargetName;
+  /** Sandbar's persistence.mode for this run (--persistence). */
+  variant?: string;
   repeat: number;
   startedAt: string;
   clients: number;
@@ -176,11 +184,18 @@ export function dmSettings(argv: string[]): DmSettings | undefined {
     deadlineAt: Date.now() + numFlag(f, 'max-minutes', quick ? 3 : 30, 0.1) * 60000,
     sandbarMain: f.get('sandbar') ?? here('../src/main.js'),
     sandbarArgs: (f.get('sandbar-args') ?? '').split(/\s+/).filter(Boolean),
+    persistence: persistenceModes(f.get('persistence')),
     cpuProf: boolFlag(f, 'cpu-prof'),
     jsonPath: f.get('json'),
     logDir,
     secret: randomBytes(16).toString('hex'),
   };
+}
+
+function persistenceModes(v: string | undefined): string[] {
+  const modes = (v ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+  for (const m of modes) if (!['snapshots', 'log', 'none'].includes(m)) throw new UsageError(`--persistence: "${m}" is not one of snapshots, log, none`);
+  return modes;
 }
 
 function rate(a: DmTotals, b: DmTotals, k: 'delivered' | 'sent' | 'oks'): number {
@@ -229,13 +244,14 @@ function fmtPhase(p: PhaseResult): string {
   return `${p.throughput.toFixed(0)} dm/s delivered (sent ${p.sendRate.toFixed(0)}/s${p.targetRate ? ` of ${p.targetRate.toFixed(0)}/s scheduled` : ''}), server CPU ${cpu} us/dm, client CPU ${num(p.clientCpuPerMsgUs)} us/dm, delivery p50/p90/p99 ${p.delivery.p50Ms}/${p.delivery.p90Ms}/${p.delivery.p99Ms} ms, ok p50/p90/p99 ${p.ok.p50Ms}/${p.ok.p90Ms}/${p.ok.p99Ms} ms${lag}${errs}`;
 }
 
-export async function runDmOnce(s: DmSettings, target: TargetName, repeat: number): Promise<DmRun> {
-  const r: DmRun = { target, repeat, startedAt: new Date().toISOString(), clients: 2 * s.pairs, ready: 0, paced: [] };
+export async function runDmOnce(s: DmSettings, target: TargetName, repeat: number, variant?: string): Promise<DmRun> {
+  const r: DmRun = { target, ...(variant ? { variant } : {}), repeat, startedAt: new Date().toISOString(), clients: 2 * s.pairs, ready: 0, paced: [] };
+  const sandbarArgs = variant ? [...s.sandbarArgs, `--persistence.mode=${variant}`] : s.sandbarArgs;
   let t: RunningTarget | undefined;
   let fleet: WorkloadFleet | undefined;
   try {
     t = await startTarget(target, {
-      workers: s.workers, policy: s.policy, secret: s.secret, logDir: s.logDir, sandbarMain: s.sandbarMain, sandbarArgs: s.sandbarArgs,
+      workers: s.workers, policy: s.policy, secret: s.secret, logDir: s.logDir, sandbarMain: s.sandbarMain, sandbarArgs,
       ...(s.cpuProf ? { cpuProfDir: 'prof' } : {}),
     }, `dm-r${repeat}`);
     r.logDir = t.dir;
@@ -285,11 +301,11 @@ export async function runDmOnce(s: DmSettings, target: TargetName, repeat: numbe
 const num = (x: number | undefined, d = 0) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
 const times = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '-' : `x${x.toFixed(2)}`);
 
-/** Median over repeats of a_r / b_r (runs paired by repeat). */
-function pairedRatio(runs: DmRun[], a: TargetName, b: TargetName, f: (r: DmRun) => number | undefined): number | undefined {
+/** Median over repeats of a_r / b_r (runs paired by repeat; va, vb: --persistence variants). */
+function pairedRatio(runs: DmRun[], a: TargetName, b: TargetName, f: (r: DmRun) => number | undefined, va?: string, vb?: string): number | undefined {
   const out: number[] = [];
-  for (const x of runs.filter((r) => r.target === a && !r.error)) {
-    const y = runs.find((r) => r.target === b && r.repeat === x.repeat && !r.error);
+  for (const x of runs.filter((r) => r.target === a && r.variant === va && !r.error)) {
+    const y = runs.find((r) => r.target === b && r.variant === vb && r.repeat === x.repeat && !r.error);
     const u = f(x);
     const v = y ? f(y) : undefined;
     if (u !== undefined && v !== undefined && u > 0 && v > 0) out.push(u / v);
@@ -322,16 +338,18 @@ export function dmReport(s: DmSettings, runs: DmRun[]): DmSummary {
   const headers = ['target', 'runs', 'pairs crossing', 'peak dm/s', 'server CPU us/dm (nats)'];
   for (const pt of points) headers.push(`@${pt.label}: dm/s`, 'deliv p50/p90/p99 ms', 'ok p50/p90/p99 ms');
   const body: string[][] = [];
-  for (const target of s.targets) {
-    const mine = runs.filter((r) => r.target === target && !r.error && r.peak);
-    if (!runs.some((r) => r.target === target)) continue;
+  const rows = s.targets.flatMap((target) => (target === 'sandbar' && s.persistence.length ? s.persistence : [undefined]).map((variant) => ({ target, variant })));
+  for (const { target, variant } of rows) {
+    const label = variant ? `${target} (${variant})` : target;
+    const mine = runs.filter((r) => r.target === target && r.variant === variant && !r.error && r.peak);
+    if (!runs.some((r) => r.target === target && r.variant === variant)) continue;
     const pick = (f: (r: DmRun) => number | undefined) => median(mine.map(f).filter((x): x is number => x !== undefined));
     const crossShare = pick((r) => (r.pairsCross !== undefined && r.pairsCross + (r.pairsSame ?? 0) > 0 ? r.pairsCross / (r.pairsCross + (r.pairsSame ?? 0)) : undefined));
     const peak = pick((r) => r.peak?.throughput);
     const cpu = pick((r) => r.peak?.serverCpuPerMsgUs);
     const nats = pick((r) => r.peak?.natsCpuPerMsgUs);
     const pts: Record<string, DmPoint> = {};
-    const row = [target, String(mine.length), crossShare === undefined ? '-' : `${(crossShare * 100).toFixed(0)}%`, num(peak), `${num(cpu)}${nats !== undefined ? ` (${num(nats)})` : ''}`];
+    const row = [label, String(mine.length), crossShare === undefined ? '-' : `${(crossShare * 100).toFixed(0)}%`, num(peak), `${num(cpu)}${nats !== undefined ? ` (${num(nats)})` : ''}`];
     for (const pt of points) {
       const at = (r: DmRun) => r.paced.find(pt.match);
       const v: DmPoint = {};
@@ -348,22 +366,31 @@ export function dmReport(s: DmSettings, runs: DmRun[]): DmSummary {
       pts[pt.key] = v;
       row.push(num(v.rate), `${num(v.p50, 2)}/${num(v.p90, 2)}/${num(v.p99, 2)}`, `${num(v.okP50, 2)}/${num(ok90, 2)}/${num(ok99, 2)}`);
     }
-    perTarget[target] = { ...(peak !== undefined ? { peak } : {}), ...(cpu !== undefined ? { cpu } : {}), ...(nats !== undefined ? { nats } : {}), ...(crossShare !== undefined ? { crossShare } : {}), points: pts };
+    perTarget[variant && variant !== s.persistence[0] ? label : target] = { ...(peak !== undefined ? { peak } : {}), ...(cpu !== undefined ? { cpu } : {}), ...(nats !== undefined ? { nats } : {}), ...(crossShare !== undefined ? { crossShare } : {}), points: pts };
     body.push(row);
   }
   const lines = [table(headers, body), ''];
   lines.push('Server CPU: utime+stime of the server process tree over the measured interval of the peak phase, per delivered dm; for Sandbar it includes nats-server (in brackets: its part).');
   const ratios: DmSummary['ratios'] = { points: {} };
   let summary = `SUMMARY dm (pairs=${s.pairs}, workers=${s.workers}): `;
+  const v0 = s.persistence[0];
+  if (s.targets.includes('sandbar') && s.persistence.includes('log') && s.persistence.includes('snapshots')) {
+    const first = pointsOf(s)[0];
+    const peak = pairedRatio(runs, 'sandbar', 'sandbar', (r) => r.peak?.throughput, 'log', 'snapshots');
+    const p50 = first ? pairedRatio(runs, 'sandbar', 'sandbar', (r) => r.paced.find(first.match)?.delivery.p50Ms, 'log', 'snapshots') : undefined;
+    lines.push('', 'persistence.mode log / snapshots (median over repeats of the per-repeat ratio):');
+    lines.push(`  peak throughput ${times(peak)} (goal >= 0.6: ${peak !== undefined && peak >= 0.6 ? 'met' : 'NOT met'})${first ? `, delivery p50 at ${first.label} ${times(p50)}` : ''}`);
+    summary += `log/snapshots peak ${times(peak)}${first ? ` p50 ${times(p50)}` : ''}; `;
+  }
   if (s.targets.includes('sandbar') && s.targets.includes('socketio')) {
-    ratios.peak = pairedRatio(runs, 'sandbar', 'socketio', (r) => r.peak?.throughput);
-    ratios.cpu = pairedRatio(runs, 'sandbar', 'socketio', (r) => r.peak?.serverCpuPerMsgUs);
+    ratios.peak = pairedRatio(runs, 'sandbar', 'socketio', (r) => r.peak?.throughput, v0);
+    ratios.cpu = pairedRatio(runs, 'sandbar', 'socketio', (r) => r.peak?.serverCpuPerMsgUs, v0);
     lines.push('', 'Ratios Sandbar / Socket.IO (median over repeats of the per-repeat ratio; --levels are each target\'s share of its own peak):');
     lines.push(`  peak throughput ${times(ratios.peak)}, server CPU per dm ${times(ratios.cpu)}`);
     for (const pt of points) {
       const at = (r: DmRun) => r.paced.find(pt.match);
-      const p50 = pairedRatio(runs, 'sandbar', 'socketio', (r) => at(r)?.delivery.p50Ms);
-      const p90 = pairedRatio(runs, 'sandbar', 'socketio', (r) => at(r)?.delivery.p90Ms);
+      const p50 = pairedRatio(runs, 'sandbar', 'socketio', (r) => at(r)?.delivery.p50Ms, v0);
+      const p90 = pairedRatio(runs, 'sandbar', 'socketio', (r) => at(r)?.delivery.p90Ms, v0);
       ratios.points[pt.key] = { ...(p50 !== undefined ? { p50 } : {}), ...(p90 !== undefined ? { p90 } : {}) };
       lines.push(`  at ${pt.label}: delivery p50 ${times(p50)}, p90 ${times(p90)}`);
     }
@@ -382,7 +409,7 @@ export function dmReport(s: DmSettings, runs: DmRun[]): DmSummary {
   if (sio) summary += `; socketio peak ${num(sio.peak)} dm/s`;
   const problems: string[] = [];
   for (const r of runs) {
-    if (r.error) problems.push(`${r.target}#${r.repeat}: ${r.error.split('\n')[0]}`);
+    if (r.error) problems.push(`${r.target}${r.variant ? `(${r.variant})` : ''}#${r.repeat}: ${r.error.split('\n')[0]}`);
     if (r.ready < r.clients) problems.push(`${r.target}#${r.repeat}: ${r.ready}/${r.clients} clients joined; failures ${formatReasons(r.setupFailed ?? {})}`);
     for (const p of [r.peak, ...r.paced]) {
       if (!p) continue;
@@ -407,8 +434,10 @@ export async function runDmBench(s: DmSettings): Promise<{ runs: DmRun[]; stoppe
         stoppedEarly = `--max-minutes reached before ${target} repeat ${rep}`;
         break outer;
       }
-      log(`dm: ${target}, ${s.pairs} pairs, workers=${s.workers}, repeat ${rep}/${s.repeat}`);
-      runs.push(await runDmOnce(s, target, rep));
+      for (const variant of target === 'sandbar' && s.persistence.length ? s.persistence : [undefined]) {
+        log(`dm: ${target}${variant ? ` (persistence.mode ${variant})` : ''}, ${s.pairs} pairs, workers=${s.workers}, repeat ${rep}/${s.repeat}`);
+        runs.push(await runDmOnce(s, target, rep, variant));
+      }
     }
   }
   return { runs, stoppedEarly };

@@ -72,6 +72,7 @@ export const ErrorCodes = spec({
   SANDBAR_ERR_TOO_MANY_CHANNELS: { summary: 'The session has joined session.maxChannels topics already; leave one first.' },
   SANDBAR_ERR_ROOM_FULL: { summary: 'The room already has room.maxMembers connections.', retryable: true },
   SANDBAR_ERR_UNAVAILABLE: { summary: 'The shard that owns the user or room has no responder within the deadline; retry.', retryable: true },
+  SANDBAR_ERR_SNAPSHOT_CORRUPT: { summary: 'A shard snapshot in JetStream fails its checks (version, shard, length or SHA-256): it is not restored; the shard starts from its durable log if that covers it from the start, else empty, with an error in the log naming the shard.' },
   SANDBAR_ERR_INTERNAL: { summary: 'An unexpected error; details are in the server log.' },
 
   // Admin and API requests

@@ -21,6 +21,7 @@ import type { WireError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { place, shardOf, type HostView } from '../placement/index.js';
 import type { Ownership, OwnershipRecord } from '../placement/ownership.js';
+import type { Restored, ShardPersistence } from '../persistence/index.js';
 
 type Output =
   | { k: 'reply'; cmd: { cid: number; rw: WorkerAddr }; res: unknown }
@@ -94,6 +95,8 @@ export class ShardHost implements ActorLink {
   promotions = 0;
   handoffs = 0;
   private readonly replicas: number;
+  /** Snapshots and the durable log in JetStream (null: persistence.mode = "none"); set by the worker. */
+  persistence: ShardPersistence | null = null;
 
   constructor(
     readonly bus: WorkerBus,
@@ -129,11 +132,13 @@ export class ShardHost implements ActorLink {
       // The shard's epoch in the writer's ok: which master acknowledged it (tests and tracing check fencing with it).
       for (const o of outs) if (o.k === 'reply' && typeof o.res === 'object' && o.res !== null) (o.res as { epoch?: number }).epoch = st.epoch;
     }
-    const needAcks = (this.config.replication.ack === 'all' && st.acked.size > 0) || st.gated || !this.leaseOk();
-    if (st.acked.size > 0) {
-      // Encoded once, whatever the number of replicas.
+    const log = this.persistence?.log ?? null;
+    const needAcks = (this.config.replication.ack === 'all' && st.acked.size > 0) || st.gated || !this.leaseOk() || log !== null;
+    if (st.acked.size > 0 || log) {
+      // Encoded once, whatever the number of replicas; the durable log stores the same entry.
       const entry = JSON.stringify({ t: 'e', n, e: st.epoch, s, m: this.bus.addr, c: cmd, rel: st.released } satisfies ReplMsg);
       for (const addr of st.acked.keys()) this.bus.sendRepl(n, hostOf(addr), entry);
+      log?.append(n, s, entry);
     }
     if (needAcks) {
       st.held.push({ s, outs, key });
@@ -226,11 +231,18 @@ export class ShardHost implements ActorLink {
     }
   }
 
+  /** Mode log: entries of shard n became durable. */
+  onLogged(n: number): void {
+    const st = this.shards.get(n);
+    if (st && st.role === 'master') this.release(st);
+  }
+
   private release(st: ShardState): void {
     if (st.gated) return;
     if (st.held.length > 0 && !this.leaseOk()) { this.retryRelease(); return; }
     let low = st.seq;
-    for (const s of st.acked.values()) if (s < low) low = s;
+    if (this.config.replication.ack === 'all') for (const s of st.acked.values()) if (s < low) low = s;
+    if (this.persistence?.log) low = Math.min(low, this.persistence.log.loggedUpTo(st.n));
     while (st.held.length > 0 && st.held[0]!.s <= low) {
       const h = st.held.shift()!;
       if (h.key !== null) this.waiting.delete(h.key);
@@ -359,7 +371,8 @@ export class ShardHost implements ActorLink {
         return;
       }
       case 'handoff': {
-        if (!st || st.role !== 'master') return;
+        // A stopping worker takes nothing over: the sender keeps the shard and snapshots it.
+        if (!st || st.role !== 'master' || this.stopping) return;
         const ok = () => this.bus.toWorkerShard(msg.from, { t: 'handoff-ok', n: st.n, from: this.bus.addr });
         if (st.ready) return; // already promoted from our replica copy: the old master's unacked writes are retried by their senders
         // The old master's final state is at least what any replica had.
@@ -375,6 +388,7 @@ export class ShardHost implements ActorLink {
       }
       case 'handoff-ok': {
         if (!st || st.handingOffTo !== msg.from) return;
+        this.stopHeld?.delete(st.n);
         // The new master has everything: what we held may go out now.
         const held = st.held;
         for (const h of held) if (h.key !== null) this.waiting.delete(h.key);
@@ -410,6 +424,8 @@ export class ShardHost implements ActorLink {
   stopping = false;
 
   applyView(view: HostView[]): void {
+    // Stopping, past the handoffs: roles are frozen, what is left here gets snapshotted.
+    if (this.stopping && this.stopHeld) return;
     this.view = view;
     const me = this.bus.addr;
     for (let n = 0; n < this.config.shards; n++) {
@@ -557,9 +573,16 @@ export class ShardHost implements ActorLink {
     }
     if (epoch === null || st.role !== 'master') return false;
     st.epoch = epoch;
+    if (this.persistence && !(await this.prepareServe(st))) return false;
     st.recorded = [...replicas].sort().join(',');
     st.gated = false;
     st.recordGen++;
+    // The view may have changed the replica set while we claimed (and restored): record it.
+    const current = [...st.acked.keys()];
+    if (this.ownership && current.sort().join(',') !== st.recorded) {
+      st.recorded = current.join(',');
+      void this.ownership.setReplicas(st.n, epoch, this.bus.addr, current).catch(() => {});
+    }
     if (this.isFenced) {
       // Won while fencing (the write raced the fence): serve only once unfenced.
       st.fenced = true;
@@ -570,6 +593,61 @@ export class ShardHost implements ActorLink {
     this.bus.serve(st.n, true);
     if (why !== 'first owner') this.logger.info({ shard: st.n, epoch, why }, 'serving shard as master');
     return true;
+  }
+
+  /**
+   * Before a new master serves: without a copy of the state it restores
+   * the shard from JetStream (snapshot + log tail; presence is not restored,
+   * those connections are gone); in mode log, a snapshot at the new epoch
+   * becomes the base of the log it writes from now on.
+   */
+  private async prepareServe(st: ShardState): Promise<boolean> {
+    const p = this.persistence!;
+    try {
+      if (!st.hasState) {
+        const r = await p.load(st.n);
+        if (st.role !== 'master') return false;
+        // A handoff that arrived meanwhile brought the live state: it wins.
+        if (r && !st.hasState) this.restore(st, r);
+      }
+      p.log?.reset(st.n, st.seq);
+      // An empty shard's log simply starts at seq 1.
+      if (p.log && st.seq > 0) await p.save(st.n, st.epoch, st.seq, this.snapshot(st.n), false);
+      return st.role === 'master';
+    } catch (err) {
+      this.logger.error({ shard: st.n, err: (err as Error).message }, 'cannot read or write the shard\'s snapshot or log in JetStream; not serving it yet (retrying)');
+      st.waitingSince = Date.now();
+      this.fastWheel.schedule(st, this.fastWheel.clock.now() + 1000);
+      return false;
+    }
+  }
+
+  private restore(st: ShardState, r: Restored): void {
+    this.dropActors(st.n);
+    if (r.snap) {
+      this.install(st, {
+        users: r.snap.users.map((u) => ({ ...u, conns: [] })),
+        rooms: r.snap.rooms.map((m) => ({ ...m, members: [] })),
+      });
+    }
+    st.seq = r.seq;
+    this.applyingAsReplica = true;
+    try {
+      for (const e of r.chain) {
+        // Joins and leaves only touch presence, which is not restored.
+        if (e.c.op !== 'u.join' && e.c.op !== 'r.join' && e.c.op !== 'u.leave' && e.c.op !== 'r.leave') this.apply(e.c);
+        st.seq = e.s;
+      }
+    } finally { this.applyingAsReplica = false; }
+    st.released = st.seq;
+    st.tail = [];
+    this.logger.info({ shard: st.n, epoch: st.epoch, snapshotEpoch: r.epoch, snapshotSeq: r.seq, logEntries: r.chain.length, seq: st.seq, users: this.countOf(st.n, this.users), rooms: this.countOf(st.n, this.rooms) }, 'shard restored from JetStream');
+  }
+
+  private countOf(n: number, m: Map<string, unknown>): number {
+    let c = 0;
+    for (const id of m.keys()) if (shardOf(id, this.config.shards) === n) c++;
+    return c;
   }
 
   private redeliver(c: Cmd): void {
@@ -731,6 +809,7 @@ export class ShardHost implements ActorLink {
       this.fastWheel.cancel(st);
     }
     this.shards.delete(n);
+    this.persistence?.log?.drop(n);
     this.bus.serve(n, false);
     this.bus.replicate(n, false);
     this.dropActors(n);
@@ -810,6 +889,7 @@ export class ShardHost implements ActorLink {
   /** Graceful stop: hand every mastered shard to its next owner. Returns when all confirmed or the budget ran out. */
   async handOffAll(view: HostView[], budgetMs: number): Promise<void> {
     if (view.length === 0) return; // the last host: nobody to hand to
+    this.stopHeld = new Set(this.served().map((s) => s.n));
     this.stopping = false;
     this.applyView(view);
     this.stopping = true;
@@ -824,6 +904,42 @@ export class ShardHost implements ActorLink {
 
   /** Per shard, ms from sending the handoff to the new master's confirmation (reset by handOffAll). */
   private readonly handoffTimes: number[] = [];
+
+  /** Shards this worker serves as master (persistence). */
+  served(): { n: number; seq: number }[] {
+    const out: { n: number; seq: number }[] = [];
+    for (const st of this.shards.values()) if (st.role === 'master' && st.ready && !st.handingOffTo) out.push({ n: st.n, seq: st.seq });
+    return out;
+  }
+
+  /** Shards this worker mastered when its stop began and has not handed over (confirmed) since. */
+  private stopHeld: Set<number> | null = null;
+
+  /** A shard's state for its snapshot, with the epoch and seq it is at; null once the shard left this worker. */
+  capture(n: number): { epoch: number; seq: number; snap: ShardSnapshot } | null {
+    const st = this.shards.get(n);
+    if (!st || (st.role !== 'master' && !st.handingOffTo && !this.stopHeld?.has(n))) return null;
+    return { epoch: st.epoch, seq: st.seq, snap: this.snapshot(n) };
+  }
+
+  /**
+   * Graceful stop, after the handoffs: the shards nobody took (no live
+   * successor, or a handoff not confirmed in time or refused: every host
+   * stopping at once) stop taking writes, then their snapshots are written.
+   */
+  async persistAll(budgetMs: number): Promise<void> {
+    if (!this.persistence) return;
+    this.stopHeld ??= new Set(this.served().map((s) => s.n));
+    const shards: { n: number; seq: number }[] = [];
+    for (const st of this.shards.values()) {
+      if (!(st.role === 'master' && st.ready) && !st.handingOffTo && !this.stopHeld?.has(st.n)) continue;
+      // Not serving any more (also to this worker's own sessions): nothing is acknowledged after the snapshot.
+      this.bus.serve(st.n, false);
+      st.ready = false;
+      shards.push({ n: st.n, seq: st.seq });
+    }
+    await this.persistence.stop({ served: () => shards, capture: (n) => this.capture(n) }, budgetMs);
+  }
 
   onActorExit(actor: Actor<any>, reason: StopReason): void {
     if (actor instanceof UserActor && this.users.get(actor.id) === actor) this.users.delete(actor.id);

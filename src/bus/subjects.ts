@@ -13,9 +13,19 @@
  *   sandbar.<cluster>.admin.<endpoint>[.<arg>]   operator endpoints (NATS micro service "sandbar")
  *   sandbar.<cluster>.ctl                        control: a worker took up its first view (re-announce joins to it)
  *   sandbar.<cluster>.lp.<hostId>.<worker>       LongPoll requests forwarded to the worker that holds the session
+ *   sandbar.<cluster>.log.<n>                    durable log of shard n (JetStream stream, persistence.mode = "log")
+ *   sandbar.<cluster>.logack.<hostId>.<worker>.<n>.<seq>   JetStream's PubAck for one log entry, to the worker that wrote it
  *
  * docs/subjects.md lists the same for `nats sub`.
  */
+
+/**
+ * JetStream's own subjects for the keys of a KV bucket (`$KV.<bucket>.<key>`,
+ * in the stream `KV_<bucket>`): a stream purge by this filter removes old
+ * values without leaving the delete markers a KV purge leaves per key.
+ */
+export function kvStream(bucket: string): string { return `KV_${bucket}`; }
+export function kvKeySubject(bucket: string, key: string): string { return `$KV.${bucket}.${key}`; }
 
 /** Escapes the characters NATS gives meaning to inside a token. */
 export function token(id: string): string {
@@ -40,4 +50,9 @@ export class Subjects {
   admin(endpoint: string): string { return `${this.prefix}admin.${endpoint}`; }
   ctl(): string { return `${this.prefix}ctl`; }
   longpoll(hostId: string, worker: number): string { return `${this.prefix}lp.${token(hostId)}.${worker}`; }
+  shardLog(shard: number): string { return `${this.prefix}log.${shard}`; }
+  shardLogAll(): string { return `${this.prefix}log.*`; }
+  /** The PubAck subject of one log entry: the worker's ack prefix (one subscription) + shard + seq. */
+  logAckPrefix(hostId: string, worker: number): string { return `${this.prefix}logack.${token(hostId)}.${worker}.`; }
+  logAck(prefix: string, shard: number, seq: number): string { return `${prefix}${shard}.${seq}`; }
 }

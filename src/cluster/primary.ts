@@ -15,6 +15,7 @@ import { connectBus, natsAuthOptions, type NatsConnection } from '../bus/connect
 import { RestartPolicy } from './supervisor.js';
 import { Subjects } from '../bus/subjects.js';
 import { ensureBucket, Ownership } from '../placement/ownership.js';
+import { ensurePersistence } from '../persistence/index.js';
 import { startMicroService, type MicroService } from '../admin/micro.js';
 import { adminEndpoints } from '../admin/endpoints.js';
 import type { HostView } from '../placement/rendezvous.js';
@@ -71,6 +72,7 @@ export class Primary {
     // The shard ownership bucket exists before any worker claims a shard.
     try {
       await ensureBucket(this.nc, config.cluster.name, logger);
+      await ensurePersistence(this.nc, config, new Subjects(config.cluster.name));
     } catch (err) {
       throw new SandbarError('SANDBAR_ERR_JETSTREAM_UNAVAILABLE', `NATS at ${config.nats.servers.join(', ')} has no JetStream (${(err as Error).message}): run nats-server with -js (or "jetstream {}" in its config); Sandbar keeps shard ownership in a JetStream KV bucket`, { cause: err });
     }

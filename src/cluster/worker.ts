@@ -26,6 +26,7 @@ import type { SandbarError } from '../errors.js';
 import { ShardHost } from '../actors/shard-host.js';
 import { place, shardOf, type HostView } from '../placement/index.js';
 import { Ownership } from '../placement/ownership.js';
+import { ShardPersistence } from '../persistence/index.js';
 import { LocalRooms, allowAllRooms, type ChatServices } from '../protocol/chat-services.js';
 import { userChannel } from '../protocol/user-channel.js';
 import { roomChannel } from '../protocol/room-channel.js';
@@ -89,6 +90,11 @@ export class WorkerHost implements SessionHost {
     const ownership = await Ownership.open(nc, c.cluster.name, this.logger);
     this.shardHost = new ShardHost(bus, c, this.wheel, this.fastWheel, this.logger, ownership);
     if (this.leaseUntil > 0) this.shardHost.leaseUntil = this.leaseUntil;
+    if (c.persistence.mode !== 'none') {
+      const sh = this.shardHost;
+      sh.persistence = await ShardPersistence.open(nc, c, new Subjects(c.cluster.name), this.index, this.logger, (n) => sh.onLogged(n));
+      sh.persistence.start(sh);
+    }
     await ownership.watch((n, rec) => { this.shardHost!.onOwnership(n, rec); this.clusterEvents.onOwnership(n, rec); });
     this.rooms = new LocalRooms(bus);
     const svc: ChatServices = { bus, config: c, logger: this.logger, shardOf: (id) => shardOf(id, c.shards), authorizeRoom: allowAllRooms, rooms: this.rooms };
@@ -413,6 +419,8 @@ export async function runWorker(): Promise<void> {
       await host.shardHost.handOffAll(handoffView, Math.min(3000, Math.max(0, deadline - Date.now()) / 2));
       logger.info({ ms: Date.now() - t0 }, 'shards handed off');
     }
+    // What nobody took (a single host, the last one, every host stopping at once): snapshot to JetStream.
+    await host.shardHost?.persistAll(Math.max(0, deadline - Date.now()) / 2);
     logger.info({ sessions: host.sessions.size }, 'worker stopping: closing sessions with 1012');
     const closing = (app ? app.close() : Promise.resolve()).catch((err) => logger.warn({ err }, 'http close failed'));
     host.closeAllSessions();

@@ -89,6 +89,10 @@ export const schema = {
   'replication.replicas': { type: 'integer', default: 1, min: 0, max: 5, unit: 'count', doc: 'Replicas per shard besides its master.' },
   'replication.ack': { type: 'enum', default: 'all', values: ['all', 'none'], doc: '"all": a write is acknowledged after every live replica applied it; "none": at once (faster, may lose the last writes if the master dies).' },
 
+  'persistence.mode': { type: 'enum', default: 'snapshots', values: ['snapshots', 'log', 'none'], doc: 'What survives a restart or crash of every host (docs/durability.md): "snapshots" (default) writes each changed shard to JetStream every persistence.snapshotIntervalMs and on a graceful stop with no live successor, so a crash of every host at once loses at most that window; "log" also appends every write to a JetStream stream before its ok (nothing acknowledged is lost; costs throughput); "none" keeps nothing beyond the in-memory replicas.' },
+  'persistence.snapshotIntervalMs': { type: 'integer', default: 30000, min: 100, max: 3600000, unit: 'ms', doc: 'How often a master writes the snapshot of each shard that changed since its last one (modes snapshots and log); in mode snapshots this is the most a crash of every host at once can lose.' },
+  'persistence.maxSnapshotBytes': { type: 'integer', default: 67108864, min: 1024, max: 1073741824, unit: 'bytes', doc: 'Largest snapshot of one shard; a shard over it is not written (an error names the shard and its size) and keeps its previous snapshot (and, in mode log, its untrimmed log).' },
+
   'user.idleStopMs': { type: 'integer', default: 300000, min: 100, max: 86400000, unit: 'ms', doc: 'A user actor with no connection and an empty inbox stops after this long.' },
   'user.inboxMax': { type: 'integer', default: 10000, min: 1, max: 10000000, unit: 'count', doc: 'Most unacknowledged messages one inbox holds; a dm to a full inbox is refused with an error reply (never dropped silently).' },
   'user.dedupWindow': { type: 'integer', default: 1000, min: 0, max: 1000000, unit: 'count', doc: 'How many recent client message ids per sender are remembered to drop resends.' },

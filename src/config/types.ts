@@ -55,6 +55,7 @@ export interface SandbarConfig {
     readonly rateMaxRefused: number;
   };
   readonly replication: { readonly replicas: number; readonly ack: 'all' | 'none' };
+  readonly persistence: { readonly mode: 'snapshots' | 'log' | 'none'; readonly snapshotIntervalMs: number; readonly maxSnapshotBytes: number };
   readonly user: { readonly idleStopMs: number; readonly inboxMax: number; readonly dedupWindow: number };
   readonly room: { readonly historyMax: number; readonly maxMembers: number };
   readonly message: { readonly maxBytes: number };
