@@ -24,7 +24,7 @@ interface Dm { seq: number; from: string; id: string; body: unknown }
 const SHARDS = 32;
 
 function hostFlags(cluster: string, hostId: string, extra: Record<string, string | number | boolean> = {}): Record<string, string | number | boolean> {
-  return { 'cluster.name': cluster, hostId, shards: SHARDS, 'cluster.heartbeatMs': 200, 'cluster.suspectAfterMs': 600, 'cluster.downAfterMs': 1200, 'cluster.selfFenceMs': 700, ...extra };
+  return { 'cluster.name': cluster, hostId, shards: SHARDS, 'cluster.heartbeatMs': 200, 'cluster.suspectAfterMs': 600, 'cluster.downAfterMs': 1200, 'cluster.selfFenceMs': 700, 'session.ratePerSecond': 0, ...extra };
 }
 
 /** Joins user:<id> with last_seq 0 and returns the join's seq and every replayed dm (waits until the replay reached that seq). */
