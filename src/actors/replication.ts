@@ -30,4 +30,6 @@ export type ShardMsg =
   /** Old master → new master (planned handoff): the shard's state at s, epoch e. */
   | { t: 'handoff'; n: number; e: number; s: number; from: WorkerAddr; snap: ShardSnapshot }
   /** New master → old master: the handoff is installed and claimed; release what you held. */
-  | { t: 'handoff-ok'; n: number; from: WorkerAddr };
+  | { t: 'handoff-ok'; n: number; from: WorkerAddr }
+  /** The new master serves the shard already (promoted from its replica copy): the old one gives up what it held. */
+  | { t: 'handoff-no'; n: number; from: WorkerAddr };

@@ -187,14 +187,33 @@ export class ShardHost implements ActorLink {
 
   private user(id: string, start: boolean): UserActor | undefined {
     let a = this.users.get(id);
-    if (!a && start) { a = new UserActor(this, id); this.users.set(id, a); }
+    if (!a && start) { a = new UserActor(this, id); this.users.set(id, a); this.inShard(id).add(a); }
     return a;
   }
 
   private room(id: string, start: boolean): RoomActor | undefined {
     let a = this.rooms.get(id);
-    if (!a && start) { a = new RoomActor(this, id); this.rooms.set(id, a); }
+    if (!a && start) { a = new RoomActor(this, id); this.rooms.set(id, a); this.inShard(id).add(a); }
     return a;
+  }
+
+  /**
+   * The actors of each shard. Promotion, handoff, snapshots and dropping a
+   * shard touch one shard's actors; scanning every actor of the worker for
+   * each of hundreds of shards made a failover cost shards × actors.
+   */
+  private readonly byShard = new Map<number, Set<UserActor | RoomActor>>();
+
+  private inShard(id: string): Set<UserActor | RoomActor> {
+    const n = shardOf(id, this.config.shards);
+    let set = this.byShard.get(n);
+    if (!set) { set = new Set(); this.byShard.set(n, set); }
+    return set;
+  }
+
+  private actorsOf(n: number): (UserActor | RoomActor)[] {
+    const set = this.byShard.get(n);
+    return set ? [...set] : [];
   }
 
   // ---- outputs (called by actors) ------------------------------------------------
@@ -374,7 +393,12 @@ export class ShardHost implements ActorLink {
         // A stopping worker takes nothing over: the sender keeps the shard and snapshots it.
         if (!st || st.role !== 'master' || this.stopping) return;
         const ok = () => this.bus.toWorkerShard(msg.from, { t: 'handoff-ok', n: st.n, from: this.bus.addr });
-        if (st.ready) return; // already promoted from our replica copy: the old master's unacked writes are retried by their senders
+        if (st.ready) {
+          // Already promoted from our replica copy: the old master's unacknowledged
+          // writes are resent by their senders; it stops waiting for us.
+          this.bus.toWorkerShard(msg.from, { t: 'handoff-no', n: st.n, from: this.bus.addr });
+          return;
+        }
         // The old master's final state is at least what any replica had.
         this.install(st, msg.snap);
         st.hasState = true;
@@ -384,6 +408,15 @@ export class ShardHost implements ActorLink {
         st.tail = [];
         if (st.claiming) void st.claiming.then((won) => { if (won) ok(); });
         else void this.claim(st, `handoff from ${msg.from}`).then((won) => { if (won) ok(); });
+        return;
+      }
+      case 'handoff-no': {
+        if (!st || st.handingOffTo !== msg.from) return;
+        this.stopHeld?.delete(st.n);
+        this.dropHeld(st);
+        this.handoffsRefused++;
+        this.endHandoff(st);
+        if (st.role !== 'replica') this.drop(st.n);
         return;
       }
       case 'handoff-ok': {
@@ -544,9 +577,7 @@ export class ShardHost implements ActorLink {
       st.tail = [];
       if (await this.claim(st, rec ? `promotion: master ${rec.master} is gone` : 'promotion')) {
         for (const t of tail) this.redeliver(t.c);
-        const S = this.config.shards;
-        for (const [id, a] of this.users) if (shardOf(id, S) === st.n) a.announcePresence();
-        for (const [id, a] of this.rooms) if (shardOf(id, S) === st.n) a.announcePresence();
+        for (const a of this.actorsOf(st.n)) a.announcePresence();
       }
       return;
     }
@@ -641,13 +672,7 @@ export class ShardHost implements ActorLink {
     } finally { this.applyingAsReplica = false; }
     st.released = st.seq;
     st.tail = [];
-    this.logger.info({ shard: st.n, epoch: st.epoch, snapshotEpoch: r.epoch, snapshotSeq: r.seq, logEntries: r.chain.length, seq: st.seq, users: this.countOf(st.n, this.users), rooms: this.countOf(st.n, this.rooms) }, 'shard restored from JetStream');
-  }
-
-  private countOf(n: number, m: Map<string, unknown>): number {
-    let c = 0;
-    for (const id of m.keys()) if (shardOf(id, this.config.shards) === n) c++;
-    return c;
+    this.logger.info({ shard: st.n, epoch: st.epoch, snapshotEpoch: r.epoch, snapshotSeq: r.seq, logEntries: r.chain.length, seq: st.seq, users: this.actorsOf(st.n).filter((a) => a instanceof UserActor).length, rooms: this.actorsOf(st.n).filter((a) => a instanceof RoomActor).length }, 'shard restored from JetStream');
   }
 
   private redeliver(c: Cmd): void {
@@ -816,8 +841,12 @@ export class ShardHost implements ActorLink {
   }
 
   private dropActors(n: number): void {
-    for (const [id, a] of this.users) if (shardOf(id, this.config.shards) === n) { this.users.delete(id); a.stop({ kind: 'shutdown' }); }
-    for (const [id, a] of this.rooms) if (shardOf(id, this.config.shards) === n) { this.rooms.delete(id); a.stop({ kind: 'shutdown' }); }
+    for (const a of this.actorsOf(n)) {
+      if (a instanceof UserActor) this.users.delete(a.id);
+      else this.rooms.delete(a.id);
+      a.stop({ kind: 'shutdown' });
+    }
+    this.byShard.delete(n);
   }
 
   /** For operators: what a user or room actor holds (answered by the serving master only). */
@@ -838,10 +867,11 @@ export class ShardHost implements ActorLink {
   // ---- snapshots ---------------------------------------------------------------------------
 
   snapshot(n: number): ShardSnapshot {
-    const S = this.config.shards;
     const snap: ShardSnapshot = { users: [], rooms: [] };
-    for (const [id, a] of this.users) if (shardOf(id, S) === n) snap.users.push(a.snapshot());
-    for (const [id, a] of this.rooms) if (shardOf(id, S) === n) snap.rooms.push(a.snapshot());
+    for (const a of this.actorsOf(n)) {
+      if (a instanceof UserActor) snap.users.push(a.snapshot());
+      else snap.rooms.push(a.snapshot());
+    }
     return snap;
   }
 
@@ -895,15 +925,18 @@ export class ShardHost implements ActorLink {
     this.stopping = true;
     const deadline = Date.now() + budgetMs;
     this.handoffTimes.length = 0;
+    this.handoffsRefused = 0;
     const started = Date.now();
     while (Date.now() < deadline && [...this.shards.values()].some((s) => s.handingOffTo || s.queuedTo)) await new Promise((r) => setTimeout(r, 20));
     const t = this.handoffTimes.sort((a, b) => a - b);
     const open = [...this.shards.values()].filter((s) => s.handingOffTo || s.queuedTo).length;
-    this.logger.info({ shards: t.length, notConfirmed: open, p50Ms: t[t.length >> 1] ?? 0, maxMs: t[t.length - 1] ?? 0, totalMs: Date.now() - started }, 'planned handoff done');
+    this.logger.info({ shards: t.length, promotedThere: this.handoffsRefused, notConfirmed: open, p50Ms: t[t.length >> 1] ?? 0, maxMs: t[t.length - 1] ?? 0, totalMs: Date.now() - started }, 'planned handoff done');
   }
 
   /** Per shard, ms from sending the handoff to the new master's confirmation (reset by handOffAll). */
   private readonly handoffTimes: number[] = [];
+  /** Handoffs answered handoff-no: the new master had promoted its replica copy already (reset by handOffAll). */
+  private handoffsRefused = 0;
 
   /** Shards this worker serves as master (persistence). */
   served(): { n: number; seq: number }[] {
@@ -944,6 +977,11 @@ export class ShardHost implements ActorLink {
   onActorExit(actor: Actor<any>, reason: StopReason): void {
     if (actor instanceof UserActor && this.users.get(actor.id) === actor) this.users.delete(actor.id);
     if (actor instanceof RoomActor && this.rooms.get(actor.id) === actor) this.rooms.delete(actor.id);
+    if (actor instanceof UserActor || actor instanceof RoomActor) {
+      const n = shardOf(actor.id, this.config.shards);
+      const set = this.byShard.get(n);
+      if (set?.delete(actor) && set.size === 0) this.byShard.delete(n);
+    }
     if (reason.kind === 'crash') {
       this.crashes++;
       this.logger.error({ err: reason.error, actor: actor instanceof UserActor ? `user:${actor.id}` : `room:${(actor as RoomActor).id}` }, 'actor crashed; its state is lost, every other actor goes on');

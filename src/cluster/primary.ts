@@ -72,7 +72,7 @@ export class Primary {
     // The shard ownership bucket exists before any worker claims a shard.
     try {
       await ensureBucket(this.nc, config.cluster.name, logger);
-      await ensurePersistence(this.nc, config, new Subjects(config.cluster.name));
+      await ensurePersistence(this.nc, config, new Subjects(config.cluster.name), logger);
     } catch (err) {
       throw new SandbarError('SANDBAR_ERR_JETSTREAM_UNAVAILABLE', `NATS at ${config.nats.servers.join(', ')} has no JetStream (${(err as Error).message}): run nats-server with -js (or "jetstream {}" in its config); Sandbar keeps shard ownership in a JetStream KV bucket`, { cause: err });
     }

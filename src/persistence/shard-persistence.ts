@@ -5,6 +5,7 @@
  * live successor), owns the durable log in mode "log", and loads a shard's
  * last state (snapshot + log tail) for a master that has no copy of it.
  */
+import { whileJetStreamElects } from '../placement/ownership.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { SandbarConfig } from '../config/types.js';
 import type { Logger } from '../observability/logger.js';
@@ -28,10 +29,10 @@ export interface Restored { epoch: number; seq: number; snap: ShardSnapshot | nu
 const STOP_PARALLEL = 8;
 
 /** The primary creates the bucket (and the stream in mode log) once, before workers claim shards. */
-export async function ensurePersistence(nc: NatsConnection, config: SandbarConfig, subjects: Subjects): Promise<void> {
+export async function ensurePersistence(nc: NatsConnection, config: SandbarConfig, subjects: Subjects, logger?: Logger): Promise<void> {
   if (config.persistence.mode === 'none') return;
-  await ensureSnapshotBucket(nc, config.cluster.name);
-  if (config.persistence.mode === 'log') await ensureLogStream(nc, config.cluster.name, subjects);
+  await whileJetStreamElects(() => ensureSnapshotBucket(nc, config.cluster.name), 'snapshot bucket', logger);
+  if (config.persistence.mode === 'log') await whileJetStreamElects(() => ensureLogStream(nc, config.cluster.name, subjects), 'log stream', logger);
 }
 
 export class ShardPersistence {

@@ -19,18 +19,27 @@ export function bucketName(cluster: string): string {
 /** Creates the bucket if needed (the primary does this once), replicated on up to 3 NATS nodes. */
 export async function ensureBucket(nc: NatsConnection, cluster: string, logger?: Logger, budgetMs = 30000): Promise<void> {
   const peers = nc.info?.connect_urls?.length ?? 0;
+  await whileJetStreamElects(() => new Kvm(nc).create(bucketName(cluster), { history: 1, replicas: Math.min(3, Math.max(1, peers)) }).then(() => {}), `bucket ${bucketName(cluster)}`, logger, budgetMs);
+}
+
+/**
+ * Runs a JetStream set-up step (creating a bucket or a stream), again every
+ * 500 ms while the answer says JetStream is not ready yet: a NATS cluster
+ * that just formed, or lost a node, answers "timeout" or "temporarily
+ * unavailable" until its meta leader is elected. Other errors, and the last
+ * one past budgetMs, are thrown.
+ */
+export async function whileJetStreamElects(step: () => Promise<void>, what: string, logger?: Logger, budgetMs = 30000): Promise<void> {
   const deadline = Date.now() + budgetMs;
   for (;;) {
     try {
-      await new Kvm(nc).create(bucketName(cluster), { history: 1, replicas: Math.min(3, Math.max(1, peers)) });
+      await step();
       return;
     } catch (err) {
-      // A NATS cluster that just formed (or lost a node) answers "timeout" or
-      // "temporarily unavailable" until its JetStream meta leader is elected.
       const msg = (err as Error).message;
       const transient = /timeout|temporarily unavailable|no suitable peers|leader/i.test(msg);
       if (!transient || Date.now() > deadline) throw err;
-      logger?.warn({ bucket: bucketName(cluster), err: msg }, 'JetStream not ready for the ownership bucket yet; retrying');
+      logger?.warn({ what, err: msg }, 'JetStream not ready yet; retrying');
       await new Promise((r) => setTimeout(r, 500));
     }
   }
