@@ -162,14 +162,46 @@ export class WorkerBus {
     const now = this.wheel.clock.now();
     const p = new Pending(this, cid, shard, cmd, target, now + this.opts.timeoutMs);
     this.pending.set(cid, p);
+    this.pendingOf(shard).add(p);
     this.wheel.schedule(p, Math.min(p.deadline, now + this.opts.resendMs));
     this.cast(shard, cmd);
+  }
+
+  /** Pending requests by shard, so a new master is asked at once (resendShard). */
+  private readonly byShard = new Map<number, Set<Pending>>();
+
+  private pendingOf(shard: number): Set<Pending> {
+    let set = this.byShard.get(shard);
+    if (!set) { set = new Set(); this.byShard.set(shard, set); }
+    return set;
+  }
+
+  private unindex(p: Pending): void {
+    const set = this.byShard.get(p.shard);
+    if (set?.delete(p) && set.size === 0) this.byShard.delete(p.shard);
+  }
+
+  /**
+   * A shard has a new master (its ownership record changed): what waits for
+   * it is sent again now, instead of at its next backed-off resend, so the
+   * users of a failed-over shard are served as soon as it is.
+   */
+  resendShard(shard: number): void {
+    const set = this.byShard.get(shard);
+    if (!set) return;
+    const now = this.wheel.clock.now();
+    for (const p of set) {
+      this.cast(p.shard, p.cmd);
+      p.resends = 0;
+      this.wheel.schedule(p, Math.min(p.deadline, now + this.opts.resendMs));
+    }
   }
 
   onPendingTimer(p: Pending, now: number): void {
     if (this.pending.get(p.cid) !== p) return;
     if (now >= p.deadline) {
       this.pending.delete(p.cid);
+      this.unindex(p);
       p.target.onReply(false, undefined, new SandbarError('SANDBAR_ERR_UNAVAILABLE', `shard ${p.shard} did not answer within ${this.opts.timeoutMs} ms (request.timeoutMs)`));
       return;
     }
@@ -234,6 +266,7 @@ export class WorkerBus {
       const p = this.pending.get(msg.cid);
       if (!p) return; // a late reply to a resent or expired request
       this.pending.delete(msg.cid);
+      this.unindex(p);
       this.wheel.cancel(p);
       if (msg.ok) p.target.onReply(true, msg.res, null);
       else p.target.onReply(false, undefined, fromWire(msg.err));
@@ -289,6 +322,7 @@ export class WorkerBus {
     this.roomSubs.clear();
     for (const p of this.pending.values()) this.wheel.cancel(p);
     this.pending.clear();
+    this.byShard.clear();
     this.logger.debug('worker bus stopped');
   }
 }

@@ -95,7 +95,7 @@ export class WorkerHost implements SessionHost {
       sh.persistence = await ShardPersistence.open(nc, c, new Subjects(c.cluster.name), this.index, this.logger, (n) => sh.onLogged(n));
       sh.persistence.start(sh);
     }
-    await ownership.watch((n, rec) => { this.shardHost!.onOwnership(n, rec); this.clusterEvents.onOwnership(n, rec); });
+    await ownership.watch((n, rec) => { this.shardHost!.onOwnership(n, rec); this.clusterEvents.onOwnership(n, rec); bus.resendShard(n); });
     this.rooms = new LocalRooms(bus);
     const svc: ChatServices = { bus, config: c, logger: this.logger, shardOf: (id) => shardOf(id, c.shards), authorizeRoom: allowAllRooms, rooms: this.rooms };
     this.channels.register('user', userChannel(svc));
