@@ -8,7 +8,7 @@
  * back by handoff, nothing acknowledged lost or stored twice.
  *
  * Where namespaces cannot be made (not root), this says so loudly and is
- * skipped, unless SANDBAR_REQUIRE_NETNS=1 (.ci/run sets it): then it fails.
+ * skipped, unless SANDBAR__REQUIRE_NETNS=1 (.ci/run sets it): then it fails.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { expect } from 'chai';
@@ -38,7 +38,7 @@ describe('partition: a host and its NATS node cut off from the cluster (network 
     const why = NetNs.unavailable();
     if (!why) return;
     const msg = `PARTITION TEST CANNOT RUN: ${why}. It needs root and 'ip netns'. Run the tests as root to check self-fencing under a partition.`;
-    if (process.env.SANDBAR_REQUIRE_NETNS === '1') throw new Error(msg);
+    if (process.env.SANDBAR__REQUIRE_NETNS === '1') throw new Error(msg);
     console.error(`\n  !!!!! ${msg}\n`);
     this.skip();
   });
