@@ -384,8 +384,12 @@ describe('fuzz: random and mutated frames cost at most the offending session', f
         'room.historyMax': HISTORY_MAX,
         'request.timeoutMs': REQUEST_TIMEOUT_MS,
         // Every case opens a session from 127.0.0.1, faster than the per-IP
-        // connection rate allows; the limits have their own test (limits.test.ts).
+        // connection rate allows, and the bystander answers after every case,
+        // faster than the per-session frame rate allows; the limits have
+        // their own test (limits.test.ts).
         'http.ipConnectRate': 0,
+        'http.ipMaxSessions': 0,
+        'session.ratePerSecond': 0,
       },
     });
     host.proc.stdout!.on('data', (d: Buffer) => {
