@@ -180,8 +180,11 @@ describe('cluster: 3 hosts, R = 1, a host killed under DM load', function () {
     }
     const done = hosts[1]!.lines.find((l) => l.msg === 'planned handoff done');
     console.log(`      planned stop: acked ${acked.size} dms, ${lost} lost; ${done?.shards} shards handed off (per shard p50 ${done?.p50Ms} ms, max ${done?.maxMs} ms), ${done?.promotedThere} promoted from the replica there first; all in ${done?.totalMs} ms`);
-    // Every shard it mastered is accounted for: handed off, or already promoted from the other host's replica.
-    expect((done?.shards as number) + (done?.promotedThere as number), 'shards handed off or promoted there').to.be.greaterThan(0);
+    // Every handoff it started was answered: taken (handed off), or refused
+    // because the other host had promoted its replica already. (It may have
+    // none left to hand off: on its leave the other host can promote them
+    // all, fencing it by epoch, before its worker gets the stop.)
+    expect(done, 'the stopping worker logged its handoffs').to.not.equal(undefined);
     expect(done?.notConfirmed, 'handoffs left unanswered').to.equal(0);
     expect(acked.size).to.be.greaterThan(50);
     expect(lost).to.equal(0);
