@@ -21,7 +21,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UsageError, boolFlag, intFlag, numFlag, parseFlags, usage, type Flags } from './lib/args.js';
+import { UsageError, boolFlag, exitOnInterrupt, runAsMain, intFlag, numFlag, parseFlags, usage, type Flags } from './lib/args.js';
 import { dmReport, dmSettings, runDmBench } from './dm.js';
 import { fanoutReport, fanoutSettings, runFanoutBench } from './room-fanout.js';
 import { churnReport, churnSettings, runChurnBench } from './presence-churn.js';
@@ -140,12 +140,7 @@ async function main(): Promise<number> {
   console.log(`compare ${new Date(t0).toISOString()} node ${process.version}, ${availableParallelism()} CPUs, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   console.log(`command: node dist/bench/compare.js ${process.argv.slice(2).join(' ')}`);
   console.log(`workloads=${workloads.join(',')} workers=${workers} policy=${policy} repeat=${repeat}; logs in ${logDir}`);
-  const interrupt = () => {
-    process.stderr.write('interrupted: killing servers and clients\n');
-    process.exit(130);
-  };
-  process.once('SIGINT', interrupt);
-  process.once('SIGTERM', interrupt);
+  exitOnInterrupt();
 
   const rows: Row[] = [];
   const raw: Record<string, unknown> = {};
@@ -254,14 +249,4 @@ async function main(): Promise<number> {
   return failures ? 1 : 0;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    if (err instanceof UsageError) {
-      console.error(`error: ${err.message}\n\n${usage('bench/compare', FLAGS)}`);
-      process.exit(2);
-    }
-    console.error(err);
-    process.exit(1);
-  },
-);
+runAsMain(import.meta.url, main, 'bench/compare', FLAGS);

@@ -33,8 +33,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { UsageError, boolFlag, enumFlag, intFlag, numFlag, parseFlags, usage, type Flags } from './lib/args.js';
+import { fileURLToPath } from 'node:url';
+import { UsageError, boolFlag, exitOnInterrupt, runAsMain, enumFlag, intFlag, numFlag, parseFlags, usage, type Flags } from './lib/args.js';
 import { sleep } from './lib/metrics.js';
 import { formatReasons, summarize, type LatencySummary } from './load/fleet.js';
 import { WorkloadFleet, type DmTotals } from './load/workload.js';
@@ -452,12 +452,7 @@ async function main(): Promise<number> {
   console.log(`dm ${startedAt.toISOString()} node ${process.version}, ${availableParallelism()} CPUs, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   console.log(`command: node dist/bench/dm.js ${process.argv.slice(2).join(' ')}`);
   console.log(`settings: pairs=${s.pairs} workers=${s.workers} policy=${s.policy} targets=${s.targets.join(',')} repeat=${s.repeat} warmup=${s.warmupMs / 1000}s seconds=${s.measureMs / 1000}s window=${s.window} levels=${s.levels.join(',')}${s.rates.length ? ` rates=${s.rates.join(',')}` : ''} placement=${s.placement} body=${s.bodyBytes}B processes=${s.processes}; logs in ${s.logDir}`);
-  const interrupt = () => {
-    process.stderr.write('interrupted: killing servers and clients\n');
-    process.exit(130);
-  };
-  process.once('SIGINT', interrupt);
-  process.once('SIGTERM', interrupt);
+  exitOnInterrupt();
   const { runs, stoppedEarly } = await runDmBench(s);
   const rep = dmReport(s, runs);
   console.log('');
@@ -471,16 +466,4 @@ async function main(): Promise<number> {
   return runs.some((r) => r.error || r.ready < r.clients) || stoppedEarly ? 1 : 0;
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main().then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      if (err instanceof UsageError) {
-        console.error(`error: ${err.message}\n\n${usage('bench/dm', DM_FLAGS)}`);
-        process.exit(2);
-      }
-      console.error(err);
-      process.exit(1);
-    },
-  );
-}
+runAsMain(import.meta.url, main, 'bench/dm', DM_FLAGS);

@@ -25,7 +25,7 @@ import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UsageError, boolFlag, enumFlag, intFlag, numFlag, parseFlags, usage, type Flags } from './lib/args.js';
+import { UsageError, boolFlag, exitOnInterrupt, runAsMain, enumFlag, intFlag, numFlag, parseFlags, usage, type Flags } from './lib/args.js';
 import { sleep, waitSessions, waitSettled, type MetricsSnapshot, type SettleResult } from './lib/metrics.js';
 import { gcPreloadEnv, gcTree, rssBytes, spawnServer, startNats, treeCpuMicros, type ServerHandle } from './lib/proc.js';
 import { Fleet, formatReasons, type LatencySummary, type RampOutcome } from './load/fleet.js';
@@ -459,12 +459,7 @@ async function main(): Promise<number> {
 
   const results: RunResult[] = [];
   let stoppedEarly = '';
-  const interrupt = () => {
-    process.stderr.write('interrupted: killing servers and clients\n');
-    process.exit(130); // exit hooks SIGKILL the fleet children and server process groups
-  };
-  process.once('SIGINT', interrupt);
-  process.once('SIGTERM', interrupt);
+  exitOnInterrupt();
 
   outer: for (const n of s.sessions) {
     for (const policy of s.policies) {
@@ -503,14 +498,4 @@ async function main(): Promise<number> {
   return incomplete || stoppedEarly ? 1 : 0;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    if (err instanceof UsageError) {
-      console.error(`error: ${err.message}\n\n${usage('bench/idle-sessions', FLAGS)}`);
-      process.exit(2);
-    }
-    console.error(err);
-    process.exit(1);
-  },
-);
+runAsMain(import.meta.url, main, 'bench/idle-sessions', FLAGS);

@@ -27,8 +27,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { UsageError, boolFlag, enumFlag, intFlag, numFlag, parseFlags, usage, type Flags } from './lib/args.js';
+import { fileURLToPath } from 'node:url';
+import { UsageError, boolFlag, exitOnInterrupt, runAsMain, enumFlag, intFlag, numFlag, parseFlags, usage, type Flags } from './lib/args.js';
 import { ChildFleet } from './lib/child-fleet.js';
 import { sleep } from './lib/metrics.js';
 import { defaultTokenModule, formatReasons, summarize, type LatencySummary } from './load/fleet.js';
@@ -286,12 +286,7 @@ async function main(): Promise<number> {
   const startedAt = new Date();
   console.log(`presence-churn ${startedAt.toISOString()} node ${process.version}, ${availableParallelism()} CPUs, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   console.log(`settings: observers=${s.observers} rate=${s.rate}/s hold=${s.holdMs}ms gap=${s.gapMs}ms seconds=${s.seconds}(+${s.warmupS} warm-up) workers=${s.workers} policy=${s.policy} targets=${s.targets.join(',')} repeat=${s.repeat}; logs in ${s.logDir}`);
-  const interrupt = () => {
-    process.stderr.write('interrupted: killing servers and clients\n');
-    process.exit(130);
-  };
-  process.once('SIGINT', interrupt);
-  process.once('SIGTERM', interrupt);
+  exitOnInterrupt();
   const { runs, stoppedEarly } = await runChurnBench(s);
   const rep = churnReport(s, runs);
   console.log('');
@@ -305,16 +300,4 @@ async function main(): Promise<number> {
   return runs.some((r) => r.error || (r.completeness ?? 0) < 0.95) || stoppedEarly ? 1 : 0;
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main().then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      if (err instanceof UsageError) {
-        console.error(`error: ${err.message}\n\n${usage('bench/presence-churn', CHURN_FLAGS)}`);
-        process.exit(2);
-      }
-      console.error(err);
-      process.exit(1);
-    },
-  );
-}
+runAsMain(import.meta.url, main, 'bench/presence-churn', CHURN_FLAGS);

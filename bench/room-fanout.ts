@@ -27,8 +27,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { UsageError, boolFlag, enumFlag, intFlag, numFlag, parseFlags, usage, type Flags } from './lib/args.js';
+import { fileURLToPath } from 'node:url';
+import { UsageError, boolFlag, exitOnInterrupt, runAsMain, enumFlag, intFlag, numFlag, parseFlags, usage, type Flags } from './lib/args.js';
 import { sleep } from './lib/metrics.js';
 import { formatReasons, summarize, type LatencySummary } from './load/fleet.js';
 import { WorkloadFleet, mergeHistograms } from './load/workload.js';
@@ -400,12 +400,7 @@ async function main(): Promise<number> {
   console.log(`room-fanout ${startedAt.toISOString()} node ${process.version}, ${availableParallelism()} CPUs, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   console.log(`command: node dist/bench/room-fanout.js ${process.argv.slice(2).join(' ')}`);
   console.log(`settings: members=${s.members} workers=${s.workers} policy=${s.policy} targets=${s.targets.join(',')} repeat=${s.repeat} messages=${s.messages}(+${s.warmupMessages} warm-up) interval=${s.intervalMs}ms body=${s.bodyBytes}B processes=${s.processes}; logs in ${s.logDir}`);
-  const interrupt = () => {
-    process.stderr.write('interrupted: killing servers and clients\n');
-    process.exit(130);
-  };
-  process.once('SIGINT', interrupt);
-  process.once('SIGTERM', interrupt);
+  exitOnInterrupt();
   const { runs, stoppedEarly } = await runFanoutBench(s);
   const rep = fanoutReport(s, runs);
   console.log('');
@@ -419,16 +414,4 @@ async function main(): Promise<number> {
   return runs.some((r) => r.error || r.complete < r.measured) || stoppedEarly ? 1 : 0;
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main().then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      if (err instanceof UsageError) {
-        console.error(`error: ${err.message}\n\n${usage('bench/room-fanout', FANOUT_FLAGS)}`);
-        process.exit(2);
-      }
-      console.error(err);
-      process.exit(1);
-    },
-  );
-}
+runAsMain(import.meta.url, main, 'bench/room-fanout', FANOUT_FLAGS);

@@ -1,3 +1,4 @@
+import { pathToFileURL } from 'node:url';
 /**
  * Tiny command-line flag reader shared by the bench scripts.
  *
@@ -88,4 +89,33 @@ export function assertLoopback(host: string): void {
   const h = host.replace(/^\[|\]$/g, '');
   if (h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)) return;
   throw new UsageError(`refusing non-loopback target "${host}": benches only connect to 127.0.0.0/8, ::1 or localhost`);
+}
+
+/**
+ * Ctrl-C or SIGTERM ends a bench at once with 130: the exit hooks of the
+ * fleets and servers (bench/lib/proc.ts) SIGKILL what they started.
+ */
+export function exitOnInterrupt(): void {
+  const interrupt = () => {
+    process.stderr.write('interrupted: killing servers and clients\n');
+    process.exit(130);
+  };
+  process.once('SIGINT', interrupt);
+  process.once('SIGTERM', interrupt);
+}
+
+/** Runs a bench's main when its file is the entry point: its code is the exit status; a bad flag prints the usage and exits 2. */
+export function runAsMain(moduleUrl: string, main: () => Promise<number>, title: string, spec: Flags): void {
+  if (moduleUrl !== pathToFileURL(process.argv[1] ?? '').href) return;
+  main().then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      if (err instanceof UsageError) {
+        console.error(`error: ${err.message}\n\n${usage(title, spec)}`);
+        process.exit(2);
+      }
+      console.error(err);
+      process.exit(1);
+    },
+  );
 }
