@@ -57,10 +57,14 @@ export class Lease {
     this.timer.unref();
   }
 
+  /** When the last lease write was sent (one per cluster.heartbeatMs; the ticks come twice as often). */
+  private lastSent = 0;
+
   private renew(): void {
-    if (this.inFlight) return; // a write still waiting: do not pile them up
-    this.inFlight = true;
     const sent = Date.now();
+    if (this.inFlight || sent - this.lastSent < this.opts.heartbeatMs * 0.75) return; // a write still waiting: do not pile them up
+    this.inFlight = true;
+    this.lastSent = sent;
     this.ownership.renewLease(this.hostId, this.incarnation)
       .then(() => { if (sent > this.lastWrite) this.lastWrite = sent; })
       .catch((err) => this.logger.debug({ err: (err as Error).message }, 'lease write failed'))

@@ -52,7 +52,14 @@ describe('NATS faults: each host\'s NATS node killed in turn under DM load (the 
         expect(kvBackMs, `KV writes back after ${node.name} was killed (ms)`).to.be.within(0, 15000);
         rounds.push(`${node.name}${wasLeader ? ' (KV leader)' : ''}: every sender acked again within ${resumeMs} ms, KV writes back after ${kvBackMs} ms`);
         await node.restart();
-        await new Promise((r) => setTimeout(r, 1000));
+        // Before the next kill, the restarted node's copy of the KV stream has caught up.
+        for (const until = Date.now() + 20000; ;) {
+          const info = await nc.request(`$JS.API.STREAM.INFO.KV_${BUCKET}`, undefined, { timeout: 2000 }).then((m) => m.json<{ cluster?: { leader?: string; replicas?: { name: string; current: boolean }[] } }>()).catch(() => null);
+          const peers = [info?.cluster?.leader, ...(info?.cluster?.replicas ?? []).filter((r) => r.current).map((r) => r.name)];
+          if (peers.includes(node.name)) break;
+          expect(Date.now(), `${node.name} caught up with the KV stream`).to.be.below(until);
+          await new Promise((r) => setTimeout(r, 100));
+        }
       }
       await load.stop();
       // No session was dropped: the hosts moved their NATS connections, the clients never noticed.
