@@ -47,6 +47,8 @@ export class Primary {
   private readyLogged = false;
   private port = 0;
   private pingSeq = 0;
+  /** When pingAll last ran (0: never), to tell the primary's own stalls from a worker's. */
+  private lastPingAt = 0;
   private membership: Membership | null = null;
   private lease: Lease | null = null;
   private ownership: Ownership | null = null;
@@ -237,16 +239,37 @@ export class Primary {
 
   private pingAll(): void {
     const now = performance.now();
+    // A timer that fires late means the primary itself was stalled (a burst
+    // of accepts to hand out, a starved CPU): the workers' pongs waited in its
+    // queue too, so that stall is not counted as their silence.
+    const late = this.lastPingAt === 0 ? 0 : Math.max(0, now - this.lastPingAt - this.config.cluster.workerPingMs);
+    this.lastPingAt = now;
     const n = ++this.pingSeq;
+    const suspects: Slot[] = [];
     for (const slot of this.slots) {
+      const w = slot.worker;
+      if (!w || w.isDead()) continue;
+      if (late > 0) slot.lastPong = Math.min(now, slot.lastPong + late);
+      if (now - slot.lastPong > this.config.cluster.workerHangMs) suspects.push(slot);
+      else if (w.isConnected()) w.send({ t: 'ping', n } satisfies ToWorker);
+    }
+    // Decide after this turn's I/O: pongs already in the IPC pipe are read
+    // first, so a worker whose answer was queued behind the primary's own
+    // work is not killed for it.
+    if (suspects.length > 0) setImmediate(() => this.killSilent(suspects, n));
+  }
+
+  private killSilent(suspects: readonly Slot[], n: number): void {
+    const now = performance.now();
+    for (const slot of suspects) {
       const w = slot.worker;
       if (!w || w.isDead()) continue;
       if (now - slot.lastPong > this.config.cluster.workerHangMs) {
         this.logger.error({ workerIndex: slot.index, pid: w.process.pid, silentMs: Math.round(now - slot.lastPong) }, 'worker stopped answering pings; killing it (SIGKILL)');
         w.process.kill('SIGKILL');
-        continue;
+      } else if (w.isConnected()) {
+        w.send({ t: 'ping', n } satisfies ToWorker);
       }
-      if (w.isConnected()) w.send({ t: 'ping', n } satisfies ToWorker);
     }
   }
 

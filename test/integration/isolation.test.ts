@@ -131,3 +131,44 @@ describe('host: restart intensity', function () {
     }
   });
 });
+
+describe('host: stuck workers', function () {
+  this.timeout(30000);
+  let nats: NatsServerHandle;
+  let host: HostHandle;
+  const hangMs = 1000;
+  before(async () => {
+    nats = await startNatsServer();
+    host = await startHost({ nats: nats.url, workers: 2, flags: { 'cluster.workerPingMs': 100, 'cluster.workerHangMs': hangMs } });
+  });
+  after(async () => {
+    await host?.stop();
+    await nats?.stop();
+  });
+
+  it('a worker that stops answering pings (SIGSTOP) is killed after cluster.workerHangMs and replaced', async () => {
+    const pid = host.workerPids().get(1)!;
+    const from = host.lines.length;
+    process.kill(pid, 'SIGSTOP');
+    const killed = await host.waitFor((l) => l.msg === 'worker stopped answering pings; killing it (SIGKILL)', 10000, from);
+    expect(killed.workerIndex).to.equal(1);
+    expect(killed.pid).to.equal(pid);
+    expect(killed.silentMs).to.be.above(hangMs);
+    await host.waitFor((l) => l.msg === 'worker listening' && l.worker === 1, 10000, from);
+    expect(host.workerPids().get(1)).to.not.equal(pid);
+    // The other worker was left alone.
+    expect(host.lines.slice(from).filter((l) => l.msg === 'worker forked' && l.workerIndex === 0)).to.deep.equal([]);
+  });
+
+  it('a primary that was itself stalled (SIGSTOP for 3 × workerHangMs) does not take the workers for hung', async () => {
+    const pids = host.workerPids();
+    const from = host.lines.length;
+    process.kill(host.proc.pid!, 'SIGSTOP');
+    await new Promise((r) => setTimeout(r, 3 * hangMs));
+    process.kill(host.proc.pid!, 'SIGCONT');
+    // Several ping rounds after the stall.
+    await new Promise((r) => setTimeout(r, 5 * 100 + hangMs));
+    expect(host.lines.slice(from).filter((l) => /answering pings|worker died/.test(String(l.msg)))).to.deep.equal([]);
+    expect(host.workerPids()).to.deep.equal(pids);
+  });
+});
