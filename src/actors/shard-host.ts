@@ -444,6 +444,18 @@ export class ShardHost implements ActorLink {
     return `${p.master.hostId}.${p.master.worker}`;
   }
 
+  /**
+   * Hosts that stopped gracefully lately (the primary's view says which and
+   * when): until their stop budget has passed they may still hand a shard
+   * over or snapshot it.
+   */
+  leftAt: Record<string, number> = {};
+
+  private leftRecently(addr: string): boolean {
+    const at = this.leftAt[addr.slice(0, addr.lastIndexOf('.'))];
+    return at !== undefined && Date.now() - at < this.config.cluster.shutdownTimeoutMs + 2000;
+  }
+
   private aliveAddr(addr: string): boolean {
     const dot = addr.lastIndexOf('.');
     const h = this.view.find((v) => v.hostId === addr.slice(0, dot));
@@ -455,6 +467,8 @@ export class ShardHost implements ActorLink {
   /** Recomputes every shard's role for a new live view and starts the transitions. */
   /** Set when the worker stops: it takes up no new shard (it hands its own over). */
   stopping = false;
+  /** Set once the stop's snapshot set is taken (persistAll): no claim may complete after it. */
+  private persisting = false;
 
   applyView(view: HostView[]): void {
     // Stopping, past the handoffs: roles are frozen, what is left here gets snapshotted.
@@ -487,7 +501,13 @@ export class ShardHost implements ActorLink {
         continue;
       }
       if (was === 'master' && st.ready && role !== 'master') this.queueHandOff(st, master, role);
-      else if (role === 'master') this.becomeMaster(st, replicas);
+      else if (this.stopping && was === 'master' && st.hasState && role !== 'master') {
+        // Stopping while this worker claims a shard it holds the state of (a
+        // promotion, or a handoff it accepted): the claim may already have
+        // fenced the old master, so this copy may be the only one. It stays
+        // here and is snapshotted with the rest (persistAll).
+        this.stopHeld?.add(n);
+      } else if (role === 'master') this.becomeMaster(st, replicas);
       else if (role === 'replica' && (was !== 'replica' || st.masterAddr !== master)) {
         st.role = 'replica';
         st.fenced = false;
@@ -558,6 +578,15 @@ export class ShardHost implements ActorLink {
       this.fastWheel.schedule(st, this.fastWheel.clock.now() + 250);
       return;
     }
+    if (rec && !st.hasState && rec.master !== this.bus.addr && !this.aliveAddr(rec.master) && this.leftRecently(rec.master)) {
+      // Its master stopped gracefully and still holds the state: it hands the
+      // shard over, or snapshots it before it exits. Claiming it empty now
+      // would fence it (a higher epoch) and lose that state; wait, then
+      // restore from its snapshot.
+      st.waitingSince ||= Date.now();
+      this.fastWheel.schedule(st, this.fastWheel.clock.now() + 250);
+      return;
+    }
     if (force && rec && !st.hasState && this.aliveAddr(rec.master) && Date.now() - st.waitingSince < EMPTY_CLAIM_WAIT_MS) {
       // Do not start a shard empty while its master, which holds the state,
       // is alive: wait longer for the handoff (it resends every 250 ms). Past
@@ -603,6 +632,10 @@ export class ShardHost implements ActorLink {
       return false;
     }
     if (epoch === null || st.role !== 'master') return false;
+    // The stop's snapshot set is taken: a shard won after it would be
+    // snapshotted by nobody here, so it is not served and (for a handoff) not
+    // confirmed; its old master keeps it and snapshots it.
+    if (this.persisting) return false;
     st.epoch = epoch;
     if (this.persistence && !(await this.prepareServe(st))) return false;
     st.recorded = [...replicas].sort().join(',');
@@ -962,7 +995,18 @@ export class ShardHost implements ActorLink {
    */
   async persistAll(budgetMs: number): Promise<void> {
     if (!this.persistence) return;
+    // A handoff accepted just before the stop began may still be claiming:
+    // once it wins, its old master lets the shard go on our confirmation, so
+    // it must be in our snapshot set. Wait for such claims (a bounded share
+    // of the budget); one that wins later is refused (doClaim).
+    const t0 = Date.now();
+    const claims = [...this.shards.values()].map((s) => s.claiming).filter((c): c is Promise<boolean> => c !== null);
+    if (claims.length > 0) await Promise.race([Promise.allSettled(claims), new Promise((r) => setTimeout(r, budgetMs / 4).unref())]);
+    this.persisting = true;
+    budgetMs -= Date.now() - t0;
     this.stopHeld ??= new Set(this.served().map((s) => s.n));
+    // A claim still pending with the state here (a promotion that may have fenced the old master already): snapshot this copy too.
+    for (const st of this.shards.values()) if (st.role === 'master' && !st.ready && st.hasState) this.stopHeld.add(st.n);
     const shards: { n: number; seq: number }[] = [];
     for (const st of this.shards.values()) {
       if (!(st.role === 'master' && st.ready) && !st.handingOffTo && !this.stopHeld?.has(st.n)) continue;

@@ -47,6 +47,8 @@ export class Membership {
   private discoverUntil = 0;
   /** While the host has lost its lease, views are not emitted (see setActing). */
   private suspended = false;
+  /** Hosts that said `leave` (a graceful stop), with when (Date.now()); gone again when they beat. */
+  private readonly leftAt = new Map<string, number>();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -88,10 +90,12 @@ export class Membership {
   private onHeartbeat(hb: Heartbeat): void {
     if (hb.t === 'leave') {
       this.known.delete(hb.hostId);
+      this.leftAt.set(hb.hostId, Date.now());
       if (this.peers.delete(hb.hostId)) this.logger.info({ host: hb.hostId }, 'host left the cluster');
       this.emit();
       return;
     }
+    this.leftAt.delete(hb.hostId);
     const prev = this.peers.get(hb.hostId);
     if (!prev) this.logger.info({ host: hb.hostId, incarnation: hb.incarnation, workers: hb.workers }, 'host joined the cluster');
     else if (prev.suspect) this.logger.info({ host: hb.hostId }, 'suspect host is alive again');
@@ -159,6 +163,21 @@ export class Membership {
     if (key === this.lastView) return;
     this.lastView = key;
     this.onView(v);
+  }
+
+  /**
+   * Hosts that stopped gracefully within the last withinMs, with when they
+   * said so: they still hold the state of their shards until they have handed
+   * it over or snapshotted it (cluster.shutdownTimeoutMs).
+   */
+  recentlyLeft(withinMs: number): Record<string, number> {
+    const out: Record<string, number> = {};
+    const since = Date.now() - withinMs;
+    for (const [id, at] of this.leftAt) {
+      if (at >= since) out[id] = at;
+      else this.leftAt.delete(id);
+    }
+    return out;
   }
 
   /** Says `leave` and stops beating. */
