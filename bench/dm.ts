@@ -39,7 +39,7 @@ import { sleep } from './lib/metrics.js';
 import { formatReasons, summarize, type LatencySummary } from './load/fleet.js';
 import { WorkloadFleet, type DmTotals } from './load/workload.js';
 import type { DmGo, Placement } from './load/workload-protocol.js';
-import { log, median, startTarget, table, type RunningTarget, type TargetName } from './load/targets.js';
+import { log, median, pairedRatio, startTarget, table, times, type RunningTarget, type TargetName } from './load/targets.js';
 
 export const DM_FLAGS: Flags = {
   help: { boolean: true, doc: 'Print this help.' },
@@ -299,20 +299,6 @@ export async function runDmOnce(s: DmSettings, target: TargetName, repeat: numbe
 }
 
 const num = (x: number | undefined, d = 0) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
-const times = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '-' : `x${x.toFixed(2)}`);
-
-/** Median over repeats of a_r / b_r (runs paired by repeat; va, vb: --persistence variants). */
-function pairedRatio(runs: DmRun[], a: TargetName, b: TargetName, f: (r: DmRun) => number | undefined, va?: string, vb?: string): number | undefined {
-  const out: number[] = [];
-  for (const x of runs.filter((r) => r.target === a && r.variant === va && !r.error)) {
-    const y = runs.find((r) => r.target === b && r.variant === vb && r.repeat === x.repeat && !r.error);
-    const u = f(x);
-    const v = y ? f(y) : undefined;
-    if (u !== undefined && v !== undefined && u > 0 && v > 0) out.push(u / v);
-  }
-  return median(out);
-}
-
 interface Point { key: string; label: string; match: (p: PhaseResult) => boolean }
 
 function pointsOf(s: DmSettings): Point[] {

@@ -34,7 +34,7 @@ import { sleep } from './lib/metrics.js';
 import { defaultTokenModule, formatReasons, summarize, type LatencySummary } from './load/fleet.js';
 import { mergeHistograms, split } from './load/workload.js';
 import type { ChurnCounts, ChurnToChild, ChurnToParent } from './load/churn-protocol.js';
-import { log, median, startTarget, table, type RunningTarget, type TargetName } from './load/targets.js';
+import { log, median, pairedRatio, startTarget, table, times, type RunningTarget, type TargetName } from './load/targets.js';
 
 export const CHURN_FLAGS: Flags = {
   help: { boolean: true, doc: 'Print this help.' },
@@ -198,19 +198,6 @@ export async function runChurnOnce(s: ChurnSettings, target: TargetName, repeat:
 }
 
 const num = (x: number | undefined, d = 0) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
-const times = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '-' : `x${x.toFixed(2)}`);
-
-function pairedRatio(runs: ChurnRun[], a: TargetName, b: TargetName, f: (r: ChurnRun) => number | undefined): number | undefined {
-  const out: number[] = [];
-  for (const x of runs.filter((r) => r.target === a && !r.error)) {
-    const y = runs.find((r) => r.target === b && r.repeat === x.repeat && !r.error);
-    const u = f(x);
-    const v = y ? f(y) : undefined;
-    if (u !== undefined && v !== undefined && u > 0 && v > 0) out.push(u / v);
-  }
-  return median(out);
-}
-
 export interface ChurnSummary {
   perTarget: Record<string, { joinP50Ms?: number; leaveP50Ms?: number; cpuPerOpUs?: number; joinedPerSec?: number }>;
   ratios: Record<string, { joinP50?: number; leaveP50?: number; cpu?: number }>;

@@ -33,7 +33,7 @@ import { sleep } from './lib/metrics.js';
 import { formatReasons, summarize, type LatencySummary } from './load/fleet.js';
 import { WorkloadFleet, mergeHistograms } from './load/workload.js';
 import type { RoomReport } from './load/workload-protocol.js';
-import { log, median, startTarget, table, type RunningTarget, type TargetName } from './load/targets.js';
+import { log, median, pairedRatio, startTarget, table, times, type RunningTarget, type TargetName } from './load/targets.js';
 
 export const FANOUT_FLAGS: Flags = {
   help: { boolean: true, doc: 'Print this help.' },
@@ -303,19 +303,6 @@ export async function runFanoutOnce(s: FanoutSettings, target: TargetName, repea
 
 const num = (x: number | undefined, d = 0) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
 const fmt = (x: number | undefined) => num(x, 1);
-const times = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '-' : `x${x.toFixed(2)}`);
-
-function pairedRatio(runs: FanoutRun[], a: TargetName, b: TargetName, f: (r: FanoutRun) => number | undefined): number | undefined {
-  const out: number[] = [];
-  for (const x of runs.filter((r) => r.target === a && !r.error)) {
-    const y = runs.find((r) => r.target === b && r.repeat === x.repeat && !r.error);
-    const u = f(x);
-    const v = y ? f(y) : undefined;
-    if (u !== undefined && v !== undefined && u > 0 && v > 0) out.push(u / v);
-  }
-  return median(out);
-}
-
 export interface FanoutSummary {
   perTarget: Record<string, { allP50Ms?: number; allP99Ms?: number; deliveriesPerSec?: number; cpu?: number; nats?: number; setupSeconds?: number }>;
   ratios: Record<string, { deliveriesPerSec?: number; allP50?: number; cpu?: number }>;

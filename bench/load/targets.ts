@@ -126,6 +126,28 @@ export function median(xs: readonly number[]): number | undefined {
   return v.length % 2 ? v[m] : (v[m - 1]! + v[m]!) / 2;
 }
 
+/** A ratio for a table: x1.23, or - when there is none. */
+export const times = (x: number | undefined): string => (x === undefined || !Number.isFinite(x) ? '-' : `x${x.toFixed(2)}`);
+
+/** What pairedRatio needs of a run: which target, which repeat, and a variant where the bench has them (dm --persistence). */
+export interface PairedRun { readonly target: TargetName; readonly repeat: number; readonly error?: string; readonly variant?: string }
+
+/**
+ * Median over repeats of a_r / b_r: each run of target a (variant va) is
+ * paired with the run of target b (variant vb) of the same repeat; runs that
+ * failed or have no positive figure are left out.
+ */
+export function pairedRatio<R extends PairedRun>(runs: readonly R[], a: TargetName, b: TargetName, f: (r: R) => number | undefined, va?: string, vb?: string): number | undefined {
+  const out: number[] = [];
+  for (const x of runs.filter((r) => r.target === a && r.variant === va && !r.error)) {
+    const y = runs.find((r) => r.target === b && r.variant === vb && r.repeat === x.repeat && !r.error);
+    const u = f(x);
+    const v = y ? f(y) : undefined;
+    if (u !== undefined && v !== undefined && u > 0 && v > 0) out.push(u / v);
+  }
+  return median(out);
+}
+
 /** Left-aligned first `left` columns, right-aligned others. */
 export function table(headers: string[], body: string[][], left = 1): string {
   const w = headers.map((h, i) => Math.max(h.length, ...body.map((r) => (r[i] ?? '').length)));

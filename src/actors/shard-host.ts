@@ -445,15 +445,14 @@ export class ShardHost implements ActorLink {
   }
 
   /**
-   * Hosts that stopped gracefully lately (the primary's view says which and
-   * when): until their stop budget has passed they may still hand a shard
-   * over or snapshot it.
+   * Hosts that stopped gracefully lately, each with the time (Date.now())
+   * until which it may still hand a shard over or snapshot it (the primary's
+   * view says so; Membership.leftHolding).
    */
-  leftAt: Record<string, number> = {};
+  leftUntil: Record<string, number> = {};
 
   private leftRecently(addr: string): boolean {
-    const at = this.leftAt[addr.slice(0, addr.lastIndexOf('.'))];
-    return at !== undefined && Date.now() - at < this.config.cluster.shutdownTimeoutMs + 2000;
+    return (this.leftUntil[addr.slice(0, addr.lastIndexOf('.'))] ?? 0) > Date.now();
   }
 
   private aliveAddr(addr: string): boolean {
@@ -464,12 +463,12 @@ export class ShardHost implements ActorLink {
     return (h.alive ?? []).includes(w);
   }
 
-  /** Recomputes every shard's role for a new live view and starts the transitions. */
   /** Set when the worker stops: it takes up no new shard (it hands its own over). */
   stopping = false;
   /** Set once the stop's snapshot set is taken (persistAll): no claim may complete after it. */
   private persisting = false;
 
+  /** Recomputes every shard's role for a new live view and starts the transitions. */
   applyView(view: HostView[]): void {
     // Stopping, past the handoffs: roles are frozen, what is left here gets snapshotted.
     if (this.stopping && this.stopHeld) return;

@@ -33,7 +33,8 @@ export type ToWorker =
   | { t: 'ping'; n: number }
   /**
    * The live cluster view (hosts and their live workers); placement follows
-   * it. `left`: hosts that stopped gracefully lately, with when (Date.now()).
+   * it. `left`: hosts that stopped gracefully lately, each with the time
+   * (Date.now()) until which it may still hand over or snapshot its shards.
    */
   | { t: 'view'; hosts: HostView[]; left?: Record<string, number> }
   /** The host may act as master until this time (Date.now()); see cluster/lease.ts. */

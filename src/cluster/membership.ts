@@ -166,15 +166,15 @@ export class Membership {
   }
 
   /**
-   * Hosts that stopped gracefully within the last withinMs, with when they
-   * said so: they still hold the state of their shards until they have handed
-   * it over or snapshotted it (cluster.shutdownTimeoutMs).
+   * Hosts that stopped gracefully less than holdMs ago, each with the time
+   * (Date.now()) until which it may still hold the state of its shards: it
+   * hands them over or snapshots them within its stop budget.
    */
-  recentlyLeft(withinMs: number): Record<string, number> {
+  leftHolding(holdMs: number): Record<string, number> {
     const out: Record<string, number> = {};
-    const since = Date.now() - withinMs;
+    const now = Date.now();
     for (const [id, at] of this.leftAt) {
-      if (at >= since) out[id] = at;
+      if (at + holdMs > now) out[id] = at + holdMs;
       else this.leftAt.delete(id);
     }
     return out;

@@ -241,9 +241,9 @@ export class Primary {
     };
   }
 
-  /** Hosts that stopped gracefully within a stop's budget (and a margin): their shards may still be handed over or snapshotted. */
+  /** Hosts that stopped gracefully, until their stop budget (and a margin) has passed: their shards may still be handed over or snapshotted. */
   private recentlyLeft(): Record<string, number> {
-    return this.membership?.recentlyLeft(this.config.cluster.shutdownTimeoutMs + LEFT_MARGIN_MS) ?? {};
+    return this.membership?.leftHolding(this.config.cluster.shutdownTimeoutMs + LEFT_MARGIN_MS) ?? {};
   }
 
   private pingAll(): void {

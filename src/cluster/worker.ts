@@ -153,7 +153,7 @@ export class WorkerHost implements SessionHost {
   /** The primary's live view of the cluster: recompute which shards this worker masters and replicates. */
   applyView(view: HostView[], left: Record<string, number> = {}): void {
     const first = this.view.length === 0;
-    if (this.shardHost) this.shardHost.leftAt = left;
+    if (this.shardHost) this.shardHost.leftUntil = left;
     // Workers that were in the view and are not any more are dead (a host or
     // a worker): their sessions leave every user and room here.
     const now = new Set(addrsOf(view));
