@@ -444,17 +444,6 @@ export class ShardHost implements ActorLink {
     return `${p.master.hostId}.${p.master.worker}`;
   }
 
-  /**
-   * Hosts that stopped gracefully lately, each with the time (Date.now())
-   * until which it may still hand a shard over or snapshot it (the primary's
-   * view says so; Membership.leftHolding).
-   */
-  leftUntil: Record<string, number> = {};
-
-  private leftRecently(addr: string): boolean {
-    return (this.leftUntil[addr.slice(0, addr.lastIndexOf('.'))] ?? 0) > Date.now();
-  }
-
   private aliveAddr(addr: string): boolean {
     const dot = addr.lastIndexOf('.');
     const h = this.view.find((v) => v.hostId === addr.slice(0, dot));
@@ -573,15 +562,6 @@ export class ShardHost implements ActorLink {
       // The old master is alive: it hands the shard over (planned handoff).
       // If it does not within HANDOFF_WAIT_MS, claim anyway: the higher
       // epoch fences it.
-      st.waitingSince ||= Date.now();
-      this.fastWheel.schedule(st, this.fastWheel.clock.now() + 250);
-      return;
-    }
-    if (rec && !st.hasState && rec.master !== this.bus.addr && !this.aliveAddr(rec.master) && this.leftRecently(rec.master)) {
-      // Its master stopped gracefully and still holds the state: it hands the
-      // shard over, or snapshots it before it exits. Claiming it empty now
-      // would fence it (a higher epoch) and lose that state; wait, then
-      // restore from its snapshot.
       st.waitingSince ||= Date.now();
       this.fastWheel.schedule(st, this.fastWheel.clock.now() + 250);
       return;

@@ -31,12 +31,8 @@ export interface WorkerStats {
 
 export type ToWorker =
   | { t: 'ping'; n: number }
-  /**
-   * The live cluster view (hosts and their live workers); placement follows
-   * it. `left`: hosts that stopped gracefully lately, each with the time
-   * (Date.now()) until which it may still hand over or snapshot its shards.
-   */
-  | { t: 'view'; hosts: HostView[]; left?: Record<string, number> }
+  /** The live cluster view (hosts and their live workers); placement follows it. */
+  | { t: 'view'; hosts: HostView[] }
   /** The host may act as master until this time (Date.now()); see cluster/lease.ts. */
   | { t: 'lease'; okUntil: number }
   /** Stop; hand mastered shards over according to `view` (the cluster without this host) first. */

@@ -47,8 +47,6 @@ export class Membership {
   private discoverUntil = 0;
   /** While the host has lost its lease, views are not emitted (see setActing). */
   private suspended = false;
-  /** Hosts that said `leave` (a graceful stop), with when (Date.now()); gone again when they beat. */
-  private readonly leftAt = new Map<string, number>();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -90,12 +88,10 @@ export class Membership {
   private onHeartbeat(hb: Heartbeat): void {
     if (hb.t === 'leave') {
       this.known.delete(hb.hostId);
-      this.leftAt.set(hb.hostId, Date.now());
       if (this.peers.delete(hb.hostId)) this.logger.info({ host: hb.hostId }, 'host left the cluster');
       this.emit();
       return;
     }
-    this.leftAt.delete(hb.hostId);
     const prev = this.peers.get(hb.hostId);
     if (!prev) this.logger.info({ host: hb.hostId, incarnation: hb.incarnation, workers: hb.workers }, 'host joined the cluster');
     else if (prev.suspect) this.logger.info({ host: hb.hostId }, 'suspect host is alive again');
@@ -163,21 +159,6 @@ export class Membership {
     if (key === this.lastView) return;
     this.lastView = key;
     this.onView(v);
-  }
-
-  /**
-   * Hosts that stopped gracefully less than holdMs ago, each with the time
-   * (Date.now()) until which it may still hold the state of its shards: it
-   * hands them over or snapshots them within its stop budget.
-   */
-  leftHolding(holdMs: number): Record<string, number> {
-    const out: Record<string, number> = {};
-    const now = Date.now();
-    for (const [id, at] of this.leftAt) {
-      if (at + holdMs > now) out[id] = at + holdMs;
-      else this.leftAt.delete(id);
-    }
-    return out;
   }
 
   /** Says `leave` and stops beating. */

@@ -26,9 +26,6 @@ import { randomBytes } from 'node:crypto';
 import { notifyReady, notifyStopping, startWatchdog } from '../observability/sd-notify.js';
 import { WORKER_ENV, type ToPrimary, type ToWorker, type WorkerStats } from './ipc.js';
 
-/** How long past a leaving host's stop budget its shards are still treated as held by it. */
-const LEFT_MARGIN_MS = 2000;
-
 interface Slot {
   index: number;
   worker: Worker | null;
@@ -136,7 +133,7 @@ export class Primary {
         } else if (this.membership) {
           // A restarted worker: it gets the lease and the view now, and the cluster hears of it.
           if (this.lease) w.send({ t: 'lease', okUntil: this.lease.okUntil() } satisfies ToWorker);
-          w.send({ t: 'view', hosts: this.view, left: this.recentlyLeft() } satisfies ToWorker);
+          w.send({ t: 'view', hosts: this.view } satisfies ToWorker);
           this.membership.publish();
         }
         break;
@@ -170,8 +167,7 @@ export class Primary {
     }), { heartbeatMs: c.cluster.heartbeatMs, suspectAfterMs: c.cluster.suspectAfterMs, downAfterMs: c.cluster.downAfterMs }, this.logger, (view) => {
       this.view = view;
       this.logger.info({ view: view.map((h) => `${h.hostId}[${(h.alive ?? []).join(',')}]`) }, 'cluster view changed');
-      const left = this.recentlyLeft();
-      for (const s of this.slots) if (s.listening && s.worker?.isConnected()) s.worker.send({ t: 'view', hosts: view, left } satisfies ToWorker);
+      for (const s of this.slots) if (s.listening && s.worker?.isConnected()) s.worker.send({ t: 'view', hosts: view } satisfies ToWorker);
     });
     const membership = this.membership;
     this.lease = new Lease(this.ownership!, c.hostId, this.incarnation, { heartbeatMs: c.cluster.heartbeatMs, selfFenceMs: c.cluster.selfFenceMs },
@@ -239,11 +235,6 @@ export class Primary {
       sessions: this.slots.reduce((a, s) => a + (s.stats?.sessions ?? 0), 0),
       restarts: this.policy.total,
     };
-  }
-
-  /** Hosts that stopped gracefully, until their stop budget (and a margin) has passed: their shards may still be handed over or snapshotted. */
-  private recentlyLeft(): Record<string, number> {
-    return this.membership?.leftHolding(this.config.cluster.shutdownTimeoutMs + LEFT_MARGIN_MS) ?? {};
   }
 
   private pingAll(): void {

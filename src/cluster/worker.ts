@@ -151,9 +151,8 @@ export class WorkerHost implements SessionHost {
   }
 
   /** The primary's live view of the cluster: recompute which shards this worker masters and replicates. */
-  applyView(view: HostView[], left: Record<string, number> = {}): void {
+  applyView(view: HostView[]): void {
     const first = this.view.length === 0;
-    if (this.shardHost) this.shardHost.leftUntil = left;
     // Workers that were in the view and are not any more are dead (a host or
     // a worker): their sessions leave every user and room here.
     const now = new Set(addrsOf(view));
@@ -340,7 +339,7 @@ export async function runWorker(): Promise<void> {
     } else if (msg.t === 'lease') {
       host.setLease(msg.okUntil);
     } else if (msg.t === 'view') {
-      host.applyView(msg.hosts, msg.left);
+      host.applyView(msg.hosts);
     } else if (msg.t === 'shutdown') {
       void stop(msg.view);
     }

@@ -78,7 +78,10 @@ export async function readInbox(url: string, user: string): Promise<Map<string, 
   const c = await RawClient.open(url, token(user));
   try {
     const reply = await c.join(`user:${user}`, {}, 'u', 15000);
-    const last = (reply[4] as { response: { seq: number } }).response.seq;
+    const r = reply[4] as { status: string; response: { seq: number } };
+    // A refused join (a shard not served yet) is not an empty inbox: say so instead of counting its dms as lost.
+    if (r.status !== 'ok') throw new Error(`${user}: inbox read refused: ${JSON.stringify(r)}`);
+    const last = r.response.seq;
     if (last > 0) await c.waitFor((f) => f[3] === 'dm' && (f[4] as { seq: number }).seq === last, 10000);
     const inbox = new Map<string, number>();
     const seqs = new Set<number>();
