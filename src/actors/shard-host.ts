@@ -15,7 +15,7 @@ import { UserActor } from './user.js';
 import { RoomActor } from './room.js';
 import type { ReplMsg, ShardMsg, ShardSnapshot } from './replication.js';
 import type { Cmd, PurgeCmd, WorkerAddr } from '../bus/messages.js';
-import type { WorkerBus } from '../bus/worker-bus.js';
+import type { AskResult, WorkerBus } from '../bus/worker-bus.js';
 import type { SandbarConfig } from '../config/types.js';
 import type { WireError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
@@ -67,6 +67,10 @@ class ShardState implements TimerEntry {
   waitingSince = 0;
   /** new master: it has the shard's state (a synced replica copy, or a handoff). */
   hasState = false;
+  /** new master: asking the old master whether it still holds the state (see ShardHost.oldMasterHolds). */
+  asking = false;
+  /** new master: since when a leaving old master says it holds the shard (0: it does not). */
+  leaverSince = 0;
   /** master: the replica set last written to the ownership record. */
   recorded = '';
   /** master: stopped serving while cut off from NATS (self-fencing). */
@@ -403,6 +407,7 @@ export class ShardHost implements ActorLink {
         this.install(st, msg.snap);
         st.hasState = true;
         st.waitingSince = 0;
+        st.leaverSince = 0;
         st.seq = msg.s;
         st.released = msg.s;
         st.tail = [];
@@ -456,6 +461,8 @@ export class ShardHost implements ActorLink {
   stopping = false;
   /** Set once the stop's snapshot set is taken (persistAll): no claim may complete after it. */
   private persisting = false;
+  /** Set once the stop's snapshots are written: the shards are in JetStream, not only here (see holds). */
+  private persisted = false;
 
   /** Recomputes every shard's role for a new live view and starts the transitions. */
   applyView(view: HostView[]): void {
@@ -539,6 +546,7 @@ export class ShardHost implements ActorLink {
     this.fastWheel.cancel(st);
     st.ready = false;
     st.waitingSince = 0;
+    st.leaverSince = 0;
     void this.decideClaim(st);
   }
 
@@ -558,6 +566,7 @@ export class ShardHost implements ActorLink {
       this.fastWheel.schedule(st, this.fastWheel.clock.now() + 500);
       return;
     }
+    if (!st.hasState && rec && rec.master !== this.bus.addr && !this.aliveAddr(rec.master) && await this.oldMasterHolds(st, rec.master)) return;
     if (!force && rec && rec.master !== this.bus.addr && this.aliveAddr(rec.master)) {
       // The old master is alive: it hands the shard over (planned handoff).
       // If it does not within HANDOFF_WAIT_MS, claim anyway: the higher
@@ -594,6 +603,56 @@ export class ShardHost implements ActorLink {
     st.seq = 0;
     st.released = 0;
     await this.claim(st, rec ? 'takeover without state' : 'first owner');
+  }
+
+  /**
+   * A new master without a copy of the state, whose old master's host left
+   * the view: a host that stops gracefully leaves first and then hands its
+   * shards over (or, if nobody takes them, snapshots them). Claiming at once
+   * would fence it and it would drop that state (docs/durability.md). So ask
+   * it: while it says it holds the shard, wait for its handoff, at most
+   * cluster.shutdownTimeoutMs + 2 s from the first answer. A worker that is
+   * gone (a crash: NATS has no subscriber for it), that holds nothing, or that
+   * does not answer within a second is not waited for.
+   * True when this call scheduled another look instead of claiming.
+   */
+  private async oldMasterHolds(st: ShardState, old: WorkerAddr): Promise<boolean> {
+    if (st.asking) return true;
+    st.asking = true;
+    let a: AskResult;
+    try { a = await this.bus.ask(old, { t: 'holds?', n: st.n, from: this.bus.addr }, 1000); } finally { st.asking = false; }
+    if (st.role !== 'master' || st.ready || st.claiming || this.stopping) return true;
+    const holds = a.k === 'answer' && (a.res as { holds?: unknown }).holds === true;
+    if (!holds) {
+      if (st.leaverSince) this.logger.info({ shard: st.n, oldMaster: old, waitedMs: Date.now() - st.leaverSince, answer: a.k }, 'the leaving master no longer holds the shard; claiming it');
+      st.leaverSince = 0;
+      return false;
+    }
+    const now = Date.now();
+    if (!st.leaverSince) {
+      st.leaverSince = now;
+      this.logger.info({ shard: st.n, oldMaster: old }, 'the old master left the cluster but still holds the shard: waiting for its handoff');
+    }
+    if (now - st.leaverSince >= this.config.cluster.shutdownTimeoutMs + 2000) {
+      this.logger.warn({ shard: st.n, oldMaster: old, waitedMs: now - st.leaverSince }, 'the leaving master still holds the shard past cluster.shutdownTimeoutMs; claiming it (the new epoch fences it)');
+      st.leaverSince = 0;
+      return false;
+    }
+    st.waitingSince ||= now;
+    this.fastWheel.schedule(st, this.fastWheel.clock.now() + 250);
+    return true;
+  }
+
+  /**
+   * The answer to {@link oldMasterHolds}: true while this worker stops and
+   * still holds the shard's state (mastered, being handed off, or kept for
+   * the stop's snapshot), until that snapshot is written.
+   */
+  holds(n: number): { holds: boolean } {
+    const st = this.shards.get(n);
+    if (!this.stopping || this.persisted || !st) return { holds: false };
+    const held = (st.role === 'master' && (st.ready || st.hasState || st.fenced)) || st.handingOffTo !== null || st.queuedTo !== null || (this.stopHeld?.has(n) ?? false);
+    return { holds: held };
   }
 
   private claim(st: ShardState, why: string): Promise<boolean> {
@@ -995,6 +1054,7 @@ export class ShardHost implements ActorLink {
       shards.push({ n: st.n, seq: st.seq });
     }
     await this.persistence.stop({ served: () => shards, capture: (n) => this.capture(n) }, budgetMs);
+    this.persisted = true;
   }
 
   onActorExit(actor: Actor<any>, reason: StopReason): void {

@@ -12,7 +12,7 @@
  * worker restart) is safe; past the deadline the caller gets
  * SANDBAR_ERR_UNAVAILABLE.
  */
-import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { errors, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { SandbarError, fromWire, type WireError } from '../errors.js';
 import type { TimerEntry, TimerWheel } from '../actors/timer-wheel.js';
 import type { Logger } from '../observability/logger.js';
@@ -42,11 +42,16 @@ class Pending implements TimerEntry {
 /** Read-only questions operators ask (admin endpoints), answered at once, never replicated. */
 export type InfoQuery = { op: 'u.info' | 'r.info'; id: string };
 export type WorkerQuery = { t: 'kick'; sid: string } | { t: 'loglevel'; level: string } | { t: 'stats' };
+/** New master → the old master of a shard whose host left the view: do you still hold its state? (ShardHost.holds) */
+export type HoldsQuery = { t: 'holds?'; n: number; from: WorkerAddr };
+/** What a question to another worker got back: its answer, nobody subscribed (the worker is gone), or no answer in time. */
+export type AskResult = { k: 'answer'; res: unknown } | { k: 'gone' } | { k: 'timeout' };
 
 export interface WorkerBusHandlers {
   onCmd(cmd: Cmd): void;
   onInfo(q: InfoQuery): unknown;
   onQuery(q: WorkerQuery): unknown;
+  onHolds(q: HoldsQuery): unknown;
   onDeliver(sids: string[], frame: string): void;
   onCtl(msg: CtlMsg): void;
   onRepl(msg: ReplMsg): void;
@@ -91,8 +96,9 @@ export class WorkerBus {
     this.subs.push(nc.subscribe(subjects.worker(this.hostId, this.worker), { callback: (err, msg) => {
       if (err) return;
       this.guarded(() => {
-        const m = msg.json<WorkerMsg | WorkerQuery>();
+        const m = msg.json<WorkerMsg | WorkerQuery | HoldsQuery>();
         if (m.t === 'kick' || m.t === 'loglevel' || m.t === 'stats') msg.respond(JSON.stringify(this.handlers.onQuery(m)));
+        else if (m.t === 'holds?') msg.respond(JSON.stringify(this.handlers.onHolds(m)));
         else this.onWorkerMsg(m);
       });
     } }));
@@ -143,6 +149,21 @@ export class WorkerBus {
   /** A replication control message to another worker (or this one). */
   toWorkerShard(addr: WorkerAddr, msg: ShardMsg): void {
     this.toWorker(addr, msg as unknown as WorkerMsg);
+  }
+
+  /**
+   * One question to another worker, answered on its own subject (a NATS
+   * request: used on shard transitions only, never per message). A worker
+   * that is gone has no subscriber there, which NATS says at once.
+   */
+  async ask(addr: WorkerAddr, q: HoldsQuery, timeoutMs: number): Promise<AskResult> {
+    const dot = addr.lastIndexOf('.');
+    try {
+      const r = await this.nc.request(this.subjects.worker(addr.slice(0, dot), Number(addr.slice(dot + 1))), JSON.stringify(q), { timeout: timeoutMs });
+      return { k: 'answer', res: r.json() };
+    } catch (err) {
+      return err instanceof errors.RequestError && err.isNoResponders() ? { k: 'gone' } : { k: 'timeout' };
+    }
   }
 
   /** Fire-and-forget command to the master of a shard. */

@@ -81,6 +81,7 @@ export class WorkerHost implements SessionHost {
       onCmd: (cmd: Cmd) => this.shardHost!.onCmd(cmd),
       onInfo: (q) => this.shardHost!.info(q),
       onQuery: (q) => this.onQuery(q),
+      onHolds: (q) => this.shardHost?.holds(q.n) ?? { holds: false },
       onDeliver: (sids, frame) => this.deliver(sids, frame),
       onCtl: (msg) => this.onCtl(msg),
       onRepl: (msg) => this.shardHost!.onRepl(msg),

@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -77,7 +77,10 @@ export async function startHost(opts: HostOptions): Promise<HostHandle> {
   const waiters = new Set<{ pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }>();
   let stderr = '';
   proc.stderr!.on('data', (d: Buffer) => { if (stderr.length < 100000) stderr += d.toString(); });
+  // Debugging an intermittent failure: SANDBAR__TEST_LOG_DIR=<dir> keeps every host's log there.
+  const keep = process.env.SANDBAR__TEST_LOG_DIR ? createWriteStream(join(process.env.SANDBAR__TEST_LOG_DIR, `${String(flags.hostId)}-${proc.pid}.log`)) : null;
   createInterface({ input: proc.stdout! }).on('line', (text) => {
+    keep?.write(text + '\n');
     let l: LogLine;
     try { l = JSON.parse(text) as LogLine; } catch { return; }
     lines.push(l);

@@ -5,7 +5,7 @@
  * (kill -9 of the whole process group), and real clients.
  */
 import { expect } from 'chai';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, errors, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.js';
 import { startHost, token, type HostHandle } from '../helpers/host.js';
@@ -14,7 +14,8 @@ import { freePort } from '../helpers/nats-cluster.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { shardOf } from '../../src/placement/index.js';
+import { place, shardOf } from '../../src/placement/index.js';
+import { Subjects } from '../../src/bus/subjects.js';
 import { snapshotBucket, SnapshotStore, type SnapshotHead } from '../../src/persistence/snapshot-store.js';
 
 type Reply = { status: string; response: Record<string, unknown> };
@@ -195,6 +196,8 @@ describe('durability: snapshots and the durable log in JetStream', function () {
     hosts.splice(0);
     await Promise.all(hs.map((h) => h.stop()));
     for (const h of hs) expect(h.lines.some((l) => l.msg === 'shard snapshots written before stop'), 'snapshots written').to.equal(true);
+    const waited = hs.reduce((k, h) => k + h.lines.filter((l) => l.msg === 'the old master left the cluster but still holds the shard: waiting for its handoff').length, 0);
+    console.log(`      all-stop: ${waited} shards waited for their leaving master instead of claiming them empty`);
 
     const back: HostHandle[] = [];
     for (const id of ['h1', 'h2', 'h3']) back.push(await start({ nats: nats.url, workers: 1, flags: flags(id) }));
@@ -205,6 +208,48 @@ describe('durability: snapshots and the durable log in JetStream', function () {
       for (const [key, seq] of mine) expect(inbox.dms.find((d) => `sr${r}/${d.id}` === key)!.seq, key).to.equal(seq);
       inbox.client.close();
     }
+  });
+
+  it('a stopping master says it holds a shard until its handoff or snapshot (holds?), a gone one is not waited for, and the next master restores that snapshot', async () => {
+    // R = 0: the next master never has a copy. h2's worker is stopped
+    // (SIGSTOP), so h1's handoff to it goes unanswered and h1 keeps the shard.
+    const flags = (id: string) => hostFlags('holds', id, { 'persistence.snapshotIntervalMs': 600000, 'replication.replicas': 0, 'cluster.workerHangMs': 60000 });
+    const [h1, h2] = await Promise.all(['h1', 'h2'].map((id) => start({ nats: nats.url, workers: 1, flags: flags(id) })));
+    const both = [{ hostId: 'h1', workers: 1 }, { hostId: 'h2', workers: 1 }];
+    const users = Array.from({ length: 64 }, (_, i) => `hold${i}`);
+    const on = (host: string) => users.find((u) => place(shardOf(u, SHARDS), both, 0).master.hostId === host)!;
+    const [mine, theirs] = [on('h1'), on('h2')];
+    const subjects = new Subjects('holds');
+    const masterOf = async (u: string) => (await nc.request(subjects.shardCmd(shardOf(u, SHARDS)), JSON.stringify({ op: 'u.info', id: u }), { timeout: 2000 }).catch(() => null))?.json<{ master: string }>().master;
+    for (const deadline = Date.now() + 15000; (await masterOf(mine)) !== 'h1.0' || (await masterOf(theirs)) !== 'h2.0';) {
+      if (Date.now() > deadline) throw new Error('ownership did not settle on both hosts');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const bob = await sender(h2.url, 'holdbob');
+    const okd = new Map<string, number>();
+    for (let k = 0; k < 10; k++) okd.set(`m${k}`, await sendDm(bob, mine, `m${k}`, k));
+    bob.close();
+    const holds = async (u: string) => (await nc.request(subjects.worker('h1', 0), JSON.stringify({ t: 'holds?', n: shardOf(u, SHARDS), from: 'test' }), { timeout: 2000 })).json<{ holds: boolean }>().holds;
+    expect(await holds(mine), 'a running master does not stop').to.equal(false);
+
+    const w2 = h2.workerPids().get(0)!;
+    process.kill(w2, 'SIGSTOP');
+    try {
+      h1.kill('SIGTERM');
+      await h1.waitFor((l) => l.msg === 'host stopping', 5000);
+      // Its handoff to h2's stopped worker waits up to 3 s for an answer.
+      await new Promise((r) => setTimeout(r, 500));
+      expect(await holds(mine), 'stopping, the shard not handed off').to.equal(true);
+      expect(await holds(theirs), 'a shard it does not master').to.equal(false);
+      expect((await h1.exit).code).to.equal(0);
+      expect(h1.lines.some((l) => l.msg === 'shard snapshots written before stop'), 'h1 snapshotted what nobody took').to.equal(true);
+      // Gone: NATS says at once that nobody answers there.
+      const err = await nc.request(subjects.worker('h1', 0), JSON.stringify({ t: 'holds?', n: 0, from: 'test' }), { timeout: 2000 }).then(() => null, (e: Error) => e);
+      expect(err instanceof errors.RequestError && err.isNoResponders(), String(err)).to.equal(true);
+    } finally { process.kill(w2, 'SIGCONT'); }
+    const inbox = await inboxOf(h2.url, mine);
+    expect(inbox.dms.map((d) => [d.id, d.seq])).to.deep.equal([...okd]);
+    inbox.client.close();
   });
 
   it('mode snapshots, kill -9: only dms acknowledged within the last persistence.snapshotIntervalMs can be lost', async () => {
