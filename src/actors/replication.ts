@@ -32,4 +32,6 @@ export type ShardMsg =
   /** New master → old master: the handoff is installed and claimed; release what you held. */
   | { t: 'handoff-ok'; n: number; from: WorkerAddr }
   /** The new master serves the shard already (promoted from its replica copy): the old one gives up what it held. */
-  | { t: 'handoff-no'; n: number; from: WorkerAddr };
+  | { t: 'handoff-no'; n: number; from: WorkerAddr }
+  /** Not the shard's master here (the view moved on): the old master offers its state to the master its own view names. */
+  | { t: 'handoff-elsewhere'; n: number; from: WorkerAddr };

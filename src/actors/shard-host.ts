@@ -291,7 +291,9 @@ export class ShardHost implements ActorLink {
       st.ready = true;
       const buffered = st.buffer ?? [];
       st.buffer = null;
-      this.fastWheel.cancel(st);
+      // The timer may also be a handoff's resend (a worker whose handoff is
+      // not confirmed yet can be the new master's replica): it must go on.
+      if (!st.handingOffTo) this.fastWheel.cancel(st);
       for (const e of buffered) if (e.e === st.epoch && e.s > st.seq) this.applyEntry(st, e);
       this.bus.toWorkerShard(msg.m, { t: 'rack', n: st.n, s: st.seq, from: this.bus.addr });
       return;
@@ -395,7 +397,13 @@ export class ShardHost implements ActorLink {
       }
       case 'handoff': {
         // A stopping worker takes nothing over: the sender keeps the shard and snapshots it.
-        if (!st || st.role !== 'master' || this.stopping) return;
+        if (this.stopping) return;
+        if (!st || st.role !== 'master') {
+          // Not the master here (our view moved on, or has not got there yet):
+          // say so, so that a sender whose view names another master offers it there.
+          this.bus.toWorkerShard(msg.from, { t: 'handoff-elsewhere', n: msg.n, from: this.bus.addr });
+          return;
+        }
         const ok = () => this.bus.toWorkerShard(msg.from, { t: 'handoff-ok', n: st.n, from: this.bus.addr });
         if (st.ready) {
           // Already promoted from our replica copy: the old master's unacknowledged
@@ -422,6 +430,22 @@ export class ShardHost implements ActorLink {
         this.handoffsRefused++;
         this.endHandoff(st);
         if (st.role !== 'replica') this.drop(st.n);
+        return;
+      }
+      case 'handoff-elsewhere': {
+        // Its target is not the master (two view changes in quick succession:
+        // a host joined, another a moment later). It refused, so it does not
+        // take the shard from this offer; if our view names another live
+        // master, offer the state there. Without this the real master, which
+        // waits for our handoff, would claim the shard empty after
+        // EMPTY_CLAIM_WAIT_MS and our state would be lost.
+        if (!st || st.handingOffTo !== msg.from) return;
+        const to = this.placementMaster(st.n);
+        if (to === null || to === msg.from || to === this.bus.addr || !this.aliveAddr(to)) return;
+        this.logger.info({ shard: st.n, from: msg.from, to }, 'handoff retargeted: the view names another master');
+        st.handingOffTo = to;
+        st.masterAddr = to;
+        this.bus.toWorkerShard(to, { t: 'handoff', n: st.n, e: st.epoch, s: st.seq, from: this.bus.addr, snap: this.snapshot(st.n) });
         return;
       }
       case 'handoff-ok': {
