@@ -7,7 +7,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
-import { MAIN, type LogLine } from './host.js';
+import { basename } from 'node:path';
+import { MAIN, keptLog, type LogLine } from './host.js';
 
 export interface ConfigHostHandle {
   readonly proc: ChildProcess;
@@ -39,7 +40,9 @@ export async function startHostFromConfig(config: string, opts: { env?: Record<s
   const waiters = new Set<{ pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }>();
   let stderr = '';
   proc.stderr!.on('data', (d: Buffer) => { if (stderr.length < 100000) stderr += d.toString(); });
+  const keep = keptLog(basename(config, '.toml'), proc.pid);
   createInterface({ input: proc.stdout! }).on('line', (text) => {
+    keep?.write(text + '\n');
     let l: LogLine;
     try { l = JSON.parse(text) as LogLine; } catch { return; }
     lines.push(l);

@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, rmSync, type WriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -48,6 +48,12 @@ export interface HostOptions {
   reachHost?: string;
 }
 
+/** Debugging an intermittent failure: SANDBAR__TEST_LOG_DIR=<dir> keeps every test host's log there, one file per process. */
+export function keptLog(name: string, pid: number | undefined): WriteStream | null {
+  const dir = process.env.SANDBAR__TEST_LOG_DIR;
+  return dir ? createWriteStream(join(dir, `${name}-${pid}.log`)) : null;
+}
+
 export function token(userId: string, ttlS = 3600): string {
   return mintToken(SECRET, userId, ttlS);
 }
@@ -77,8 +83,7 @@ export async function startHost(opts: HostOptions): Promise<HostHandle> {
   const waiters = new Set<{ pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }>();
   let stderr = '';
   proc.stderr!.on('data', (d: Buffer) => { if (stderr.length < 100000) stderr += d.toString(); });
-  // Debugging an intermittent failure: SANDBAR__TEST_LOG_DIR=<dir> keeps every host's log there.
-  const keep = process.env.SANDBAR__TEST_LOG_DIR ? createWriteStream(join(process.env.SANDBAR__TEST_LOG_DIR, `${String(flags.hostId)}-${proc.pid}.log`)) : null;
+  const keep = keptLog(String(flags.hostId), proc.pid);
   createInterface({ input: proc.stdout! }).on('line', (text) => {
     keep?.write(text + '\n');
     let l: LogLine;
