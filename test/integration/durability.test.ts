@@ -237,9 +237,11 @@ describe('durability: snapshots and the durable log in JetStream', function () {
     try {
       h1.kill('SIGTERM');
       await h1.waitFor((l) => l.msg === 'host stopping', 5000);
-      // Its handoff to h2's stopped worker waits up to 3 s for an answer.
-      await new Promise((r) => setTimeout(r, 500));
-      expect(await holds(mine), 'stopping, the shard not handed off').to.equal(true);
+      // Its worker gets the stop from the primary, then waits up to 3 s for
+      // h2's stopped worker to take the handoff: it holds the shard meanwhile.
+      let held = false;
+      for (const until = Date.now() + 2500; !held && Date.now() < until;) held = await holds(mine) || (await new Promise((r) => setTimeout(r, 50)), false);
+      expect(held, 'stopping, the shard not handed off').to.equal(true);
       expect(await holds(theirs), 'a shard it does not master').to.equal(false);
       expect((await h1.exit).code).to.equal(0);
       expect(h1.lines.some((l) => l.msg === 'shard snapshots written before stop'), 'h1 snapshotted what nobody took').to.equal(true);
