@@ -291,9 +291,9 @@ export class ShardHost implements ActorLink {
       st.ready = true;
       const buffered = st.buffer ?? [];
       st.buffer = null;
-      // The timer may also be a handoff's resend (a worker whose handoff is
-      // not confirmed yet can be the new master's replica): it must go on.
-      if (!st.handingOffTo) this.fastWheel.cancel(st);
+      // The sync retry timer is left to fire: onShardTimer decides by state,
+      // and finds nothing to do for a synced replica. The same timer may be
+      // the resend of a handoff not confirmed yet, which must go on.
       for (const e of buffered) if (e.e === st.epoch && e.s > st.seq) this.applyEntry(st, e);
       this.bus.toWorkerShard(msg.m, { t: 'rack', n: st.n, s: st.seq, from: this.bus.addr });
       return;
@@ -367,7 +367,7 @@ export class ShardHost implements ActorLink {
     if (st.handingOffTo) {
       // The new master may not have our view yet: offer the handoff again.
       if (!this.aliveAddr(st.handingOffTo)) { this.dropHeld(st); this.endHandoff(st); return; }
-      this.bus.toWorkerShard(st.handingOffTo, { t: 'handoff', n: st.n, e: st.epoch, s: st.seq, from: this.bus.addr, snap: this.snapshot(st.n) });
+      this.sendHandoff(st, st.handingOffTo);
       this.fastWheel.schedule(st, this.fastWheel.clock.now() + 250);
       return;
     }
@@ -445,7 +445,7 @@ export class ShardHost implements ActorLink {
         this.logger.info({ shard: st.n, from: msg.from, to }, 'handoff retargeted: the view names another master');
         st.handingOffTo = to;
         st.masterAddr = to;
-        this.bus.toWorkerShard(to, { t: 'handoff', n: st.n, e: st.epoch, s: st.seq, from: this.bus.addr, snap: this.snapshot(st.n) });
+        this.sendHandoff(st, to);
         return;
       }
       case 'handoff-ok': {
@@ -644,7 +644,7 @@ export class ShardHost implements ActorLink {
     if (st.asking) return true;
     st.asking = true;
     let a: AskResult;
-    try { a = await this.bus.ask(old, { t: 'holds?', n: st.n, from: this.bus.addr }, 1000); } finally { st.asking = false; }
+    try { a = await this.bus.ask(old, { t: 'holds?', n: st.n }, 1000); } finally { st.asking = false; }
     if (st.role !== 'master' || st.ready || st.claiming || this.stopping) return true;
     const holds = a.k === 'answer' && (a.res as { holds?: unknown }).holds === true;
     if (!holds) {
@@ -819,8 +819,13 @@ export class ShardHost implements ActorLink {
     st.ready = newRole === 'replica';
     st.masterAddr = to;
     if (newRole === 'replica') this.bus.replicate(st.n, true);
-    this.bus.toWorkerShard(to, { t: 'handoff', n: st.n, e: st.epoch, s: st.seq, from: this.bus.addr, snap: this.snapshot(st.n) });
+    this.sendHandoff(st, to);
     this.fastWheel.schedule(st, this.fastWheel.clock.now() + 250);
+  }
+
+  /** The shard's state, as it is now, to the worker it is being handed to. */
+  private sendHandoff(st: ShardState, to: WorkerAddr): void {
+    this.bus.toWorkerShard(to, { t: 'handoff', n: st.n, e: st.epoch, s: st.seq, from: this.bus.addr, snap: this.snapshot(st.n) });
   }
 
   /** Fencing: a record with a higher epoch names another master: stop serving at once. */
@@ -1063,7 +1068,11 @@ export class ShardHost implements ActorLink {
     // of the budget); one that wins later is refused (doClaim).
     const t0 = Date.now();
     const claims = [...this.shards.values()].map((s) => s.claiming).filter((c): c is Promise<boolean> => c !== null);
-    if (claims.length > 0) await Promise.race([Promise.allSettled(claims), new Promise((r) => setTimeout(r, budgetMs / 4).unref())]);
+    if (claims.length > 0) {
+      let bound: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.allSettled(claims), new Promise((r) => { bound = setTimeout(r, budgetMs / 4); })]);
+      clearTimeout(bound);
+    }
     this.persisting = true;
     budgetMs -= Date.now() - t0;
     this.stopHeld ??= new Set(this.served().map((s) => s.n));

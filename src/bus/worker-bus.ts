@@ -43,7 +43,7 @@ class Pending implements TimerEntry {
 export type InfoQuery = { op: 'u.info' | 'r.info'; id: string };
 export type WorkerQuery = { t: 'kick'; sid: string } | { t: 'loglevel'; level: string } | { t: 'stats' };
 /** New master → the old master of a shard whose host left the view: do you still hold its state? (ShardHost.holds) */
-export type HoldsQuery = { t: 'holds?'; n: number; from: WorkerAddr };
+export type HoldsQuery = { t: 'holds?'; n: number };
 /** What a question to another worker got back: its answer, nobody subscribed (the worker is gone), or no answer in time. */
 export type AskResult = { k: 'answer'; res: unknown } | { k: 'gone' } | { k: 'timeout' };
 

@@ -41,7 +41,7 @@ export async function startHostFromConfig(config: string, opts: { env?: Record<s
   let stderr = '';
   proc.stderr!.on('data', (d: Buffer) => { if (stderr.length < 100000) stderr += d.toString(); });
   const keep = keptLog(basename(config, '.toml'), proc.pid);
-  createInterface({ input: proc.stdout! }).on('line', (text) => {
+  createInterface({ input: proc.stdout! }).on('close', () => keep?.end()).on('line', (text) => {
     keep?.write(text + '\n');
     let l: LogLine;
     try { l = JSON.parse(text) as LogLine; } catch { return; }

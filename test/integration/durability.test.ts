@@ -229,7 +229,8 @@ describe('durability: snapshots and the durable log in JetStream', function () {
     const okd = new Map<string, number>();
     for (let k = 0; k < 10; k++) okd.set(`m${k}`, await sendDm(bob, mine, `m${k}`, k));
     bob.close();
-    const holds = async (u: string) => (await nc.request(subjects.worker('h1', 0), JSON.stringify({ t: 'holds?', n: shardOf(u, SHARDS), from: 'test' }), { timeout: 2000 })).json<{ holds: boolean }>().holds;
+    const ask = (u: string) => nc.request(subjects.worker('h1', 0), JSON.stringify({ t: 'holds?', n: shardOf(u, SHARDS) }), { timeout: 2000 });
+    const holds = async (u: string) => (await ask(u)).json<{ holds: boolean }>().holds;
     expect(await holds(mine), 'a running master does not stop').to.equal(false);
 
     const w2 = h2.workerPids().get(0)!;
@@ -239,14 +240,14 @@ describe('durability: snapshots and the durable log in JetStream', function () {
       await h1.waitFor((l) => l.msg === 'host stopping', 5000);
       // Its worker gets the stop from the primary, then waits up to 3 s for
       // h2's stopped worker to take the handoff: it holds the shard meanwhile.
-      let held = false;
-      for (const until = Date.now() + 2500; !held && Date.now() < until;) held = await holds(mine) || (await new Promise((r) => setTimeout(r, 50)), false);
+      let held = await holds(mine);
+      for (const until = Date.now() + 2500; !held && Date.now() < until; held = await holds(mine)) await new Promise((r) => setTimeout(r, 50));
       expect(held, 'stopping, the shard not handed off').to.equal(true);
       expect(await holds(theirs), 'a shard it does not master').to.equal(false);
       expect((await h1.exit).code).to.equal(0);
       expect(h1.lines.some((l) => l.msg === 'shard snapshots written before stop'), 'h1 snapshotted what nobody took').to.equal(true);
       // Gone: NATS says at once that nobody answers there.
-      const err = await nc.request(subjects.worker('h1', 0), JSON.stringify({ t: 'holds?', n: 0, from: 'test' }), { timeout: 2000 }).then(() => null, (e: Error) => e);
+      const err = await ask(mine).then(() => null, (e: Error) => e);
       expect(err instanceof errors.RequestError && err.isNoResponders(), String(err)).to.equal(true);
     } finally { process.kill(w2, 'SIGCONT'); }
     const inbox = await inboxOf(h2.url, mine);
