@@ -467,6 +467,11 @@ export class ShardHost implements ActorLink {
 
   // ---- roles from the view ------------------------------------------------------------
 
+  private placementReplicas(n: number): WorkerAddr[] {
+    if (this.view.length === 0) return [];
+    return place(n, this.view, this.replicas).replicas.map((r) => `${r.hostId}.${r.worker}`);
+  }
+
   private placementMaster(n: number): WorkerAddr | null {
     if (this.view.length === 0) return null;
     const p = place(n, this.view, this.replicas);
@@ -703,8 +708,11 @@ export class ShardHost implements ActorLink {
     st.recorded = [...replicas].sort().join(',');
     st.gated = false;
     st.recordGen++;
-    // The view may have changed the replica set while we claimed (and restored): record it.
-    const current = [...st.acked.keys()];
+    // The view may have changed the replica set while we claimed (and
+    // restored): record the one it names now. (Not the acked set: a replica
+    // added meanwhile joins it only once it has synced, and nothing would
+    // record it later; the record would name no replica for that shard.)
+    const current = this.placementReplicas(st.n);
     if (this.ownership && current.sort().join(',') !== st.recorded) {
       st.recorded = current.join(',');
       void this.ownership.setReplicas(st.n, epoch, this.bus.addr, current).catch(() => {});
