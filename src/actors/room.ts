@@ -95,9 +95,12 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
           this.host.replyError(cmd, toWire(new SandbarError('SANDBAR_ERR_NOT_FOUND', `session ${cmd.sid} is not a member of room ${this.id}`)));
           return;
         }
-        this.members.set(cmd.sid, { w: m.w, uid: m.uid, meta: cmd.meta });
-        this.queueDiff('leaves', m.uid, m.meta);
-        this.queueDiff('joins', m.uid, cmd.meta);
+        // A resend of an update already applied changes nothing (its diff would remove the member).
+        if (m.meta.phx_ref !== cmd.meta.phx_ref) {
+          this.members.set(cmd.sid, { w: m.w, uid: m.uid, meta: cmd.meta });
+          this.queueDiff('leaves', m.uid, m.meta);
+          this.queueDiff('joins', m.uid, cmd.meta);
+        }
         this.host.reply(cmd, { phx_ref: cmd.meta.phx_ref });
         return;
       }

@@ -43,6 +43,14 @@ export interface PurgeCmd { op: 'purge'; w: WorkerAddr }
 
 export type Cmd = UserCmd | RoomCmd;
 
+/**
+ * A page of a room's history or a user's inbox (server API history): read by
+ * the serving master alone, never replicated, answered as a NATS request
+ * like the operators' info queries. `maxBytes` bounds the answer (half the
+ * NATS max_payload).
+ */
+export interface HistoryQuery { op: 'u.hist' | 'r.hist'; id: string; after: number; before: number | null; limit: number; maxBytes: number }
+
 export type WorkerMsg =
   | { t: 'reply'; cid: number; ok: true; res: unknown }
   | { t: 'reply'; cid: number; ok: false; err: WireError }
