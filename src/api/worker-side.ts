@@ -18,10 +18,11 @@ import { EventPublisher } from '../events/publisher.js';
 import { WebhookDispatcher } from '../events/webhooks.js';
 import { sessionEvent } from '../events/schema.js';
 import { ApiService } from './service.js';
-import { createApiServer } from './http.js';
+import { createApiServer, type ApiHttpCounters } from './http.js';
 import { errorBody } from './status.js';
 import type { ApiToPrimary, ApiToWorker } from './nats-endpoints.js';
 import { SandbarError } from '../errors.js';
+import type { WorkerStats } from '../cluster/ipc.js';
 
 export interface WorkerSide {
   readonly config: SandbarConfig;
@@ -36,6 +37,7 @@ export class WorkerIntegration implements UserCtlHandler {
   private userControl: UserControl | null = null;
   private service: ApiService | null = null;
   private http: FastifyInstance | null = null;
+  private httpCounters: ApiHttpCounters | null = null;
 
   constructor(private readonly w: WorkerSide) {}
 
@@ -66,8 +68,9 @@ export class WorkerIntegration implements UserCtlHandler {
   async listen(): Promise<number | null> {
     const c = this.w.config;
     if (c.api.port === undefined) return null;
-    const { app } = await createApiServer({ config: c, logger: this.w.logger, call: (op, body) => this.call(op, body) });
+    const { app, counters } = await createApiServer({ config: c, logger: this.w.logger, call: (op, body) => this.call(op, body) });
     this.http = app;
+    this.httpCounters = counters;
     await app.listen({ host: c.api.host, port: c.api.port });
     const addr = app.server.address();
     const port = typeof addr === 'object' && addr ? addr.port : c.api.port;
@@ -124,6 +127,19 @@ export class WorkerIntegration implements UserCtlHandler {
     if (!ev?.wants('session.disconnected')) return;
     const why = reason.kind === 'other' ? reason.code : reason.kind === 'crash' ? 'SANDBAR_ERR_SESSION_CRASHED' : reason.kind;
     ev.publish(sessionEvent('session.disconnected', s.userId, s.id, Date.now(), { reason: why }), s.userId);
+  }
+
+  /** For the worker's stats (metrics). */
+  stats(): Pick<WorkerStats, 'eventsPublished' | 'eventsDropped' | 'eventsPending' | 'webhookDeliveries' | 'webhookFailures' | 'webhookDeadLetters' | 'apiUnauthorized'> {
+    return {
+      eventsPublished: this.events?.counters.published ?? 0,
+      eventsDropped: this.events?.counters.dropped ?? 0,
+      eventsPending: this.events?.pendingCount ?? 0,
+      webhookDeliveries: this.webhooks?.counters.delivered ?? 0,
+      webhookFailures: this.webhooks?.counters.failed ?? 0,
+      webhookDeadLetters: this.webhooks?.counters.dead ?? 0,
+      apiUnauthorized: this.httpCounters?.unauthorized ?? 0,
+    };
   }
 
   async stop(): Promise<void> {

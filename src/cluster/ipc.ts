@@ -28,6 +28,14 @@ export interface WorkerStats {
   /** Frames written to room members from room broadcasts. */
   roomDeliveries: number;
   natsReconnects: number;
+  /** Events out (src/events/publisher.ts) and webhooks (worker 0), server API refusals; 0 when off. */
+  eventsPublished?: number;
+  eventsDropped?: number;
+  eventsPending?: number;
+  webhookDeliveries?: number;
+  webhookFailures?: number;
+  webhookDeadLetters?: number;
+  apiUnauthorized?: number;
 }
 
 export type ToWorker =

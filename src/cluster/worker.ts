@@ -291,6 +291,7 @@ export class WorkerHost implements SessionHost {
       pendingRequests: this.bus?.pendingCount ?? 0,
       roomDeliveries: this.rooms?.deliveries ?? 0,
       natsReconnects,
+      ...this.apps.stats(),
     };
   }
 }
