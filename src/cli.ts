@@ -63,7 +63,7 @@ export async function runCli(args: string[]): Promise<void> {
   switch (command) {
     case 'check-config':
       if (positionals.length) fail(64, `check-config takes no arguments, got "${positionals.join(' ')}"`);
-      process.stdout.write(JSON.stringify({ ...config, auth: { ...config.auth, secret: '<redacted>' }, admin: { token: config.admin.token === '' ? '' : '<redacted>' }, nats: { ...config.nats, ...(config.nats.pass !== undefined ? { pass: '<redacted>' } : {}) } }, null, 2) + '\n');
+      process.stdout.write(JSON.stringify({ ...config, auth: { ...config.auth, secret: '<redacted>' }, admin: { token: config.admin.token === '' ? '' : '<redacted>' }, nats: { ...config.nats, ...(config.nats.pass !== undefined ? { pass: '<redacted>' } : {}) }, api: { ...config.api, ...(config.api.keys ? { keys: config.api.keys.map((k) => k.slice(0, k.lastIndexOf(':') + 1) + '<redacted>') } : {}) }, webhooks: { ...config.webhooks, ...(config.webhooks.secret !== undefined ? { secret: '<redacted>' } : {}) } }, null, 2) + '\n');
       process.stderr.write('sandbar: configuration is valid\n');
       return;
     case 'token': {

@@ -56,6 +56,7 @@ export const ErrorCodes = spec({
   SANDBAR_ERR_IDLE_TIMEOUT: { summary: 'No frame (not even a heartbeat) arrived within session.idleTimeoutMs.', closeCode: 4000 },
   SANDBAR_ERR_SESSION_CRASHED: { summary: "The session's actor crashed; only this session is closed.", closeCode: 1011 },
   SANDBAR_ERR_KICKED: { summary: 'An operator closed this session (admin.kick).', closeCode: 4001 },
+  SANDBAR_ERR_DISCONNECTED: { summary: 'The server API disconnected every session of this user (api disconnect); the close code is 4002 unless the caller chose another in 4000-4999.', closeCode: 4002 },
   SANDBAR_ERR_RATE_ABUSE: { summary: 'More than session.rateMaxRefused frames were refused for the rate limit within one second: the client ignores SANDBAR_ERR_RATE_LIMITED replies.', closeCode: 4429 },
   SANDBAR_ERR_SHUTTING_DOWN: { summary: 'The host is stopping (SIGTERM) or the worker restarts; reconnect to another host.', closeCode: 1012, httpStatus: 503, retryable: true },
 
@@ -77,6 +78,10 @@ export const ErrorCodes = spec({
 
   // Admin and API requests
   SANDBAR_ERR_NOT_FOUND: { summary: 'An admin or API request names a session, user, room or other object that does not exist.', httpStatus: 404 },
+  SANDBAR_ERR_API_UNAUTHORIZED: { summary: 'A server API request carries no API key, or one that is not in api.keys (counted and logged without the key).', httpStatus: 401 },
+  SANDBAR_ERR_API_FORBIDDEN: { summary: "The API key is valid but api.keys does not allow it this operation.", httpStatus: 403 },
+  SANDBAR_ERR_API_UNKNOWN_OPERATION: { summary: 'A server API request names an operation that does not exist (docs/api.md lists them).', httpStatus: 404 },
+  SANDBAR_ERR_API_BODY_TOO_LARGE: { summary: 'A server API request body exceeds api.maxBodyBytes.', httpStatus: 413 },
 });
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -307,6 +307,24 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry, Bucke
   /** Closed by an operator (admin.kick): close code 4001. */
   kick(): void { this.stop({ kind: 'other', code: 'SANDBAR_ERR_KICKED', message: 'closed by an operator' }); }
 
+  /** A close code chosen by whoever stops the session (the server API's disconnect); 0: the reason's own. */
+  private closeCode = 0;
+
+  /** Closed by the server API (disconnect): the caller's close code (4000-4999) and reason. */
+  disconnect(code: number, reason: string): void {
+    this.closeCode = code;
+    this.stop({ kind: 'other', code: 'SANDBAR_ERR_DISCONNECTED', message: reason });
+  }
+
+  /** Ends a channel from the server side (the server API's unsubscribe): the client gets phx_close. */
+  closeChannel(topic: string): boolean {
+    const ch = this.channel(topic);
+    if (!ch) return false;
+    this.removeChannel(ch, 'leave');
+    this.write(encodePush(ch.joinRef, ch.topic, Events.close, {}));
+    return true;
+  }
+
   /** Closes the session for a host shutdown (1012) or any stop reason with a code. */
   shutdown(): void { this.stop(SHUTDOWN); }
 
@@ -327,7 +345,7 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry, Bucke
     ws.session = undefined;
     if (ws.readyState === 0 || ws.readyState === 1) {
       const { code, message } = closeFor(reason);
-      ws.close(code, message);
+      ws.close(this.closeCode || code, message);
       // A client that does not read will never complete the closing handshake.
       if (code === ErrorCodes.SANDBAR_ERR_SLOW_CONSUMER.closeCode) ws.terminate();
     }

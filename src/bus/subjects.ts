@@ -15,6 +15,11 @@
  *   sandbar.<cluster>.lp.<hostId>.<worker>       LongPoll requests forwarded to the worker that holds the session
  *   sandbar.<cluster>.log.<n>                    durable log of shard n (JetStream stream, persistence.mode = "log")
  *   sandbar.<cluster>.logack.<hostId>.<worker>.<n>.<seq>   JetStream's PubAck for one log entry, to the worker that wrote it
+ *   sandbar.<cluster>.events.<partition>.<type>  events out (JetStream stream sandbar_<cluster>_events; type has dots: room.message)
+ *   sandbar.<cluster>.evack.<hostId>.<worker>.<n> JetStream's PubAck for one event, to the worker that published it
+ *   sandbar.<cluster>.webhooks.dead.<webhook>    events a webhook could not take after webhooks.maxAttempts
+ *   sandbar.<cluster>.api.<operation>            server API (NATS micro service "sandbar", beside admin.*)
+ *   sandbar.<cluster>.userctl                    every worker: close or unsubscribe the local sessions of a user
  *
  * docs/subjects.md lists the same for `nats sub`.
  */
@@ -55,4 +60,16 @@ export class Subjects {
   /** The PubAck subject of one log entry: the worker's ack prefix (one subscription) + shard + seq. */
   logAckPrefix(hostId: string, worker: number): string { return `${this.prefix}logack.${token(hostId)}.${worker}.`; }
   logAck(prefix: string, shard: number, seq: number): string { return `${prefix}${shard}.${seq}`; }
+  /** Events out: `type` is one of the event types (dots included). */
+  events(partition: number, type: string): string { return `${this.prefix}events.${partition}.${type}`; }
+  /** Every event (the stream's subject). */
+  eventsAll(): string { return `${this.prefix}events.>`; }
+  /** Every event of one partition (a webhook consumer's filter). */
+  eventsPartition(partition: number): string { return `${this.prefix}events.${partition}.>`; }
+  /** The PubAck subjects of one worker's events: prefix + a counter. */
+  eventAckPrefix(hostId: string, worker: number): string { return `${this.prefix}evack.${token(hostId)}.${worker}.`; }
+  webhookDead(webhook: string): string { return `${this.prefix}webhooks.dead.${webhook}`; }
+  api(operation: string): string { return `${this.prefix}api.${operation}`; }
+  /** Control of the sessions of a user on every worker (disconnect, unsubscribe). */
+  userCtl(): string { return `${this.prefix}userctl`; }
 }

@@ -1,4 +1,5 @@
 import type { HostView } from '../placement/rendezvous.js';
+import type { ApiToPrimary, ApiToWorker } from '../api/nats-endpoints.js';
 
 /**
  * Messages between the primary and its workers over node:cluster IPC.
@@ -27,6 +28,14 @@ export interface WorkerStats {
   /** Frames written to room members from room broadcasts. */
   roomDeliveries: number;
   natsReconnects: number;
+  /** Events out (src/events/publisher.ts) and webhooks (worker 0), server API refusals; 0 when off. */
+  eventsPublished?: number;
+  eventsDropped?: number;
+  eventsPending?: number;
+  webhookDeliveries?: number;
+  webhookFailures?: number;
+  webhookDeadLetters?: number;
+  apiUnauthorized?: number;
 }
 
 export type ToWorker =
@@ -38,14 +47,17 @@ export type ToWorker =
   /** Stop; hand mastered shards over according to `view` (the cluster without this host) first. */
   | { t: 'shutdown'; view: HostView[] }
   | { t: 'loglevel'; level: string }
-  | { t: 'metrics'; id: number; text: string };
+  | { t: 'metrics'; id: number; text: string }
+  /** A server API request that came over NATS (the primary's micro service): run it (src/api/nats-endpoints.ts). */
+  | ApiToWorker;
 
 export type ToPrimary =
   | { t: 'pong'; n: number; stats: WorkerStats }
   | { t: 'listening'; port: number }
   /** The worker took up its roles for the first view: it serves its shards. */
   | { t: 'serving'; master: number; replica: number }
-  | { t: 'metrics?'; id: number };
+  | { t: 'metrics?'; id: number }
+  | ApiToPrimary;
 
 /** Environment variables the primary passes to a forked worker (SANDBAR__ names are not config keys). */
 export const WORKER_ENV = {

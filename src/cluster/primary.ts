@@ -18,6 +18,8 @@ import { ensureBucket, Ownership } from '../placement/ownership.js';
 import { ensurePersistence } from '../persistence/index.js';
 import { startMicroService, type MicroService } from '../admin/micro.js';
 import { adminEndpoints } from '../admin/endpoints.js';
+import { ApiForwarder, apiEndpoints } from '../api/nats-endpoints.js';
+import { ensureEvents } from '../events/stream.js';
 import type { HostView } from '../placement/rendezvous.js';
 import { Lease } from './lease.js';
 import { Membership } from './membership.js';
@@ -53,12 +55,15 @@ export class Primary {
   private lease: Lease | null = null;
   private ownership: Ownership | null = null;
   private micro: MicroService | null = null;
+  /** Server API requests that came over NATS, handed to the workers (src/api/nats-endpoints.ts). */
+  private readonly api: ApiForwarder;
   private view: HostView[] = [];
   private readonly incarnation = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
 
   constructor(private readonly config: SandbarConfig, private readonly logger: Logger) {
     const c = config.cluster;
     this.policy = new RestartPolicy({ maxRestarts: c.maxRestarts, windowMs: c.restartWindowMs, backoffMs: c.restartBackoffMs });
+    this.api = new ApiForwarder(() => this.slots.filter((s) => s.serving && s.worker?.isConnected()).map((s) => s.worker!), config.request.timeoutMs + 2000);
   }
 
   async start(): Promise<void> {
@@ -75,6 +80,7 @@ export class Primary {
     try {
       await ensureBucket(this.nc, config.cluster.name, logger);
       await ensurePersistence(this.nc, config, new Subjects(config.cluster.name), logger);
+      await ensureEvents(this.nc, config, new Subjects(config.cluster.name), logger);
     } catch (err) {
       throw new SandbarError('SANDBAR_ERR_JETSTREAM_UNAVAILABLE', `NATS at ${config.nats.servers.join(', ')} has no JetStream (${(err as Error).message}): run nats-server with -js (or "jetstream {}" in its config); Sandbar keeps shard ownership in a JetStream KV bucket`, { cause: err });
     }
@@ -145,6 +151,9 @@ export class Primary {
           void notifyReady(`host ready: ${this.slots.length} workers on port ${this.port} (${this.config.hostId})`);
         }
         break;
+      case 'api':
+        this.api.onReply(msg);
+        break;
       case 'metrics?': {
         const stats = new Map<number, WorkerStats>();
         for (const s of this.slots) if (s.stats) stats.set(s.index, s.stats);
@@ -191,7 +200,7 @@ export class Primary {
       version: VERSION,
       description: 'Sandbar chat and presence host',
       metadata: { hostId: c.hostId, cluster: c.cluster.name },
-      endpoints: adminEndpoints({
+      endpoints: [...apiEndpoints(subjects, this.api), ...adminEndpoints({
         nc: this.nc!,
         subjects,
         config: c,
@@ -207,7 +216,7 @@ export class Primary {
           for (const s of this.slots) if (s.worker?.isConnected()) s.worker.send({ t: 'loglevel', level } satisfies ToWorker);
           this.logger.info({ level }, 'log level changed by an operator');
         },
-      }),
+      })],
       onError: (err, endpoint) => this.logger.error({ err, endpoint }, 'admin endpoint failed'),
     });
   }

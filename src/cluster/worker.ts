@@ -10,7 +10,7 @@ import type { SandbarConfig } from '../config/types.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { connectBus, natsAuthOptions, natsReconnects, type NatsConnection } from '../bus/connection.js';
 import { systemClock, TimerWheel, type StopReason } from '../actors/index.js';
-import { SessionActor, type SessionHost, type SessionTransport } from '../actors/session.js';
+import { SessionActor, SessionSocket, type SessionHost, type SessionTransport } from '../actors/session.js';
 import { rate } from '../actors/rate-limit.js';
 import { ChannelRegistry } from '../protocol/channel-registry.js';
 import { echoChannel } from '../protocol/echo-channel.js';
@@ -19,11 +19,13 @@ import { ConnectionLimits } from '../http/limits.js';
 import { readFileSync } from 'node:fs';
 import { Subjects } from '../bus/subjects.js';
 import { WorkerBus } from '../bus/worker-bus.js';
-import type { CtlMsg, Cmd, Meta } from '../bus/messages.js';
+import type { CtlMsg, Cmd, HistoryQuery, Meta } from '../bus/messages.js';
 import type { ReplyTarget, WorkerQuery } from '../bus/worker-bus.js';
 import type { JoinedChannel } from '../protocol/channel-registry.js';
 import type { SandbarError } from '../errors.js';
 import { ShardHost } from '../actors/shard-host.js';
+import { historyOf } from '../api/history.js';
+import { WorkerIntegration } from '../api/worker-side.js';
 import { place, shardOf, type HostView } from '../placement/index.js';
 import { Ownership } from '../placement/ownership.js';
 import { ShardPersistence } from '../persistence/index.js';
@@ -73,13 +75,15 @@ export class WorkerHost implements SessionHost {
   longpoll: LongPollRegistry | null = null;
   /** Roles of the first view taken up: ready to serve. */
   serving = false;
+  /** Events out, webhooks, the server API and user control (src/api/worker-side.ts). */
+  readonly apps = new WorkerIntegration(this);
 
   /** Subscribes this worker's subjects, starts its shard host and the user/room channels. */
   async startChat(nc: NatsConnection): Promise<void> {
     const c = this.config;
     const bus = new WorkerBus(nc, new Subjects(c.cluster.name), c.hostId, this.index, {
       onCmd: (cmd: Cmd) => this.shardHost!.onCmd(cmd),
-      onInfo: (q) => this.shardHost!.info(q),
+      onInfo: (q) => (q.op === 'u.info' || q.op === 'r.info' ? this.shardHost!.info(q) : historyOf(q as HistoryQuery, this.shardHost!.users, this.shardHost!.rooms)),
       onQuery: (q) => this.onQuery(q),
       onHolds: (q) => this.shardHost?.holds(q.n) ?? { holds: false },
       onDeliver: (sids, frame) => this.deliver(sids, frame),
@@ -90,6 +94,7 @@ export class WorkerHost implements SessionHost {
     this.bus = bus;
     const ownership = await Ownership.open(nc, c.cluster.name, this.logger);
     this.shardHost = new ShardHost(bus, c, this.wheel, this.fastWheel, this.logger, ownership);
+    this.shardHost.events = this.apps.startEvents(nc);
     if (this.leaseUntil > 0) this.shardHost.leaseUntil = this.leaseUntil;
     if (c.persistence.mode !== 'none') {
       const sh = this.shardHost;
@@ -116,6 +121,7 @@ export class WorkerHost implements SessionHost {
     });
     lpBus.serve(this.longpoll);
     await bus.start();
+    await this.apps.start(nc, bus);
   }
 
   private leaseUntil = 0;
@@ -241,12 +247,17 @@ export class WorkerHost implements SessionHost {
       return false;
     }
     const id = `${this.config.hostId}.${this.index}.${this.incarnation}.${(this.nextSession++).toString(36)}`;
-    this.sessions.set(id, new SessionActor(this, id, userId, socket));
+    const session = new SessionActor(this, id, userId, socket);
+    this.sessions.set(id, session);
+    this.apps.sessionStarted(session, socket instanceof SessionSocket ? 'websocket' : 'longpoll');
     return true;
   }
 
   onActorExit(actor: any, reason: StopReason): void {
-    if (actor instanceof SessionActor) this.sessions.delete(actor.id);
+    if (actor instanceof SessionActor) {
+      this.sessions.delete(actor.id);
+      this.apps.sessionEnded(actor, reason);
+    }
     if (reason.kind === 'crash') {
       this.crashes++;
       this.logger.error({ err: reason.error, session: actor.id, user: actor.userId }, 'session crashed; only this session is closed');
@@ -280,6 +291,7 @@ export class WorkerHost implements SessionHost {
       pendingRequests: this.bus?.pendingCount ?? 0,
       roomDeliveries: this.rooms?.deliveries ?? 0,
       natsReconnects,
+      ...this.apps.stats(),
     };
   }
 }
@@ -343,6 +355,8 @@ export async function runWorker(): Promise<void> {
       host.applyView(msg.hosts);
     } else if (msg.t === 'shutdown') {
       void stop(msg.view);
+    } else if (msg.t === 'api') {
+      host.apps.onIpc(msg, send);
     }
   });
   // A terminal's Ctrl-C (or a group-wide SIGTERM) reaches the workers too;
@@ -401,6 +415,7 @@ export async function runWorker(): Promise<void> {
     await app!.listen({ host: config.http.host, port: config.http.port });
     const addr = app!.server.address();
     const port = typeof addr === 'object' && addr ? addr.port : config.http.port;
+    await host.apps.listen();
     logger.info({ port }, 'worker listening');
     send({ t: 'listening', port });
   } catch (err) {
@@ -427,6 +442,7 @@ export async function runWorker(): Promise<void> {
     host.closeAllSessions();
     // Sockets finish their closing handshake; wait for them, within the budget.
     await Promise.race([closing, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
+    await host.apps.stop();
     await host.nc?.drain().catch(() => {});
     host.bus?.stop();
     host.wheel.stop();

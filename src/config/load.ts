@@ -14,6 +14,7 @@ import { parse as parseToml, TomlError } from 'smol-toml';
 import { SandbarError } from '../errors.js';
 import { schema, type ConfigKey, type KeySpec } from './schema.js';
 import type { SandbarConfig } from './types.js';
+import { checkIntegration, integrationRules } from './integration-rules.js';
 
 /** What {@link loadConfig} reads: the process arguments (without node and script) and environment. */
 export interface LoadOptions {
@@ -109,6 +110,7 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
   }
   checkHeartbeatOrder(values, sources);
   checkPairs(values, sources);
+  checkIntegration(values, sources, invalid);
   derive(values, sources);
   return { config: build(values), positionals: cli.positionals, sources: Object.freeze(sources) };
 }
@@ -302,6 +304,7 @@ const extraRules: Partial<Record<ConfigKey, (v: Value) => { what: string; value:
     const i = list.findIndex((s) => !isNatsUrl(s));
     return i === -1 ? undefined : { what: `nats.servers[${i}]`, value: list[i], expected: 'a nats://host:port URL' };
   },
+  ...integrationRules,
 };
 
 function isNatsUrl(s: string): boolean {
@@ -405,7 +408,7 @@ function hidden(v: unknown): string {
 }
 
 function looksSecret(name: string): boolean {
-  return /secret|pass|^admin\.token$/i.test(name);
+  return /secret|pass|^admin\.token$|^api\.keys$/i.test(name);
 }
 
 /** "unknown key" plus, when one is close, the likely intended name. */

@@ -56,8 +56,25 @@ export interface SandbarConfig {
   };
   readonly replication: { readonly replicas: number; readonly ack: 'all' | 'none' };
   readonly persistence: { readonly mode: 'snapshots' | 'log' | 'none'; readonly snapshotIntervalMs: number; readonly maxSnapshotBytes: number };
-  readonly user: { readonly idleStopMs: number; readonly inboxMax: number; readonly dedupWindow: number };
-  readonly room: { readonly historyMax: number; readonly maxMembers: number };
+  readonly user: { readonly idleStopMs: number; readonly inboxMax: number; readonly dedupWindow: number; readonly dedupTtlMs: number; readonly dedupMaxIds: number };
+  readonly room: { readonly historyMax: number; readonly maxMembers: number; readonly clientEvents?: readonly string[]; readonly maxMetaBytes: number };
+  readonly api: { readonly host: string; readonly port?: number; readonly keys?: readonly string[]; readonly maxBodyBytes: number; readonly maxBroadcastRooms: number };
+  readonly events: {
+    readonly enabled: boolean;
+    readonly types: readonly string[];
+    readonly maxBytes: number;
+    readonly maxAgeMs: number;
+    readonly partitions: number;
+    readonly maxPending: number;
+  };
+  readonly webhooks: {
+    readonly urls?: readonly string[];
+    readonly secret?: string;
+    readonly maxAttempts: number;
+    readonly backoffMs: number;
+    readonly maxBackoffMs: number;
+    readonly timeoutMs: number;
+  };
   readonly message: { readonly maxBytes: number };
   readonly request: { readonly timeoutMs: number };
   readonly log: { readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };

@@ -22,6 +22,13 @@ const METRICS: MetricDef[] = [
   { name: 'sandbar_requests_pending', help: 'Requests to user/room actors waiting for a reply (replication lag shows here).', type: 'gauge', pick: (s) => s.pendingRequests },
   { name: 'sandbar_room_deliveries_total', help: 'Room broadcast frames written to member sockets.', type: 'counter', pick: (s) => s.roomDeliveries },
   { name: 'sandbar_nats_reconnects_total', help: 'NATS reconnects of this worker.', type: 'counter', pick: (s) => s.natsReconnects },
+  { name: 'sandbar_events_published_total', help: 'Events published to the events stream (events.enabled).', type: 'counter', pick: (s) => s.eventsPublished ?? 0 },
+  { name: 'sandbar_events_dropped_total', help: 'Events lost: over events.maxPending, or not stored after every retry.', type: 'counter', pick: (s) => s.eventsDropped ?? 0 },
+  { name: 'sandbar_events_pending', help: 'Events waiting for their PubAck from JetStream.', type: 'gauge', pick: (s) => s.eventsPending ?? 0 },
+  { name: 'sandbar_webhook_deliveries_total', help: 'Events a webhook answered 2xx to (worker 0).', type: 'counter', pick: (s) => s.webhookDeliveries ?? 0 },
+  { name: 'sandbar_webhook_failures_total', help: 'Failed webhook attempts (retried with backoff).', type: 'counter', pick: (s) => s.webhookFailures ?? 0 },
+  { name: 'sandbar_webhook_dead_letters_total', help: 'Events given up after webhooks.maxAttempts (sent to the dead-letter subject).', type: 'counter', pick: (s) => s.webhookDeadLetters ?? 0 },
+  { name: 'sandbar_api_unauthorized_total', help: 'Server API requests refused for a missing or unknown API key.', type: 'counter', pick: (s) => s.apiUnauthorized ?? 0 },
   { name: 'sandbar_process_heap_used_bytes', help: 'V8 heap in use.', type: 'gauge', pick: (s) => s.heapUsed },
   { name: 'sandbar_process_resident_memory_bytes', help: 'Resident set size.', type: 'gauge', pick: (s) => s.rss },
 ];

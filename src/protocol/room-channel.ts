@@ -17,6 +17,7 @@ import type { ChatServices } from './chat-services.js';
 import { isValidId } from './ids.js';
 import { metaFor, type PresenceEntry } from './presence.js';
 import { checkBody, lastSeqOf, messageId, PushReply } from './user-channel.js';
+import { RoomClientEvents } from './room-events.js';
 
 interface RoomJoinResult { seq: number; presence?: Record<string, PresenceEntry>; history: unknown[] }
 
@@ -49,6 +50,7 @@ class RoomJoinReply implements ReplyTarget {
 
 export function roomChannel(svc: ChatServices): ChannelHandler {
   const maxBytes = svc.config.message.maxBytes;
+  const clientEvents = new RoomClientEvents(svc);
   return {
     join(session, ch, params, ref) {
       if (!isValidId(ch.id)) throw new SandbarError('SANDBAR_ERR_INVALID_ID', 'room id must be 1-64 characters of A-Z a-z 0-9 _ - . @');
@@ -64,7 +66,11 @@ export function roomChannel(svc: ChatServices): ChannelHandler {
       );
     },
     handleIn(session, ch, event, payload, ref) {
-      if (event !== 'msg') throw new SandbarError('SANDBAR_ERR_UNKNOWN_EVENT', `unknown event ${event} on ${ch.topic} (expected msg)`);
+      if (event !== 'msg') {
+        // Client events and presence updates: room-events.ts.
+        if (clientEvents.handle(session, ch, event, payload, ref)) return;
+        throw new SandbarError('SANDBAR_ERR_UNKNOWN_EVENT', `unknown event ${event} on ${ch.topic} (expected msg, presence, or an event of room.clientEvents)`);
+      }
       if (!payload || typeof payload !== 'object' || Array.isArray(payload)) throw new SandbarError('SANDBAR_ERR_BAD_PAYLOAD', 'payload must be an object');
       const p = payload as Record<string, unknown>;
       const body = checkBody(p.body, maxBytes);
