@@ -27,7 +27,10 @@ import { ShardHost } from '../actors/shard-host.js';
 import { place, shardOf, type HostView } from '../placement/index.js';
 import { Ownership } from '../placement/ownership.js';
 import { ShardPersistence } from '../persistence/index.js';
-import { LocalRooms, allowAllRooms, type ChatServices } from '../protocol/chat-services.js';
+import { LocalRooms, type ChatServices } from '../protocol/chat-services.js';
+import { WorkerAuth } from '../auth/worker-auth.js';
+import type { Identity } from '../auth/verifier.js';
+import { sessionChannel } from '../protocol/session-channel.js';
 import { userChannel } from '../protocol/user-channel.js';
 import { roomChannel } from '../protocol/room-channel.js';
 import { LongPollRegistry } from '../http/longpoll.js';
@@ -55,14 +58,22 @@ export class WorkerHost implements SessionHost {
     this.limits = {
       idleTimeoutMs: s.idleTimeoutMs, maxBufferedBytes: s.maxBufferedBytes, maxChannels: s.maxChannels,
       rate: s.ratePerSecond > 0 ? rate(s.ratePerSecond, s.rateBurst) : null, rateMaxRefused: s.rateMaxRefused,
+      expiryWarningMs: config.auth.expiryWarningMs,
     };
+    this.auth = new WorkerAuth(config, logger);
+    this.verifyToken = (t) => this.auth.verifier.verify(t);
     // Idle deadlines need no better than a tenth of the timeout; 1 s at most keeps the sweep cheap.
     this.wheel = new TimerWheel(systemClock, Math.max(20, Math.min(1000, Math.floor(s.idleTimeoutMs / 10))));
     this.wheel.onError = (err) => logger.error({ err }, 'timer entry failed');
     this.fastWheel = new TimerWheel(systemClock, 25);
     this.fastWheel.onError = this.wheel.onError;
     this.channels.register('echo', echoChannel({ faultInjection: config.debug.faultInjection }));
+    this.channels.register('sandbar', sessionChannel());
   }
+
+  /** Tokens, revocation and room authorization of this worker (auth/worker-auth.ts). */
+  readonly auth: WorkerAuth;
+  readonly verifyToken: (token: unknown) => Promise<Identity>;
 
   bus: WorkerBus | null = null;
   shardHost: ShardHost | null = null;
@@ -98,7 +109,8 @@ export class WorkerHost implements SessionHost {
     }
     await ownership.watch((n, rec) => { this.shardHost!.onOwnership(n, rec); this.clusterEvents.onOwnership(n, rec); bus.resendShard(n); });
     this.rooms = new LocalRooms(bus);
-    const svc: ChatServices = { bus, config: c, logger: this.logger, shardOf: (id) => shardOf(id, c.shards), authorizeRoom: allowAllRooms, rooms: this.rooms };
+    const svc: ChatServices = { bus, config: c, logger: this.logger, shardOf: (id) => shardOf(id, c.shards), authorizer: this.auth.rooms, rooms: this.rooms };
+    this.auth.listen(nc, new Subjects(c.cluster.name), (user, reason) => this.revokeSessions(user, reason));
     this.channels.register('user', userChannel(svc));
     this.channels.register('room', roomChannel(svc));
     this.channels.register('cluster', clusterChannel({
@@ -109,10 +121,11 @@ export class WorkerHost implements SessionHost {
     // A held poll must not outlast the idle deadline that polls keep pushing back.
     const windowMs = Math.min(c.longpoll.windowMs, c.session.idleTimeoutMs >> 1);
     this.longpoll = new LongPollRegistry({
-      hostId: c.hostId, worker: this.index, secret: c.auth.secret, windowMs,
+      hostId: c.hostId, worker: this.index, windowMs,
+      verifyToken: this.verifyToken, onRefused: (code, reason) => this.auth.refusals.note(code, reason, undefined, 'longpoll'),
       maxFrameBytes: c.session.maxFrameBytes, wheel: this.fastWheel, logger: this.logger,
       maxForwardBytes: Math.floor(((nc.info?.max_payload ?? 1048576) - 1024) / 2),
-      startSession: (t, userId) => this.startSession(t, userId), forward: lpBus.forward(windowMs),
+      startSession: (t, identity) => this.startSession(t, identity), forward: lpBus.forward(windowMs),
     });
     lpBus.serve(this.longpoll);
     await bus.start();
@@ -235,14 +248,21 @@ export class WorkerHost implements SessionHost {
   private readonly incarnation = randomBytes(3).toString('hex');
 
   /** Session ids are unique in the cluster and across restarts: host, worker, incarnation, counter (base 36). */
-  startSession(socket: SessionTransport, userId: string): boolean {
+  startSession(socket: SessionTransport, identity: Identity): boolean {
     if (this.shuttingDown) {
       socket.close(1012, 'server restarting');
       return false;
     }
     const id = `${this.config.hostId}.${this.index}.${this.incarnation}.${(this.nextSession++).toString(36)}`;
-    this.sessions.set(id, new SessionActor(this, id, userId, socket));
+    this.sessions.set(id, new SessionActor(this, id, identity, socket));
     return true;
+  }
+
+  /** A revocation: every local session of the user is closed with 4403; returns how many. */
+  revokeSessions(user: string, reason: string): number {
+    let n = 0;
+    for (const s of [...this.sessions.values()]) if (s.userId === user) { s.revoke(reason); n++; }
+    return n;
   }
 
   onActorExit(actor: any, reason: StopReason): void {
@@ -372,11 +392,13 @@ export async function runWorker(): Promise<void> {
     const chat = host.startChat(host.nc);
     const limits = new ConnectionLimits({ ...config.http, workers: config.cluster.workers }, logger);
     app = await createHttpServer({
-      secret: config.auth.secret,
+      verifyToken: host.verifyToken,
+      onRefused: (code, reason, ip, transport) => host.auth.refusals.note(code, reason, ip, transport),
+      maxTokenBytes: config.auth.maxTokenBytes,
       maxFrameBytes: config.session.maxFrameBytes,
       limits,
       ...(config.http.tlsCertFile && config.http.tlsKeyFile ? { tls: { cert: readFileSync(config.http.tlsCertFile), key: readFileSync(config.http.tlsKeyFile) } } : {}),
-      onSocket: (socket, userId) => { host.startSession(socket as unknown as SessionTransport, userId); },
+      onSocket: (socket, identity) => { host.startSession(socket as unknown as SessionTransport, identity); },
       register: (app) => {
         // The LongPoll registry exists once the chat side has started (before
         // the listener opens); until then a poll hears "session gone" and retries.
@@ -431,6 +453,7 @@ export async function runWorker(): Promise<void> {
     host.bus?.stop();
     host.wheel.stop();
     host.fastWheel.stop();
+    host.auth.stop();
     logger.info('worker stopped');
     process.exit(0);
   }

@@ -8,17 +8,15 @@ import type { SandbarConfig } from '../config/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { Meta } from '../bus/messages.js';
 import type { PresenceDiff, PresenceEntry } from './presence.js';
-
-/** Decides whether a user may join a room. Default: any authenticated user may join any room. */
-export type RoomAuthorizer = (userId: string, roomId: string) => boolean;
-export const allowAllRooms: RoomAuthorizer = () => true;
+import type { RoomAuthorizer } from '../auth/room-authorizer.js';
 
 export interface ChatServices {
   readonly bus: WorkerBus;
   readonly config: SandbarConfig;
   readonly logger: Logger;
   readonly shardOf: (id: string) => number;
-  readonly authorizeRoom: RoomAuthorizer;
+  /** Who may join, read the history of, publish into and appear in a room (auth/room-authorizer.ts). */
+  readonly authorizer: RoomAuthorizer;
   readonly rooms: LocalRooms;
 }
 
