@@ -15,14 +15,14 @@ import type { Meta, PurgeCmd, RoomCmd, WorkerAddr } from '../bus/messages.js';
 
 export interface RoomMessage { readonly seq: number; readonly from: string; readonly id: string; readonly body: unknown; readonly at: number }
 
-interface Member { readonly w: WorkerAddr; readonly uid: string; readonly meta: Meta }
+interface Member { readonly w: WorkerAddr; readonly uid: string; readonly meta: Meta; readonly hidden?: true }
 
 export interface RoomSnapshot {
   id: string;
   seq: number;
   history: RoomMessage[];
   dedup: [string, number][];
-  members: [string, WorkerAddr, string, Meta][];
+  members: [string, WorkerAddr, string, Meta, (1 | undefined)?][];
 }
 
 /**
@@ -54,7 +54,7 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
           this.host.replyError(cmd, toWire(new SandbarError('SANDBAR_ERR_ROOM_FULL', `room ${this.id} has ${max} members (room.maxMembers)`)));
           return;
         }
-        this.members.set(cmd.sid, { w: cmd.w, uid: cmd.uid, meta: cmd.meta });
+        this.members.set(cmd.sid, cmd.hidden ? { w: cmd.w, uid: cmd.uid, meta: cmd.meta, hidden: true } : { w: cmd.w, uid: cmd.uid, meta: cmd.meta });
         this.host.reply(cmd, {
           seq: this.seq,
           // Only a worker without its own copy of the room's presence needs
@@ -64,21 +64,21 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
           presence: cmd.state && !this.host.silent ? this.presenceState() : undefined,
           history: cmd.last === null || cmd.last >= this.seq ? [] : this.history.filter((m) => m.seq > cmd.last!),
         });
-        this.queueDiff('joins', cmd.uid, cmd.meta);
+        if (!cmd.hidden) this.queueDiff('joins', cmd.uid, cmd.meta);
         return;
       }
       case 'r.leave': {
         const m = this.members.get(cmd.sid);
         if (!m) return;
         this.members.delete(cmd.sid);
-        this.queueDiff('leaves', m.uid, m.meta);
+        if (!m.hidden) this.queueDiff('leaves', m.uid, m.meta);
         return;
       }
       case 'purge': {
         for (const [sid, m] of this.members) {
           if (m.w !== cmd.w) continue;
           this.members.delete(sid);
-          this.queueDiff('leaves', m.uid, m.meta);
+          if (!m.hidden) this.queueDiff('leaves', m.uid, m.meta);
         }
         return;
       }
@@ -150,7 +150,7 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
   }
 
   snapshot(): RoomSnapshot {
-    return { id: this.id, seq: this.seq, history: this.history, dedup: [...this.dedup], members: [...this.members].map(([sid, m]) => [sid, m.w, m.uid, m.meta]) };
+    return { id: this.id, seq: this.seq, history: this.history, dedup: [...this.dedup], members: [...this.members].map(([sid, m]) => m.hidden ? [sid, m.w, m.uid, m.meta, 1] : [sid, m.w, m.uid, m.meta]) };
   }
 
   restore(s: RoomSnapshot): void {
@@ -159,12 +159,12 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
     this.dedup.clear();
     for (const [k, v] of s.dedup) this.dedup.set(k, v);
     this.members.clear();
-    for (const [sid, w, uid, meta] of s.members) this.members.set(sid, { w, uid, meta });
+    for (const [sid, w, uid, meta, hidden] of s.members) this.members.set(sid, hidden ? { w, uid, meta, hidden: true } : { w, uid, meta });
   }
 
   presenceState(): Record<string, PresenceEntry> {
     const out: Record<string, PresenceEntry> = {};
-    for (const m of this.members.values()) (out[m.uid] ??= { metas: [] }).metas.push(m.meta);
+    for (const m of this.members.values()) if (!m.hidden) (out[m.uid] ??= { metas: [] }).metas.push(m.meta);
     return out;
   }
 }

@@ -36,6 +36,9 @@ export const PUBLISH_ALLOW = 1;
 /** Ask the proxy (through its cache) at each msg. */
 export const PUBLISH_ASK = 2;
 export type PublishGrant = typeof PUBLISH_DENY | typeof PUBLISH_ALLOW | typeof PUBLISH_ASK;
+/** Bits of a joined room channel's `grant`: the publish permission, and this flag when it joined hidden (presence denied). */
+export const PUBLISH_MASK = 3;
+export const HIDDEN = 4;
 
 /** What a join was granted beyond joining. */
 export interface JoinGrant { readonly publish: PublishGrant; readonly presence: boolean }

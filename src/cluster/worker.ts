@@ -31,6 +31,7 @@ import { LocalRooms, type ChatServices } from '../protocol/chat-services.js';
 import { WorkerAuth } from '../auth/worker-auth.js';
 import type { Identity } from '../auth/verifier.js';
 import { sessionChannel } from '../protocol/session-channel.js';
+import { HIDDEN } from '../auth/room-authorizer.js';
 import { userChannel } from '../protocol/user-channel.js';
 import { roomChannel } from '../protocol/room-channel.js';
 import { LongPollRegistry } from '../http/longpoll.js';
@@ -236,7 +237,7 @@ export class WorkerHost implements SessionHost {
         const meta = ch.state as Meta;
         const cmd: Cmd = kind === 'u'
           ? { op: 'u.join', id: ch.id, sid: s.id, w: bus.addr, meta, last: null, cid: 0, rw: '' }
-          : { op: 'r.join', id: ch.id, sid: s.id, w: bus.addr, uid: s.userId, meta, last: null, state: true, cid: 0, rw: '' };
+          : { op: 'r.join', id: ch.id, sid: s.id, w: bus.addr, uid: s.userId, meta, last: null, state: true, cid: 0, rw: '', ...((ch.grant & HIDDEN) !== 0 ? { hidden: true as const } : {}) };
         bus.request(shard, cmd, new ResyncReply(s, ch));
         n++;
       }

@@ -77,10 +77,12 @@ export class LocalRooms {
    * presence_state for a joining session, from this worker's copy, with the
    * joiner's own meta in it (the copy hears of the join with the next diff).
    */
-  presenceState(roomId: string, self: { uid: string; meta: Meta }): Record<string, PresenceEntry> {
+  presenceState(roomId: string, self: { uid: string; meta: Meta } | null): Record<string, PresenceEntry> {
     const out: Record<string, PresenceEntry> = {};
     const p = this.byRoom.get(roomId)?.presence;
     if (p) for (const [uid, metas] of p) if (metas.size > 0) out[uid] = { metas: [...metas.values()] };
+    // A member who joined hidden (presence policy) is not in it, not even for itself.
+    if (self === null) return out;
     const mine = (out[self.uid] ??= { metas: [] });
     if (!mine.metas.some((m) => m.phx_ref === self.meta.phx_ref)) mine.metas.push(self.meta);
     return out;

@@ -19,7 +19,7 @@ import type { ChatServices } from './chat-services.js';
 import { isValidId } from './ids.js';
 import { metaFor, type PresenceEntry } from './presence.js';
 import { checkBody, lastSeqOf, messageId, PushReply } from './user-channel.js';
-import { PUBLISH_ALLOW, PUBLISH_DENY, type JoinGrant } from '../auth/room-authorizer.js';
+import { HIDDEN, PUBLISH_ALLOW, PUBLISH_DENY, PUBLISH_MASK, type JoinGrant } from '../auth/room-authorizer.js';
 
 interface RoomJoinResult { seq: number; presence?: Record<string, PresenceEntry>; history: unknown[] }
 
@@ -44,7 +44,7 @@ class RoomJoinReply implements ReplyTarget {
         return;
       }
       svc.rooms.settle(ch.id, s, r.presence);
-      s.push(ch, 'presence_state', r.presence ?? svc.rooms.presenceState(ch.id, { uid: s.userId, meta: ch.state as Meta }));
+      s.push(ch, 'presence_state', r.presence ?? svc.rooms.presenceState(ch.id, (ch.grant & HIDDEN) !== 0 ? null : { uid: s.userId, meta: ch.state as Meta }));
       for (const m of r.history) s.push(ch, 'msg', m);
     } });
   }
@@ -52,10 +52,11 @@ class RoomJoinReply implements ReplyTarget {
 
 /** Sends the join to the room actor, once authorized. */
 function sendJoin(svc: ChatServices, session: SessionActor, ch: JoinedChannel, params: unknown, ref: string | null, last: number | null, grant: JoinGrant): void {
-  ch.grant = grant.publish;
+  ch.grant = grant.publish | (grant.presence ? 0 : HIDDEN);
   const meta: Meta = metaFor(session.id, params);
   ch.state = meta;
   const cmd: RoomCmd = { op: 'r.join', id: ch.id, sid: session.id, w: svc.bus.addr, uid: session.userId, meta, last, cid: 0, rw: '' };
+  if (!grant.presence) cmd.hidden = true;
   const target = new RoomJoinReply(svc, session, ch, ref);
   svc.rooms.prepare(ch.id).then(
     (needState) => { cmd.state = needState; svc.bus.request(svc.shardOf(ch.id), cmd, target); },
@@ -108,8 +109,9 @@ export function roomChannel(svc: ChatServices): ChannelHandler {
       const p = payload as Record<string, unknown>;
       const body = checkBody(p.body, maxBytes);
       const mid = messageId(session, ref, p.id);
-      if (ch.grant === PUBLISH_ALLOW) return sendMsg(svc, session, ch, ref, mid, body);
-      if (ch.grant === PUBLISH_DENY) throw new SandbarError('SANDBAR_ERR_FORBIDDEN', `${session.userId} may not publish into ${ch.topic}: the room policy does not allow it`);
+      const publish = ch.grant & PUBLISH_MASK;
+      if (publish === PUBLISH_ALLOW) return sendMsg(svc, session, ch, ref, mid, body);
+      if (publish === PUBLISH_DENY) throw new SandbarError('SANDBAR_ERR_FORBIDDEN', `${session.userId} may not publish into ${ch.topic}: the room policy does not allow it`);
       const ok = svc.authorizer.publish(session.identity, ch.id);
       if (ok instanceof Promise) ok.then((r) => session.post(new PublishAuthorized(svc, ch, ref, mid, body, r)));
       else new PublishAuthorized(svc, ch, ref, mid, body, ok).run(session);
