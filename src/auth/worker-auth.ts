@@ -47,6 +47,12 @@ export class WorkerAuth {
     this.sub = listenForRevocations(nc, subjects, this.revoked, closeSessionsOf, this.logger);
   }
 
+  /** Counters for the worker's stats: refused tokens by code, proxy requests and failures, JWKS URL fetches. */
+  stats(): { refused: Record<string, number>; proxy: AuthzProxy['counters'] | null; jwks: { fetches: number; failures: number } | null; revokedUsers: number } {
+    const j = this.verifier.jwks;
+    return { refused: { ...this.refusals.total }, proxy: this.proxy ? { ...this.proxy.counters } : null, jwks: j ? { fetches: j.fetches, failures: j.failures } : null, revokedUsers: this.revoked.size };
+  }
+
   stop(): void {
     this.verifier.stop();
     this.sub?.unsubscribe();

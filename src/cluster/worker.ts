@@ -207,7 +207,7 @@ export class WorkerHost implements SessionHost {
     }
     if (q.t === 'stats') {
       const st = this.stats(0);
-      return { sessions: st.sessions, longpoll: this.longpoll?.size ?? 0, framesIn: st.framesIn, framesOut: st.framesOut, masterShards: st.masterShards, replicaShards: st.replicaShards, heapUsed: st.heapUsed };
+      return { sessions: st.sessions, longpoll: this.longpoll?.size ?? 0, framesIn: st.framesIn, framesOut: st.framesOut, masterShards: st.masterShards, replicaShards: st.replicaShards, heapUsed: st.heapUsed, auth: this.auth.stats() };
     }
     this.logger.level = q.level;
     return { level: q.level };
