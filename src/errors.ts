@@ -40,8 +40,9 @@ export const ErrorCodes = spec({
 
   // Authentication
   SANDBAR_ERR_AUTH_MISSING: { summary: 'The connection carries no token (params.token or the bearer sub-protocol).', httpStatus: 403 },
-  SANDBAR_ERR_AUTH_INVALID: { summary: 'The token is malformed or its signature does not match.', httpStatus: 403 },
-  SANDBAR_ERR_AUTH_EXPIRED: { summary: 'The token has expired.', httpStatus: 403 },
+  SANDBAR_ERR_AUTH_INVALID: { summary: 'The token is refused: malformed, a bad signature, an algorithm or kid no configured key accepts, the none algorithm, a wrong aud or iss, not yet valid (nbf), or no sub; the reason says which (docs/auth.md).', httpStatus: 403 },
+  SANDBAR_ERR_AUTH_EXPIRED: { summary: 'The token has expired (exp, with auth.clockSkewS allowed); on an open session: it was not refreshed before exp, and the session is closed.', closeCode: 4401, httpStatus: 403 },
+  SANDBAR_ERR_AUTH_REVOKED: { summary: "The user's sessions were revoked (disconnect user): open sessions are closed, and tokens issued before the revocation are refused for auth.revocationTtlS.", closeCode: 4403, httpStatus: 403 },
   SANDBAR_ERR_NATS_AUTH: { summary: 'The NATS server refused the credentials (nats.user/nats.pass, nats.token or nats.credsFile) or the TLS set-up (nats.tls.*); start-up stops with exit code 69.' },
 
   // Connection limits: answered before the WebSocket upgrade, with Retry-After
@@ -65,7 +66,7 @@ export const ErrorCodes = spec({
   SANDBAR_ERR_ALREADY_JOINED: { summary: 'A phx_join repeats the join_ref of the channel already joined on that topic.' },
   SANDBAR_ERR_UNKNOWN_EVENT: { summary: 'An event the joined channel does not handle.' },
   SANDBAR_ERR_BAD_PAYLOAD: { summary: 'The payload of a push is not what the event expects.' },
-  SANDBAR_ERR_FORBIDDEN: { summary: 'The user may not join this topic (for example another user\'s user: topic).' },
+  SANDBAR_ERR_FORBIDDEN: { summary: 'The user may not join this topic, read its history or publish into it (another user\'s user: topic; a room whose authz policy refuses, or whose proxy refused or did not answer); the reason says which.' },
   SANDBAR_ERR_TOO_LARGE: { summary: 'A message body exceeds message.maxBytes.' },
   SANDBAR_ERR_INVALID_ID: { summary: 'A user or room id is not 1-64 characters of A-Z a-z 0-9 _ - . @.' },
   SANDBAR_ERR_INBOX_FULL: { summary: "The recipient's inbox holds user.inboxMax unacknowledged messages; the dm is refused, not dropped. Retry after the recipient acknowledges.", retryable: true },

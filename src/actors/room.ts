@@ -17,14 +17,14 @@ import { emitting, presence, roomMessage } from '../events/schema.js';
 
 export interface RoomMessage { readonly seq: number; readonly from: string; readonly id: string; readonly body: unknown; readonly at: number }
 
-interface Member { readonly w: WorkerAddr; readonly uid: string; readonly meta: Meta }
+interface Member { readonly w: WorkerAddr; readonly uid: string; readonly meta: Meta; readonly hidden?: true }
 
 export interface RoomSnapshot {
   id: string;
   seq: number;
   history: RoomMessage[];
   dedup: DedupEntry[];
-  members: [string, WorkerAddr, string, Meta][];
+  members: [string, WorkerAddr, string, Meta, (1 | undefined)?][];
 }
 
 /**
@@ -57,7 +57,7 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
           this.host.replyError(cmd, toWire(new SandbarError('SANDBAR_ERR_ROOM_FULL', `room ${this.id} has ${max} members (room.maxMembers)`)));
           return;
         }
-        this.members.set(cmd.sid, { w: cmd.w, uid: cmd.uid, meta: cmd.meta });
+        this.members.set(cmd.sid, cmd.hidden ? { w: cmd.w, uid: cmd.uid, meta: cmd.meta, hidden: true } : { w: cmd.w, uid: cmd.uid, meta: cmd.meta });
         this.host.reply(cmd, {
           seq: this.seq,
           // Only a worker without its own copy of the room's presence needs
@@ -67,24 +67,30 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
           presence: cmd.state && !this.host.silent ? this.presenceState() : undefined,
           history: cmd.last === null || cmd.last >= this.seq ? [] : this.history.filter((m) => m.seq > cmd.last!),
         });
-        this.queueDiff('joins', cmd.uid, cmd.meta);
-        if (emitting(this.host, 'presence.join')) this.host.event(presence('presence.join', this.id, cmd.uid, cmd.meta, Date.now()), this.id);
+        if (!cmd.hidden) {
+          this.queueDiff('joins', cmd.uid, cmd.meta);
+          if (emitting(this.host, 'presence.join')) this.host.event(presence('presence.join', this.id, cmd.uid, cmd.meta, Date.now()), this.id);
+        }
         return;
       }
       case 'r.leave': {
         const m = this.members.get(cmd.sid);
         if (!m) return;
         this.members.delete(cmd.sid);
-        this.queueDiff('leaves', m.uid, m.meta);
-        this.leftEvent(m);
+        if (!m.hidden) {
+          this.queueDiff('leaves', m.uid, m.meta);
+          this.leftEvent(m);
+        }
         return;
       }
       case 'purge': {
         for (const [sid, m] of this.members) {
           if (m.w !== cmd.w) continue;
           this.members.delete(sid);
-          this.queueDiff('leaves', m.uid, m.meta);
-          this.leftEvent(m);
+          if (!m.hidden) {
+            this.queueDiff('leaves', m.uid, m.meta);
+            this.leftEvent(m);
+          }
         }
         return;
       }
@@ -97,9 +103,12 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
         }
         // A resend of an update already applied changes nothing (its diff would remove the member).
         if (m.meta.phx_ref !== cmd.meta.phx_ref) {
-          this.members.set(cmd.sid, { w: m.w, uid: m.uid, meta: cmd.meta });
-          this.queueDiff('leaves', m.uid, m.meta);
-          this.queueDiff('joins', m.uid, cmd.meta);
+          this.members.set(cmd.sid, m.hidden ? { w: m.w, uid: m.uid, meta: cmd.meta, hidden: true } : { w: m.w, uid: m.uid, meta: cmd.meta });
+          // A member the presence policy hides stays out of presence (docs/auth.md).
+          if (!m.hidden) {
+            this.queueDiff('leaves', m.uid, m.meta);
+            this.queueDiff('joins', m.uid, cmd.meta);
+          }
         }
         this.host.reply(cmd, { phx_ref: cmd.meta.phx_ref });
         return;
@@ -174,7 +183,7 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
   }
 
   snapshot(): RoomSnapshot {
-    return { id: this.id, seq: this.seq, history: this.history, dedup: this.dedup.snapshot(), members: [...this.members].map(([sid, m]) => [sid, m.w, m.uid, m.meta]) };
+    return { id: this.id, seq: this.seq, history: this.history, dedup: this.dedup.snapshot(), members: [...this.members].map(([sid, m]) => m.hidden ? [sid, m.w, m.uid, m.meta, 1] : [sid, m.w, m.uid, m.meta]) };
   }
 
   restore(s: RoomSnapshot): void {
@@ -182,12 +191,12 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
     this.history = s.history;
     this.dedup.restore(s.dedup, Date.now());
     this.members.clear();
-    for (const [sid, w, uid, meta] of s.members) this.members.set(sid, { w, uid, meta });
+    for (const [sid, w, uid, meta, hidden] of s.members) this.members.set(sid, hidden ? { w, uid, meta, hidden: true } : { w, uid, meta });
   }
 
   presenceState(): Record<string, PresenceEntry> {
     const out: Record<string, PresenceEntry> = {};
-    for (const m of this.members.values()) (out[m.uid] ??= { metas: [] }).metas.push(m.meta);
+    for (const m of this.members.values()) if (!m.hidden) (out[m.uid] ??= { metas: [] }).metas.push(m.meta);
     return out;
   }
 }

@@ -77,9 +77,9 @@ export const OPERATIONS: Record<ApiOperation, OperationSpec> = {
     response: { type: 'object', required: ['seq', 'messages', 'more'], properties: { room: { type: 'string' }, user: { type: 'string' }, seq: { ...SEQ, description: 'The last seq of the room or user' }, messages: { type: 'array', items: MESSAGE }, more: { type: 'boolean', description: 'More messages lie beyond this page in its direction' } } },
   },
   disconnect: {
-    summary: 'Close every session of a user, on every host, with a close code and reason (the client may reconnect: revoke its token to keep it out).',
+    summary: 'Close every session of a user, on every host, with a close code and reason; with revoke, also refuse the user\'s current tokens for auth.revocationTtlS (the client may reconnect otherwise).',
     write: true,
-    request: { type: 'object', required: ['user'], additionalProperties: false, properties: { user: ID, code: { type: 'integer', minimum: 4000, maximum: 4999, description: 'WebSocket close code (default 4002)' }, reason: { type: 'string', maxLength: 100 }, id: { ...MESSAGE_ID, description: 'The caller\'s id of this request (names the user.disconnected event)' } } },
+    request: { type: 'object', required: ['user'], additionalProperties: false, properties: { user: ID, code: { type: 'integer', minimum: 4000, maximum: 4999, description: 'WebSocket close code (default 4002)' }, reason: { type: 'string', maxLength: 100 }, revoke: { type: 'boolean', description: 'Also revoke: close with 4403 and refuse the user\'s tokens issued until now for auth.revocationTtlS (docs/auth.md); code is then 4403' }, id: { ...MESSAGE_ID, description: 'The caller\'s id of this request (names the user.disconnected event)' } } },
     response: { type: 'object', required: ['user', 'code'], properties: { user: { type: 'string' }, code: { type: 'integer' } } },
   },
   unsubscribe: {

@@ -25,6 +25,10 @@ import { shardOf } from '../placement/shard.js';
 import { checkBody } from '../protocol/user-channel.js';
 import { SYSTEM_SENDER, userDisconnected, type EventSink } from '../events/schema.js';
 import { OPERATIONS } from './schemas.js';
+import { revokeUser } from '../auth/revocation.js';
+
+/** The close code of a revocation (SANDBAR_ERR_AUTH_REVOKED). */
+const REVOKED_CODE = 4403;
 
 /** A bad request: the code, and the field it is about (HTTP 400 `{error: {code, message, field}}`). */
 export class FieldError extends SandbarError {
@@ -100,11 +104,14 @@ export class ApiService {
         const user = b.user as string;
         const code = (b.code as number | undefined) ?? DISCONNECT_CODE;
         const reason = (b.reason as string | undefined) ?? 'disconnected by the server API';
-        await this.d.userControl.send({ t: 'disconnect', user, code, reason });
+        // revoke: the auth mechanism (docs/auth.md): close with 4403 and refuse the user's
+        // tokens issued until now for auth.revocationTtlS, so the client cannot reconnect at once.
+        if (b.revoke === true) revokeUser(this.d.nc, this.d.subjects, user, reason);
+        else await this.d.userControl.send({ t: 'disconnect', user, code, reason });
         const ev = this.d.events;
         if (ev?.wants('user.disconnected')) ev.publish(userDisconnected(user, (b.id as string | undefined) ?? randomUUID(), code, reason, Date.now()), user);
         this.d.logger.info({ user, code }, 'user disconnected by the server API');
-        return { user, code };
+        return { user, code: b.revoke === true ? REVOKED_CODE : code };
       }
       case 'unsubscribe': {
         await this.d.userControl.send({ t: 'unsubscribe', user: b.user as string, room: b.room as string });

@@ -32,7 +32,7 @@ export type UserCmd =
 
 export type RoomCmd =
   /** `state`: the joining worker has no presence copy of the room yet and needs the whole state in the reply. */
-  | ({ op: 'r.join'; id: string; sid: string; w: WorkerAddr; uid: string; meta: Meta; last: number | null; state?: boolean } & Req)
+  | ({ op: 'r.join'; id: string; sid: string; w: WorkerAddr; uid: string; meta: Meta; last: number | null; state?: boolean; /** A member the presence policy keeps out of presence (docs/auth.md). */ hidden?: true } & Req)
   | { op: 'r.leave'; id: string; sid: string }
   | ({ op: 'r.msg'; id: string; from: string; mid: string; body: unknown; at?: number } & Req)
   /** A member's new presence meta (a client's presence push): presence_diff with the old meta leaving and the new one joining. */

@@ -12,6 +12,7 @@
  *   sandbar.<cluster>.room.<roomId>              room broadcasts (each worker with members subscribes once)
  *   sandbar.<cluster>.admin.<endpoint>[.<arg>]   operator endpoints (NATS micro service "sandbar")
  *   sandbar.<cluster>.ctl                        control: a worker took up its first view (re-announce joins to it)
+ *   sandbar.<cluster>.auth.revoke                revocation: every worker closes the named user's sessions
  *   sandbar.<cluster>.lp.<hostId>.<worker>       LongPoll requests forwarded to the worker that holds the session
  *   sandbar.<cluster>.log.<n>                    durable log of shard n (JetStream stream, persistence.mode = "log")
  *   sandbar.<cluster>.logack.<hostId>.<worker>.<n>.<seq>   JetStream's PubAck for one log entry, to the worker that wrote it
@@ -54,6 +55,7 @@ export class Subjects {
   room(roomId: string): string { return `${this.prefix}room.${token(roomId)}`; }
   admin(endpoint: string): string { return `${this.prefix}admin.${endpoint}`; }
   ctl(): string { return `${this.prefix}ctl`; }
+  revoke(): string { return `${this.prefix}auth.revoke`; }
   longpoll(hostId: string, worker: number): string { return `${this.prefix}lp.${token(hostId)}.${worker}`; }
   shardLog(shard: number): string { return `${this.prefix}log.${shard}`; }
   shardLogAll(): string { return `${this.prefix}log.*`; }

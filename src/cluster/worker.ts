@@ -29,7 +29,11 @@ import { WorkerIntegration } from '../api/worker-side.js';
 import { place, shardOf, type HostView } from '../placement/index.js';
 import { Ownership } from '../placement/ownership.js';
 import { ShardPersistence } from '../persistence/index.js';
-import { LocalRooms, allowAllRooms, type ChatServices } from '../protocol/chat-services.js';
+import { LocalRooms, type ChatServices } from '../protocol/chat-services.js';
+import { WorkerAuth } from '../auth/worker-auth.js';
+import type { Identity } from '../auth/verifier.js';
+import { sessionChannel } from '../protocol/session-channel.js';
+import { HIDDEN } from '../auth/room-authorizer.js';
 import { userChannel } from '../protocol/user-channel.js';
 import { roomChannel } from '../protocol/room-channel.js';
 import { LongPollRegistry } from '../http/longpoll.js';
@@ -57,14 +61,22 @@ export class WorkerHost implements SessionHost {
     this.limits = {
       idleTimeoutMs: s.idleTimeoutMs, maxBufferedBytes: s.maxBufferedBytes, maxChannels: s.maxChannels,
       rate: s.ratePerSecond > 0 ? rate(s.ratePerSecond, s.rateBurst) : null, rateMaxRefused: s.rateMaxRefused,
+      expiryWarningMs: config.auth.expiryWarningMs,
     };
+    this.auth = new WorkerAuth(config, logger);
+    this.verifyToken = (t) => this.auth.verifier.verify(t);
     // Idle deadlines need no better than a tenth of the timeout; 1 s at most keeps the sweep cheap.
     this.wheel = new TimerWheel(systemClock, Math.max(20, Math.min(1000, Math.floor(s.idleTimeoutMs / 10))));
     this.wheel.onError = (err) => logger.error({ err }, 'timer entry failed');
     this.fastWheel = new TimerWheel(systemClock, 25);
     this.fastWheel.onError = this.wheel.onError;
     this.channels.register('echo', echoChannel({ faultInjection: config.debug.faultInjection }));
+    this.channels.register('sandbar', sessionChannel());
   }
+
+  /** Tokens, revocation and room authorization of this worker (auth/worker-auth.ts). */
+  readonly auth: WorkerAuth;
+  readonly verifyToken: (token: unknown) => Promise<Identity>;
 
   bus: WorkerBus | null = null;
   shardHost: ShardHost | null = null;
@@ -103,7 +115,8 @@ export class WorkerHost implements SessionHost {
     }
     await ownership.watch((n, rec) => { this.shardHost!.onOwnership(n, rec); this.clusterEvents.onOwnership(n, rec); bus.resendShard(n); });
     this.rooms = new LocalRooms(bus);
-    const svc: ChatServices = { bus, config: c, logger: this.logger, shardOf: (id) => shardOf(id, c.shards), authorizeRoom: allowAllRooms, rooms: this.rooms };
+    const svc: ChatServices = { bus, config: c, logger: this.logger, shardOf: (id) => shardOf(id, c.shards), authorizer: this.auth.rooms, rooms: this.rooms };
+    this.auth.listen(nc, new Subjects(c.cluster.name), (user, reason) => this.revokeSessions(user, reason));
     this.channels.register('user', userChannel(svc));
     this.channels.register('room', roomChannel(svc));
     this.channels.register('cluster', clusterChannel({
@@ -114,10 +127,11 @@ export class WorkerHost implements SessionHost {
     // A held poll must not outlast the idle deadline that polls keep pushing back.
     const windowMs = Math.min(c.longpoll.windowMs, c.session.idleTimeoutMs >> 1);
     this.longpoll = new LongPollRegistry({
-      hostId: c.hostId, worker: this.index, secret: c.auth.secret, windowMs,
+      hostId: c.hostId, worker: this.index, windowMs,
+      verifyToken: this.verifyToken, onRefused: (code, reason) => this.auth.refusals.note(code, reason, undefined, 'longpoll'),
       maxFrameBytes: c.session.maxFrameBytes, wheel: this.fastWheel, logger: this.logger,
       maxForwardBytes: Math.floor(((nc.info?.max_payload ?? 1048576) - 1024) / 2),
-      startSession: (t, userId) => this.startSession(t, userId), forward: lpBus.forward(windowMs),
+      startSession: (t, identity) => this.startSession(t, identity), forward: lpBus.forward(windowMs),
     });
     lpBus.serve(this.longpoll);
     await bus.start();
@@ -199,7 +213,7 @@ export class WorkerHost implements SessionHost {
     }
     if (q.t === 'stats') {
       const st = this.stats(0);
-      return { sessions: st.sessions, longpoll: this.longpoll?.size ?? 0, framesIn: st.framesIn, framesOut: st.framesOut, masterShards: st.masterShards, replicaShards: st.replicaShards, heapUsed: st.heapUsed };
+      return { sessions: st.sessions, longpoll: this.longpoll?.size ?? 0, framesIn: st.framesIn, framesOut: st.framesOut, masterShards: st.masterShards, replicaShards: st.replicaShards, heapUsed: st.heapUsed, auth: this.auth.stats() };
     }
     this.logger.level = q.level;
     return { level: q.level };
@@ -229,7 +243,7 @@ export class WorkerHost implements SessionHost {
         const meta = ch.state as Meta;
         const cmd: Cmd = kind === 'u'
           ? { op: 'u.join', id: ch.id, sid: s.id, w: bus.addr, meta, last: null, cid: 0, rw: '' }
-          : { op: 'r.join', id: ch.id, sid: s.id, w: bus.addr, uid: s.userId, meta, last: null, state: true, cid: 0, rw: '' };
+          : { op: 'r.join', id: ch.id, sid: s.id, w: bus.addr, uid: s.userId, meta, last: null, state: true, cid: 0, rw: '', ...((ch.grant & HIDDEN) !== 0 ? { hidden: true as const } : {}) };
         bus.request(shard, cmd, new ResyncReply(s, ch));
         n++;
       }
@@ -241,16 +255,23 @@ export class WorkerHost implements SessionHost {
   private readonly incarnation = randomBytes(3).toString('hex');
 
   /** Session ids are unique in the cluster and across restarts: host, worker, incarnation, counter (base 36). */
-  startSession(socket: SessionTransport, userId: string): boolean {
+  startSession(socket: SessionTransport, identity: Identity): boolean {
     if (this.shuttingDown) {
       socket.close(1012, 'server restarting');
       return false;
     }
     const id = `${this.config.hostId}.${this.index}.${this.incarnation}.${(this.nextSession++).toString(36)}`;
-    const session = new SessionActor(this, id, userId, socket);
+    const session = new SessionActor(this, id, identity, socket);
     this.sessions.set(id, session);
     this.apps.sessionStarted(session, socket instanceof SessionSocket ? 'websocket' : 'longpoll');
     return true;
+  }
+
+  /** A revocation: every local session of the user is closed with 4403; returns how many. */
+  revokeSessions(user: string, reason: string): number {
+    let n = 0;
+    for (const s of [...this.sessions.values()]) if (s.userId === user) { s.revoke(reason); n++; }
+    return n;
   }
 
   onActorExit(actor: any, reason: StopReason): void {
@@ -386,11 +407,13 @@ export async function runWorker(): Promise<void> {
     const chat = host.startChat(host.nc);
     const limits = new ConnectionLimits({ ...config.http, workers: config.cluster.workers }, logger);
     app = await createHttpServer({
-      secret: config.auth.secret,
+      verifyToken: host.verifyToken,
+      onRefused: (code, reason, ip, transport) => host.auth.refusals.note(code, reason, ip, transport),
+      maxTokenBytes: config.auth.maxTokenBytes,
       maxFrameBytes: config.session.maxFrameBytes,
       limits,
       ...(config.http.tlsCertFile && config.http.tlsKeyFile ? { tls: { cert: readFileSync(config.http.tlsCertFile), key: readFileSync(config.http.tlsKeyFile) } } : {}),
-      onSocket: (socket, userId) => { host.startSession(socket as unknown as SessionTransport, userId); },
+      onSocket: (socket, identity) => { host.startSession(socket as unknown as SessionTransport, identity); },
       register: (app) => {
         // The LongPoll registry exists once the chat side has started (before
         // the listener opens); until then a poll hears "session gone" and retries.
@@ -447,6 +470,7 @@ export async function runWorker(): Promise<void> {
     host.bus?.stop();
     host.wheel.stop();
     host.fastWheel.stop();
+    host.auth.stop();
     logger.info('worker stopped');
     process.exit(0);
   }

@@ -1,3 +1,5 @@
+import type { KeyConfig, Policy, RoomRule } from './tables.js';
+
 /** The resolved, validated, frozen configuration (see schema.ts for every key's meaning). */
 export interface SandbarConfig {
   readonly hostId: string;
@@ -42,7 +44,37 @@ export interface SandbarConfig {
     readonly tlsCertFile?: string;
     readonly tlsKeyFile?: string;
   };
-  readonly auth: { readonly secret: string; readonly tokenTtlS: number; readonly devTokenEndpoint: boolean };
+  readonly auth: {
+    readonly secret: string;
+    readonly algorithms: readonly string[];
+    /** [[auth.keys]] (file only; each file already read). */
+    readonly keys: readonly KeyConfig[];
+    readonly jwksFile?: string;
+    readonly jwksUrl?: string;
+    readonly jwksRefreshMs: number;
+    readonly jwksTimeoutMs: number;
+    readonly issuer?: string;
+    readonly audience?: readonly string[];
+    readonly clockSkewS: number;
+    readonly maxTokenBytes: number;
+    readonly expiryWarningMs: number;
+    readonly revocationTtlS: number;
+    readonly legacyTokens: boolean;
+    readonly tokenTtlS: number;
+    readonly devTokenEndpoint: boolean;
+  };
+  readonly authz: {
+    readonly default: Policy;
+    readonly roomsClaim: string;
+    /** [[authz.rooms]] (file only), first match wins. */
+    readonly rooms: readonly RoomRule[];
+    readonly proxyUrl?: string;
+    readonly proxyTimeoutMs: number;
+    readonly proxyCacheMs: number;
+    readonly proxyCacheMax: number;
+    readonly proxyFailOpen: boolean;
+    readonly proxyToken?: string;
+  };
   readonly longpoll: { readonly windowMs: number };
   readonly admin: { readonly token: string };
   readonly session: {

@@ -161,7 +161,7 @@ describe('server API: HTTP and NATS on live hosts', function () {
     expect(empty.body).to.deep.include({ seq: 0, messages: [], more: false });
   });
 
-  it('disconnect closes every device of the user on every host with the close code; unsubscribe ends its room channel with phx_close', async () => {
+  it('disconnect closes every device of the user on every host with the close code (with revoke: 4403 and the token refused); unsubscribe ends its room channel with phx_close', async () => {
     const phone = await raw('dora', 0);
     const laptop = await raw('dora', 1);
     const other = await raw('dave', 0);
@@ -184,6 +184,15 @@ describe('server API: HTTP and NATS on live hosts', function () {
     const again = await raw('dora', 1);
     await post(ports[1]!, 'disconnect', { user: 'dora' });
     expect(await again.closed).to.equal(4002);
+    // With revoke (auth's revocation): closed with 4403, and the same token is refused at the upgrade.
+    const leaked = token('dora');
+    const kept = await RawClient.open(hosts[0]!.url, leaked);
+    raws.push(kept);
+    const rv = await post(ports[1]!, 'disconnect', { user: 'dora', revoke: true, reason: 'token leaked' });
+    expect(rv.body).to.deep.equal({ user: 'dora', code: 4403 });
+    expect(await kept.closed).to.equal(4403);
+    const refused = await RawClient.open(hosts[0]!.url, leaked).then((c) => { raws.push(c); return null; }, (e: { statusCode?: number; code?: string }) => e);
+    expect([refused?.statusCode, refused?.code]).to.deep.equal([403, 'SANDBAR_ERR_AUTH_REVOKED']);
   });
 
   it('bad input: 401 without leaking the key, 403, 404, 400 naming the field with a stable code, 413; over NATS the micro error headers and the field', async () => {
