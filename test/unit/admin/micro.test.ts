@@ -11,7 +11,7 @@ import type { ValidateFunction } from 'ajv';
 import ajvFormats from 'ajv-formats';
 import { connect, Empty, NoRespondersError, RequestError } from '@nats-io/transport-node';
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
-import { startNatsServer, type NatsServerHandle } from '../../helpers/nats-server.js';
+import { startNatsServer, type NatsServerHandle } from '../../support/nats.js';
 import { SandbarError } from '../../../src/errors.js';
 import {
   startMicroService,
