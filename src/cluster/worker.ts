@@ -22,7 +22,7 @@ import { WorkerBus } from '../bus/worker-bus.js';
 import type { CtlMsg, Cmd, HistoryQuery, Meta } from '../bus/messages.js';
 import type { ReplyTarget, WorkerQuery } from '../bus/worker-bus.js';
 import type { JoinedChannel } from '../protocol/channel-registry.js';
-import type { SandbarError } from '../errors.js';
+import { Errors, type SandbarError } from '../errors.js';
 import { ShardHost } from '../actors/shard-host.js';
 import { historyOf } from '../api/history.js';
 import { WorkerIntegration } from '../api/worker-side.js';
@@ -207,7 +207,7 @@ export class WorkerHost implements SessionHost {
   private onQuery(q: WorkerQuery): unknown {
     if (q.t === 'kick') {
       const s = this.sessions.get(q.sid);
-      if (!s) return { error: { code: 'SANDBAR_ERR_NOT_FOUND', message: `no session ${q.sid} on ${this.config.hostId}.${this.index}` } };
+      if (!s) return { error: { code: Errors.NOT_FOUND.code, message: `no session ${q.sid} on ${this.config.hostId}.${this.index}` } };
       s.kick();
       return { kicked: q.sid, user: s.userId };
     }

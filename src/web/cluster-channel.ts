@@ -11,7 +11,7 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { ChannelHandler, JoinedChannel } from '../protocol/channel-registry.js';
 import type { SessionActor } from '../actors/session.js';
-import { SandbarError } from '../errors.js';
+import { Errors } from '../errors.js';
 import type { Subjects } from '../bus/subjects.js';
 import type { HostView } from '../placement/index.js';
 import type { ClusterEvents } from './cluster-events.js';
@@ -87,9 +87,9 @@ export function clusterChannel(src: ClusterSource): ChannelHandler {
 
   return {
     join(session, ch, params, ref) {
-      if (ch.id !== 'live') throw new SandbarError('SANDBAR_ERR_UNMATCHED_TOPIC', 'the cluster channel is cluster:live');
+      if (ch.id !== 'live') throw Errors.UNMATCHED_TOPIC('the cluster channel is cluster:live');
       if (!adminTokenMatches(src.adminToken, (params as { admin_token?: unknown } | null)?.admin_token)) {
-        throw new SandbarError('SANDBAR_ERR_FORBIDDEN', src.adminToken === '' ? 'the cluster page is off: set admin.token' : 'admin_token does not match admin.token');
+        throw Errors.FORBIDDEN(src.adminToken === '' ? 'the cluster page is off: set admin.token' : 'admin_token does not match admin.token');
       }
       const m = { s: session, ch };
       ch.state = m;
@@ -99,7 +99,7 @@ export function clusterChannel(src: ClusterSource): ChannelHandler {
       tick();
     },
     handleIn(_session, _ch, event) {
-      throw new SandbarError('SANDBAR_ERR_UNKNOWN_EVENT', `cluster:live takes no pushes (got ${event})`);
+      throw Errors.UNKNOWN_EVENT(`cluster:live takes no pushes (got ${event})`);
     },
     leave(_session, ch) {
       members.delete(ch.state as { s: SessionActor; ch: JoinedChannel });

@@ -265,7 +265,7 @@ describe('admin/micro: NATS micro v1 service', function () {
     expect(serviceErrorStatus(new SandbarError('SANDBAR_ERR_AUTH_INVALID', 'x'))).to.equal(403);
     expect(serviceErrorStatus(new SandbarError('SANDBAR_ERR_SHUTTING_DOWN', 'x'))).to.equal(503);
     expect(serviceErrorStatus(new SandbarError('SANDBAR_ERR_INTERNAL', 'x'))).to.equal(500);
-    expect(serviceErrorStatus(new SandbarError('SANDBAR_ERR_UNAVAILABLE', 'x'))).to.equal(500);
+    expect(serviceErrorStatus(new SandbarError('SANDBAR_ERR_UNAVAILABLE', 'x'))).to.equal(503);
     expect(serviceErrorStatus(new Error('x'))).to.equal(500);
     // An explicit status on the error overrides the mapping.
     expect(serviceErrorStatus(Object.assign(new SandbarError('SANDBAR_ERR_INTERNAL', 'x'), { status: 409 }))).to.equal(409);
