@@ -26,7 +26,7 @@ import { Errors, type SandbarError } from '../errors.js';
 import { ShardHost } from '../actors/shard-host.js';
 import { historyOf } from '../api/history.js';
 import { WorkerIntegration } from '../api/worker-side.js';
-import { place, shardOf, type HostView } from '../placement/index.js';
+import { shardOf, type HostView } from '../placement/index.js';
 import { Ownership } from '../placement/ownership.js';
 import { ShardPersistence } from '../persistence/index.js';
 import { LocalRooms, type ChatServices } from '../protocol/chat-services.js';
@@ -42,6 +42,7 @@ import { ClusterEvents } from '../web/cluster-events.js';
 import { clusterChannel } from '../web/cluster-channel.js';
 import { registerWeb } from '../web/routes.js';
 import { WORKER_ENV, type ToPrimary, type ToWorker, type WorkerStats } from './ipc.js';
+import { goneWorkers, joinsToResync } from './view-changes.js';
 
 export class WorkerHost implements SessionHost {
   readonly wheel: TimerWheel;
@@ -176,8 +177,7 @@ export class WorkerHost implements SessionHost {
     const first = this.view.length === 0;
     // Workers that were in the view and are not any more are dead (a host or
     // a worker): their sessions leave every user and room here.
-    const now = new Set(addrsOf(view));
-    for (const a of addrsOf(this.view)) if (!now.has(a)) this.shardHost?.purge(a);
+    for (const a of goneWorkers(this.view, view)) this.shardHost?.purge(a);
     this.view = view;
     this.shardHost?.applyView(view);
     this.clusterEvents.onView(view);
@@ -233,13 +233,7 @@ export class WorkerHost implements SessionHost {
     const bus = this.bus!;
     let n = 0;
     for (const s of this.sessions.values()) {
-      for (const ch of s.joinedChannels()) {
-        const kind = ch.topic.startsWith('user:') ? 'u' : ch.topic.startsWith('room:') ? 'r' : null;
-        if (!kind) continue;
-        const shard = shardOf(ch.id, this.config.shards);
-        if (this.view.length === 0) continue;
-        const m = place(shard, this.view, 0).master;
-        if (`${m.hostId}.${m.worker}` !== w) continue;
+      for (const { ch, kind, shard } of joinsToResync(s.joinedChannels(), w, this.view, this.config.shards)) {
         const meta = ch.state as Meta;
         const cmd: Cmd = kind === 'u'
           ? { op: 'u.join', id: ch.id, sid: s.id, w: bus.addr, meta, last: null, cid: 0, rw: '' }
@@ -330,10 +324,6 @@ class ResyncReply implements ReplyTarget {
       if (s.channel(this.ch.topic) === this.ch) s.push(this.ch, 'presence_state', (res as { presence: unknown }).presence);
     } });
   }
-}
-
-function addrsOf(view: HostView[]): string[] {
-  return view.flatMap((h) => (h.alive ?? []).map((w) => `${h.hostId}.${w}`));
 }
 
 function send(msg: ToPrimary): void {
