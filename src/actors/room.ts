@@ -4,11 +4,20 @@
  * sequence numbers, and broadcast: each message is encoded once, as the
  * complete Phoenix frame, and published on the room's subject; every worker
  * with members subscribes once and writes the same bytes to its sockets.
+ *
+ * Its history is bounded by count and bytes (room.historyMax,
+ * room.historyMaxBytes: the oldest go first), and every byte it holds is
+ * counted into the worker's storage budget; the master refuses a message,
+ * or a join that would create the room, when the budget is full, and stamps
+ * the refusal so every copy applies it (docs/storage.md). A room with no
+ * member and no message ever stops (nothing in it is worth keeping).
  */
 import { Actor } from './actor.js';
 import type { TimerEntry } from './timer-wheel.js';
 import type { ShardHost } from './shard-host.js';
 import { SandbarError, toWire } from '../errors.js';
+import { shardOf } from '../placement/shard.js';
+import { ROOM_OVERHEAD, dedupBytes, entryBytes, measureBody, refusalError, storageOf, type WorkerStorage } from '../storage/index.js';
 import { encodePush } from '../protocol/frame.js';
 import type { PresenceDiff, PresenceEntry } from '../protocol/presence.js';
 import type { Meta, PurgeCmd, RoomCmd, WorkerAddr } from '../bus/messages.js';
@@ -21,6 +30,8 @@ export interface RoomSnapshot {
   id: string;
   seq: number;
   history: RoomMessage[];
+  /** Counted bytes of each history message (absent in older snapshots: computed on restore). */
+  sizes?: number[];
   dedup: [string, number][];
   members: [string, WorkerAddr, string, Meta][];
 }
@@ -37,14 +48,33 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
   readonly members = new Map<string, Member>();
   /** Ring of the last room.historyMax messages, oldest first. */
   history: RoomMessage[] = [];
+  /** Counted bytes of each history message, in step with history. */
+  private sizes: number[] = [];
+  /** Sum of sizes: what room.historyMaxBytes bounds. */
+  historyBytes = 0;
   seq = 0;
   private readonly dedup = new Map<string, number>();
   readonly topic: string;
+  /** Everything this actor has counted into its worker's storage budget. */
+  private counted = 0;
+  private readonly storage: WorkerStorage;
+  private readonly shard: number;
 
   constructor(private readonly host: ShardHost, readonly id: string) {
     super(host);
     this.topic = `room:${id}`;
+    this.storage = storageOf(host.bus);
+    this.shard = shardOf(id, host.config.shards);
+    this.count(ROOM_OVERHEAD);
   }
+
+  private count(delta: number): void {
+    this.counted += delta;
+    this.storage.budget.add(this.shard, delta);
+  }
+
+  /** No member and no message ever: the same as no actor at all. */
+  private get empty(): boolean { return this.members.size === 0 && this.seq === 0; }
 
   protected handle(cmd: RoomCmd | PurgeCmd): void {
     switch (cmd.op) {
@@ -53,6 +83,15 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
         if (!this.members.has(cmd.sid) && this.members.size >= max) {
           this.host.replyError(cmd, toWire(new SandbarError('SANDBAR_ERR_ROOM_FULL', `room ${this.id} has ${max} members (room.maxMembers)`)));
           return;
+        }
+        // A join that creates a room stores something; one to a room that exists never asks.
+        if (this.empty) {
+          if (!this.host.silent) cmd.refused = this.storage.budget.admit(this.shard, 0);
+          if (cmd.refused) {
+            this.host.replyError(cmd, toWire(refusalError(cmd.refused, `room ${this.id}`)));
+            this.stop();
+            return;
+          }
         }
         this.members.set(cmd.sid, { w: cmd.w, uid: cmd.uid, meta: cmd.meta });
         this.host.reply(cmd, {
@@ -89,22 +128,50 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
           this.host.reply(cmd, { seq: seen, duplicate: true });
           return;
         }
-        const msg: RoomMessage = { seq: ++this.seq, from: cmd.from, id: cmd.mid, body: cmd.body, at: cmd.at ?? 0 };
         const max = this.host.config.room.historyMax;
-        if (max > 0) {
-          this.history.push(msg);
-          if (this.history.length > max) this.history.shift();
-        }
+        const size = max > 0 ? entryBytes(cmd.size ?? measureBody(cmd.body), cmd.from, cmd.mid) : 0;
         const window = this.host.config.user.dedupWindow;
+        const slot = window > 0 ? dedupBytes(key) : 0;
+        // The master asks its budget and stamps the answer; copies apply the stamp.
+        if (!this.host.silent) cmd.refused = this.storage.budget.admit(this.shard, size + slot);
+        if (cmd.refused) {
+          this.host.replyError(cmd, toWire(refusalError(cmd.refused, `room ${this.id}`)));
+          return;
+        }
+        const msg: RoomMessage = { seq: ++this.seq, from: cmd.from, id: cmd.mid, body: cmd.body, at: cmd.at ?? 0 };
+        if (max > 0) this.keep(msg, size, max);
         if (window > 0) {
           this.dedup.set(key, msg.seq);
-          if (this.dedup.size > window) this.dedup.delete(this.dedup.keys().next().value!);
+          this.count(slot);
+          if (this.dedup.size > window) {
+            const oldest = this.dedup.keys().next().value!;
+            this.dedup.delete(oldest);
+            this.count(-dedupBytes(oldest));
+          }
         }
         this.host.reply(cmd, { seq: msg.seq });
         this.publish('msg', msg);
         return;
       }
     }
+  }
+
+  /** Appends to the history, dropping the oldest past room.historyMax or room.historyMaxBytes. */
+  private keep(msg: RoomMessage, size: number, max: number): void {
+    this.history.push(msg);
+    this.sizes.push(size);
+    this.historyBytes += size;
+    this.count(size);
+    const maxBytes = this.host.config.room.historyMaxBytes;
+    let trimmed = 0;
+    while (this.history.length > max || (this.historyBytes > maxBytes && this.history.length > 1)) {
+      this.history.shift();
+      const freed = this.sizes.shift()!;
+      this.historyBytes -= freed;
+      this.count(-freed);
+      trimmed++;
+    }
+    if (trimmed > 0 && !this.host.silent) this.storage.historyTrimmed += trimmed;
   }
 
   private queueDiff(kind: 'joins' | 'leaves', uid: string, meta: Meta): void {
@@ -116,16 +183,20 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
     (side[uid] ??= { metas: [] }).metas.push(meta);
   }
 
-  /** Flushes the coalesced presence diff. */
+  /** Flushes the coalesced presence diff; a room left empty with no message ever then stops. */
   onTimer(): void {
     this.guard(() => {
       const d = this.diff;
       this.diff = null;
       if (d) this.publish('presence_diff', d);
+      if (this.empty) this.stop();
     });
   }
 
-  protected override terminate(): void { this.host.fastWheel.cancel(this); }
+  protected override terminate(): void {
+    this.host.fastWheel.cancel(this);
+    this.count(-this.counted);
+  }
 
   /** One encode, one publish; workers fan the bytes out to their members. */
   private publish(event: string, payload: unknown): void {
@@ -149,15 +220,22 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
     if (msg) this.publish('msg', msg);
   }
 
+  /** The room's state at this instant (copies of the arrays: see UserActor.snapshot). */
   snapshot(): RoomSnapshot {
-    return { id: this.id, seq: this.seq, history: this.history, dedup: [...this.dedup], members: [...this.members].map(([sid, m]) => [sid, m.w, m.uid, m.meta]) };
+    return { id: this.id, seq: this.seq, history: this.history.slice(), sizes: this.sizes.slice(), dedup: [...this.dedup], members: [...this.members].map(([sid, m]) => [sid, m.w, m.uid, m.meta]) };
   }
 
   restore(s: RoomSnapshot): void {
+    this.count(ROOM_OVERHEAD - this.counted);
     this.seq = s.seq;
     this.history = s.history;
+    this.sizes = s.sizes && s.sizes.length === s.history.length ? s.sizes : s.history.map((m) => entryBytes(measureBody(m.body), m.from, m.id));
+    let bytes = 0;
+    for (const n of this.sizes) bytes += n;
+    this.historyBytes = bytes;
     this.dedup.clear();
-    for (const [k, v] of s.dedup) this.dedup.set(k, v);
+    for (const [k, v] of s.dedup) { this.dedup.set(k, v); bytes += dedupBytes(k); }
+    this.count(bytes);
     this.members.clear();
     for (const [sid, w, uid, meta] of s.members) this.members.set(sid, { w, uid, meta });
   }

@@ -7,11 +7,21 @@
  *
  * A dm is acknowledged to its sender only once it is in the inbox here (and,
  * with replication, on every live replica).
+ *
+ * What it stores is bounded (docs/storage.md): by count and bytes per inbox
+ * (user.inboxMax, user.inboxMaxBytes), by age (user.inboxTtlMs: expired
+ * messages are dropped by a `u.expire` command the master stamps with its
+ * time, so every copy drops the same ones), and by the worker's storage
+ * budget, into which the actor counts every byte it holds. Only the master
+ * asks the budget; it stamps a refusal into the command and every copy
+ * honours the stamp.
  */
 import { Actor } from './actor.js';
 import type { TimerEntry } from './timer-wheel.js';
 import type { ShardHost } from './shard-host.js';
 import { SandbarError, toWire } from '../errors.js';
+import { shardOf } from '../placement/shard.js';
+import { USER_OVERHEAD, dedupBytes, entryBytes, measureBody, refusalError, storageOf, type WorkerStorage } from '../storage/index.js';
 import { encodePush } from '../protocol/frame.js';
 import { presenceDiff, type PresenceEntry } from '../protocol/presence.js';
 import type { Meta, PurgeCmd, UserCmd, WorkerAddr } from '../bus/messages.js';
@@ -20,10 +30,15 @@ export interface InboxEntry { readonly seq: number; readonly from: string; reado
 
 interface Conn { readonly w: WorkerAddr; readonly meta: Meta }
 
+/** Until the master's `u.expire` comes back, a copy whose inbox head expired asks again this often. */
+const EXPIRE_RETRY_MS = 5000;
+
 export interface UserSnapshot {
   id: string;
   seq: number;
   inbox: InboxEntry[];
+  /** Counted bytes of each inbox entry (absent in snapshots from before they were recorded: computed on restore). */
+  sizes?: number[];
   dedup: [string, number][];
   conns: [string, WorkerAddr, Meta][];
 }
@@ -32,14 +47,30 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
   timerSlot = -1;
   readonly conns = new Map<string, Conn>();
   inbox: InboxEntry[] = [];
+  /** Counted bytes of each inbox entry, in step with inbox (null until the first one). */
+  private sizes: number[] | null = null;
+  /** Sum of sizes: what user.inboxMaxBytes bounds. */
+  inboxBytes = 0;
   seq = 0;
   /** When the last connection left (ms since the epoch), 0 while never. */
   lastSeenAt = 0;
   /** `${from}\n${messageId}` → seq, oldest first (a Map keeps insertion order); made on the first message. */
   private dedup: Map<string, number> | null = null;
+  /** Everything this actor has counted into its worker's storage budget. */
+  private counted = 0;
+  private readonly storage: WorkerStorage;
+  private readonly shard: number;
 
   constructor(private readonly host: ShardHost, readonly id: string) {
     super(host);
+    this.storage = storageOf(host.bus);
+    this.shard = shardOf(id, host.config.shards);
+    this.count(USER_OVERHEAD);
+  }
+
+  private count(delta: number): void {
+    this.counted += delta;
+    this.storage.budget.add(this.shard, delta);
   }
 
   /** Built when needed: an idle user does not carry its topic string. */
@@ -49,12 +80,13 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
     switch (cmd.op) {
       case 'u.join': {
         this.conns.set(cmd.sid, { w: cmd.w, meta: cmd.meta });
-        this.host.wheel.cancel(this);
+        this.reschedule();
+        if (this.host.silent) return; // a replica's reply and broadcast go nowhere
         const last = cmd.last ?? 0;
         this.host.reply(cmd, {
           seq: this.seq,
           presence: this.presenceState(),
-          replay: last < this.seq ? this.inbox.filter((m) => m.seq > last) : [],
+          replay: last < this.seq ? this.replay(last) : [],
         });
         this.broadcast('presence_diff', presenceDiff(this.id, cmd.meta, null));
         return;
@@ -80,12 +112,49 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
         }
         let n = 0;
         while (n < this.inbox.length && this.inbox[n]!.seq <= cmd.seq) n++;
-        if (n) this.inbox = this.inbox.slice(n);
+        if (n) this.dropHead(n);
         this.host.reply(cmd, { seq: cmd.seq, pending: this.inbox.length });
-        this.maybeIdle();
+        this.reschedule();
+        return;
+      }
+      case 'u.expire': {
+        // The master's clock decides; every copy applies its stamp.
+        if (!this.host.silent) cmd.at = Date.now();
+        this.expire(cmd.at ?? 0);
+        this.reschedule();
         return;
       }
     }
+  }
+
+  /** Unacknowledged messages after last, without those past user.inboxTtlMs that no expire has dropped yet. */
+  private replay(last: number): InboxEntry[] {
+    const ttl = this.host.config.user.inboxTtlMs;
+    const cutoff = ttl > 0 ? Date.now() - ttl : -Infinity;
+    return this.inbox.filter((m) => m.seq > last && m.at > cutoff);
+  }
+
+  /** Drops the first n inbox entries (acknowledged or expired) and uncounts them. */
+  private dropHead(n: number): void {
+    let freed = 0;
+    const sizes = this.sizes!;
+    for (let i = 0; i < n; i++) freed += sizes[i]!;
+    this.inbox = this.inbox.slice(n);
+    this.sizes = sizes.slice(n);
+    this.inboxBytes -= freed;
+    this.count(-freed);
+  }
+
+  /** Drops the messages stored at or before `at` - user.inboxTtlMs (at: a time the master stamped). */
+  private expire(at: number): void {
+    const ttl = this.host.config.user.inboxTtlMs;
+    if (ttl <= 0 || this.inbox.length === 0) return;
+    const cutoff = at - ttl;
+    let n = 0;
+    while (n < this.inbox.length && this.inbox[n]!.at <= cutoff) n++;
+    if (n === 0) return;
+    this.dropHead(n);
+    if (!this.host.silent) this.storage.expired(n, this.id);
   }
 
   private dm(cmd: Extract<UserCmd, { op: 'u.dm' }>): void {
@@ -95,19 +164,46 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
       this.host.reply(cmd, { seq: seen, duplicate: true });
       return;
     }
-    const max = this.host.config.user.inboxMax;
-    if (this.inbox.length >= max) {
-      this.host.replyError(cmd, toWire(new SandbarError('SANDBAR_ERR_INBOX_FULL', `inbox of ${this.id} holds ${max} unacknowledged messages (user.inboxMax)`)));
+    const at = cmd.at ?? 0;
+    this.expire(at);
+    const cfg = this.host.config.user;
+    if (this.inbox.length >= cfg.inboxMax) {
+      this.host.replyError(cmd, toWire(new SandbarError('SANDBAR_ERR_INBOX_FULL', `inbox of ${this.id} holds ${cfg.inboxMax} unacknowledged messages (user.inboxMax)`)));
       return;
     }
-    const entry: InboxEntry = { seq: ++this.seq, from: cmd.from, id: cmd.mid, body: cmd.body, at: cmd.at ?? 0 };
+    // Counted once, here, from the body's length the sender's worker measured.
+    const size = entryBytes(cmd.size ?? measureBody(cmd.body), cmd.from, cmd.mid);
+    if (this.inboxBytes + size > cfg.inboxMaxBytes) {
+      this.host.replyError(cmd, toWire(new SandbarError('SANDBAR_ERR_INBOX_FULL', `inbox of ${this.id} holds ${this.inboxBytes} bytes of unacknowledged messages; this one would pass user.inboxMaxBytes (${cfg.inboxMaxBytes})`)));
+      return;
+    }
+    const window = cfg.dedupWindow;
+    const slot = window > 0 ? dedupBytes(key) : 0;
+    // The master asks its budget and stamps the answer; copies apply the stamp.
+    if (!this.host.silent) cmd.refused = this.storage.budget.admit(this.shard, size + slot);
+    if (cmd.refused) {
+      this.host.replyError(cmd, toWire(refusalError(cmd.refused, `user ${this.id}`)));
+      // Made for this dm only (a recipient never seen): nothing worth keeping.
+      if (this.idle()) this.stop();
+      return;
+    }
+    const entry: InboxEntry = { seq: ++this.seq, from: cmd.from, id: cmd.mid, body: cmd.body, at };
     this.inbox.push(entry);
-    const window = this.host.config.user.dedupWindow;
+    (this.sizes ??= []).push(size);
+    this.inboxBytes += size;
+    this.count(size);
     if (window > 0) {
       const d = (this.dedup ??= new Map());
       d.set(key, entry.seq);
-      if (d.size > window) d.delete(d.keys().next().value!);
+      this.count(slot);
+      if (d.size > window) {
+        const oldest = d.keys().next().value!;
+        d.delete(oldest);
+        this.count(-dedupBytes(oldest));
+      }
     }
+    // The TTL deadline follows the oldest message: it moves only when that changes.
+    if (this.inbox.length === 1) this.reschedule();
     this.host.reply(cmd, { seq: entry.seq });
     this.broadcast('dm', entry);
   }
@@ -116,7 +212,7 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
     // Informational (operators): replicas stamp their own clock.
     if (this.conns.size === 0) this.lastSeenAt = Date.now();
     this.broadcast('presence_diff', presenceDiff(this.id, null, metas));
-    this.maybeIdle();
+    this.reschedule();
   }
 
   /** Every connection of the user gets the frame, encoded once. */
@@ -143,16 +239,33 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
     if (entry) this.broadcast('dm', entry);
   }
 
+  /**
+   * The actor's state at this instant. The arrays are copies (of references:
+   * entries never change), so a snapshot written to JetStream piece by piece
+   * (persistence/snapshot-codec.ts) still shows this instant.
+   */
   snapshot(): UserSnapshot {
-    return { id: this.id, seq: this.seq, inbox: this.inbox, dedup: this.dedup ? [...this.dedup] : [], conns: [...this.conns].map(([sid, c]) => [sid, c.w, c.meta]) };
+    return {
+      id: this.id, seq: this.seq, inbox: this.inbox.slice(), sizes: this.sizes ? this.sizes.slice() : [],
+      dedup: this.dedup ? [...this.dedup] : [], conns: [...this.conns].map(([sid, c]) => [sid, c.w, c.meta]),
+    };
   }
 
   restore(s: UserSnapshot): void {
+    this.count(USER_OVERHEAD - this.counted);
     this.seq = s.seq;
     this.inbox = s.inbox;
+    // Sizes travel with the state; an older snapshot without them is measured once, the same way on every copy.
+    this.sizes = s.sizes && s.sizes.length === s.inbox.length ? s.sizes : s.inbox.map((e) => entryBytes(measureBody(e.body), e.from, e.id));
+    let bytes = 0;
+    for (const n of this.sizes) bytes += n;
+    this.inboxBytes = bytes;
     this.dedup = s.dedup.length > 0 ? new Map(s.dedup) : null;
+    if (this.dedup) for (const k of this.dedup.keys()) bytes += dedupBytes(k);
+    this.count(bytes);
     this.conns.clear();
     for (const [sid, w, meta] of s.conns) this.conns.set(sid, { w, meta });
+    this.reschedule();
   }
 
   presenceState(): Record<string, PresenceEntry> {
@@ -168,13 +281,39 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
    */
   private idle(): boolean { return this.conns.size === 0 && this.inbox.length === 0 && this.seq === 0; }
 
-  private maybeIdle(): void {
-    if (this.idle()) this.host.wheel.schedule(this, this.host.wheel.clock.now() + this.host.config.user.idleStopMs);
+  /**
+   * The actor's one timer: the idle stop while idle, else the expiry of its
+   * oldest message (user.inboxTtlMs), else none.
+   */
+  private reschedule(): void {
+    const wheel = this.host.wheel;
+    if (this.idle()) { wheel.schedule(this, wheel.clock.now() + this.host.config.user.idleStopMs); return; }
+    const ttl = this.host.config.user.inboxTtlMs;
+    if (ttl > 0 && this.inbox.length > 0) {
+      // Entries carry wall-clock times; the wheel runs on the monotonic clock.
+      wheel.schedule(this, wheel.clock.now() + Math.max(0, this.inbox[0]!.at + ttl - Date.now()));
+      return;
+    }
+    wheel.cancel(this);
   }
 
   onTimer(): void {
-    this.guard(() => { if (this.idle()) this.stop(); });
+    this.guard(() => {
+      if (this.idle()) { this.stop(); return; }
+      const ttl = this.host.config.user.inboxTtlMs;
+      if (ttl > 0 && this.inbox.length > 0 && this.inbox[0]!.at + ttl <= Date.now()) {
+        // Retry first: on the master the expire below is applied at once and reschedules.
+        this.host.wheel.schedule(this, this.host.wheel.clock.now() + EXPIRE_RETRY_MS);
+        // To the shard's master (in-process when it is this worker), which stamps its time.
+        this.host.bus.cast(this.shard, { op: 'u.expire', id: this.id });
+        return;
+      }
+      this.reschedule();
+    });
   }
 
-  protected override terminate(): void { this.host.wheel.cancel(this); }
+  protected override terminate(): void {
+    this.host.wheel.cancel(this);
+    this.count(-this.counted);
+  }
 }

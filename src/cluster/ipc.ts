@@ -1,4 +1,5 @@
 import type { HostView } from '../placement/rendezvous.js';
+import type { StorageStats } from '../storage/index.js';
 
 /**
  * Messages between the primary and its workers over node:cluster IPC.
@@ -6,8 +7,8 @@ import type { HostView } from '../placement/rendezvous.js';
  * readiness, shutdown, and metrics aggregation.
  */
 
-/** What each worker reports with every pong; the primary aggregates /metrics from these. */
-export interface WorkerStats {
+/** What each worker reports with every pong; the primary aggregates /metrics from these (storage counters: docs/storage.md). */
+export interface WorkerStats extends StorageStats {
   sessions: number;
   heapUsed: number;
   rss: number;
@@ -27,6 +28,10 @@ export interface WorkerStats {
   /** Frames written to room members from room broadcasts. */
   roomDeliveries: number;
   natsReconnects: number;
+  /** Shards whose snapshot and log this worker is loading from JetStream now. */
+  restoring: number;
+  /** The worker's V8 heap limit (bytes). */
+  heapLimit: number;
 }
 
 export type ToWorker =
@@ -45,6 +50,8 @@ export type ToPrimary =
   | { t: 'listening'; port: number }
   /** The worker took up its roles for the first view: it serves its shards. */
   | { t: 'serving'; master: number; replica: number }
+  /** Sent when restores from JetStream start and when the last one ends: the primary tells a restoring worker from a hung one. */
+  | { t: 'restoring'; shards: number }
   | { t: 'metrics?'; id: number };
 
 /** Environment variables the primary passes to a forked worker (SANDBAR__ names are not config keys). */

@@ -19,6 +19,8 @@ export interface SandbarConfig {
     readonly downAfterMs: number;
     readonly selfFenceMs: number;
     readonly maxConcurrentHandoffs: number;
+    /** MiB; 0: derived at start (see cluster/heap.ts). */
+    readonly workerHeapMb: number;
   };
   readonly http: {
     readonly host: string;
@@ -55,9 +57,18 @@ export interface SandbarConfig {
     readonly rateMaxRefused: number;
   };
   readonly replication: { readonly replicas: number; readonly ack: 'all' | 'none' };
-  readonly persistence: { readonly mode: 'snapshots' | 'log' | 'none'; readonly snapshotIntervalMs: number; readonly maxSnapshotBytes: number };
-  readonly user: { readonly idleStopMs: number; readonly inboxMax: number; readonly dedupWindow: number };
-  readonly room: { readonly historyMax: number; readonly maxMembers: number };
+  readonly persistence: {
+    readonly mode: 'snapshots' | 'log' | 'none';
+    readonly snapshotIntervalMs: number;
+    readonly maxSnapshotBytes: number;
+    readonly snapshotStoreMaxBytes: number;
+    readonly logMaxBytes: number;
+  };
+  /** MiB; budgetMb 0: derived from the worker's heap limit (storage/budget.ts). */
+  readonly storage: { readonly budgetMb: number; readonly warnPercent: number };
+  readonly user: { readonly idleStopMs: number; readonly inboxMax: number; readonly inboxMaxBytes: number; readonly inboxTtlMs: number; readonly dedupWindow: number };
+  readonly room: { readonly historyMax: number; readonly historyMaxBytes: number; readonly maxMembers: number };
+  readonly sender: { readonly newRecipientsPerMin: number; readonly newRoomsPerMin: number; readonly bytesPerMin: number };
   readonly message: { readonly maxBytes: number };
   readonly request: { readonly timeoutMs: number };
   readonly log: { readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };

@@ -11,12 +11,14 @@
  * shared timer republishes entries whose PubAck is late (restore dedups by
  * epoch and seq).
  */
-import { StorageType, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { DiscardPolicy, StorageType, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection, Msg, Subscription } from '@nats-io/transport-node';
 import type { Subjects } from '../bus/subjects.js';
 import type { ReplMsg } from '../actors/replication.js';
 import type { Logger } from '../observability/logger.js';
 import { natsReplicas } from './snapshot-store.js';
+import { applyMaxBytes, isStoreFull } from './store-limits.js';
+import { ThrottledLog } from '../storage/throttled-log.js';
 
 export type LogEntry = Extract<ReplMsg, { t: 'e' }>;
 
@@ -24,14 +26,16 @@ export function logStream(cluster: string): string {
   return `sandbar_${cluster}_log`;
 }
 
-export async function ensureLogStream(nc: NatsConnection, cluster: string, subjects: Subjects): Promise<void> {
+export async function ensureLogStream(nc: NatsConnection, cluster: string, subjects: Subjects, maxBytes = 0): Promise<void> {
   const jsm = await jetstreamManager(nc);
   const name = logStream(cluster);
   try {
     await jsm.streams.info(name);
   } catch {
-    await jsm.streams.add({ name, subjects: [subjects.shardLogAll()], storage: StorageType.File, num_replicas: natsReplicas(nc) });
+    // Discard "new": a full log refuses an append (the master then refuses writes) rather than drop entries a restore needs.
+    await jsm.streams.add({ name, subjects: [subjects.shardLogAll()], storage: StorageType.File, num_replicas: natsReplicas(nc), discard: DiscardPolicy.New });
   }
+  await applyMaxBytes(jsm, name, maxBytes, 'persistence.logMaxBytes');
 }
 
 /**
@@ -43,6 +47,8 @@ const COUNTS_FRESH_MS = 1000;
 
 /** A PubAck later than this gets its entry published again. */
 const RESEND_AFTER_MS = 5000;
+/** While the log is full, refused entries are published again this often (the first stored one ends the refusals). */
+const FULL_RESEND_MS = 1000;
 
 interface Pending { s: number; data: string; at: number; acked: boolean; streamSeq: number }
 
@@ -61,6 +67,13 @@ export class ShardLog {
   private timer: NodeJS.Timeout | null = null;
   private jsm: JetStreamManager | null = null;
   private readonly stream: string;
+  /**
+   * JetStream refused an append because the log is full (persistence.logMaxBytes
+   * or the server's storage): masters refuse new writes while this holds
+   * (storage budget, `log`); the next stored append clears it.
+   */
+  full = false;
+  private readonly fullLog = new ThrottledLog(10_000);
 
   constructor(
     private readonly nc: NatsConnection,
@@ -121,9 +134,18 @@ export class ShardLog {
     let ack: { seq?: number; error?: { description?: string } };
     try { ack = msg.json(); } catch { return; }
     if (ack.error || typeof ack.seq !== 'number') {
-      // Not stored (the stream is unavailable): the resend timer tries again.
-      this.logger.warn({ shard: n, seq: s, err: ack.error?.description }, 'durable log append refused by JetStream; retrying');
+      // Not stored: the resend timer tries again.
+      if (isStoreFull(ack.error)) {
+        this.full = true;
+        if (this.fullLog.hit(Date.now())) this.logger.error({ shard: n, seq: s, code: 'SANDBAR_ERR_JETSTREAM_FULL', refusedAppends: this.fullLog.take(), err: ack.error?.description }, 'durable log full (persistence.logMaxBytes or the NATS server\'s storage): new writes are refused until snapshots trim it; the entries already applied are published again');
+      } else {
+        this.logger.warn({ shard: n, seq: s, err: ack.error?.description }, 'durable log append refused by JetStream; retrying');
+      }
       return;
+    }
+    if (this.full) {
+      this.full = false;
+      this.logger.info({ shard: n }, 'durable log has room again: writes are accepted');
     }
     const first = st.pending[0]?.s ?? s;
     const p = st.pending[s - first];
@@ -144,8 +166,8 @@ export class ShardLog {
     const now = Date.now();
     for (const [n, st] of this.shards) {
       const head = st.pending[0];
-      if (!head || now - head.at < RESEND_AFTER_MS) continue;
-      this.logger.warn({ shard: n, seq: head.s, waiting: st.pending.length }, 'durable log: no PubAck in time; publishing the entries again');
+      if (!head || now - head.at < (this.full ? FULL_RESEND_MS : RESEND_AFTER_MS)) continue;
+      if (!this.full) this.logger.warn({ shard: n, seq: head.s, waiting: st.pending.length }, 'durable log: no PubAck in time; publishing the entries again');
       for (const p of st.pending) {
         if (p.acked) continue;
         p.at = now;

@@ -17,6 +17,7 @@ import type { ChatServices } from './chat-services.js';
 import { isValidId } from './ids.js';
 import { metaFor, type PresenceEntry } from './presence.js';
 import { checkBody, lastSeqOf, messageId, PushReply } from './user-channel.js';
+import { storageOf } from '../storage/index.js';
 
 interface RoomJoinResult { seq: number; presence?: Record<string, PresenceEntry>; history: unknown[] }
 
@@ -49,6 +50,7 @@ class RoomJoinReply implements ReplyTarget {
 
 export function roomChannel(svc: ChatServices): ChannelHandler {
   const maxBytes = svc.config.message.maxBytes;
+  const senders = storageOf(svc.bus).senders;
   return {
     join(session, ch, params, ref) {
       if (!isValidId(ch.id)) throw new SandbarError('SANDBAR_ERR_INVALID_ID', 'room id must be 1-64 characters of A-Z a-z 0-9 _ - . @');
@@ -67,9 +69,10 @@ export function roomChannel(svc: ChatServices): ChannelHandler {
       if (event !== 'msg') throw new SandbarError('SANDBAR_ERR_UNKNOWN_EVENT', `unknown event ${event} on ${ch.topic} (expected msg)`);
       if (!payload || typeof payload !== 'object' || Array.isArray(payload)) throw new SandbarError('SANDBAR_ERR_BAD_PAYLOAD', 'payload must be an object');
       const p = payload as Record<string, unknown>;
-      const body = checkBody(p.body, maxBytes);
+      const size = checkBody(p.body, maxBytes);
       const mid = messageId(session, ref, p.id);
-      svc.bus.request(svc.shardOf(ch.id), { op: 'r.msg', id: ch.id, from: session.userId, mid, body, cid: 0, rw: '' }, new PushReply(session, ch, ref));
+      senders.roomMsg(session.userId, ch.id, size, Date.now());
+      svc.bus.request(svc.shardOf(ch.id), { op: 'r.msg', id: ch.id, from: session.userId, mid, body: p.body, size, cid: 0, rw: '' }, new PushReply(session, ch, ref));
     },
     leave(session, ch) {
       if (ch.joined) svc.rooms.remove(ch.id, session);
