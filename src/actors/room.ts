@@ -73,6 +73,18 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
     this.storage.budget.add(this.shard, delta);
   }
 
+  /** A kept message counts as its sender's too (storage.senderSharePercent). */
+  private countEntry(from: string, delta: number): void {
+    this.counted += delta;
+    this.storage.budget.entry(this.shard, from, delta);
+  }
+
+  /** Uncounts everything: the history (per sender), then the rest. */
+  private uncountAll(): void {
+    for (let i = 0; i < this.history.length; i++) this.countEntry(this.history[i]!.from, -this.sizes[i]!);
+    this.count(-this.counted);
+  }
+
   /** No member and no message ever: the same as no actor at all. */
   private get empty(): boolean { return this.members.size === 0 && this.seq === 0; }
 
@@ -86,7 +98,7 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
         }
         // A join that creates a room stores something; one to a room that exists never asks.
         if (this.empty) {
-          if (!this.host.silent) cmd.refused = this.storage.budget.admit(this.shard, 0);
+          if (!this.host.silent) cmd.refused = this.storage.budget.admit(this.shard, 0, cmd.uid);
           if (cmd.refused) {
             this.host.replyError(cmd, toWire(refusalError(cmd.refused, `room ${this.id}`)));
             this.stop();
@@ -133,7 +145,7 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
         const window = this.host.config.user.dedupWindow;
         const slot = window > 0 ? dedupBytes(key) : 0;
         // The master asks its budget and stamps the answer; copies apply the stamp.
-        if (!this.host.silent) cmd.refused = this.storage.budget.admit(this.shard, size + slot);
+        if (!this.host.silent) cmd.refused = this.storage.budget.admit(this.shard, size + slot, cmd.from);
         if (cmd.refused) {
           this.host.replyError(cmd, toWire(refusalError(cmd.refused, `room ${this.id}`)));
           return;
@@ -161,14 +173,14 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
     this.history.push(msg);
     this.sizes.push(size);
     this.historyBytes += size;
-    this.count(size);
+    this.countEntry(msg.from, size);
     const maxBytes = this.host.config.room.historyMaxBytes;
     let trimmed = 0;
     while (this.history.length > max || (this.historyBytes > maxBytes && this.history.length > 1)) {
-      this.history.shift();
+      const gone = this.history.shift()!;
       const freed = this.sizes.shift()!;
       this.historyBytes -= freed;
-      this.count(-freed);
+      this.countEntry(gone.from, -freed);
       trimmed++;
     }
     if (trimmed > 0 && !this.host.silent) this.storage.historyTrimmed += trimmed;
@@ -195,7 +207,7 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
 
   protected override terminate(): void {
     this.host.fastWheel.cancel(this);
-    this.count(-this.counted);
+    this.uncountAll();
   }
 
   /** One encode, one publish; workers fan the bytes out to their members. */
@@ -226,16 +238,19 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
   }
 
   restore(s: RoomSnapshot): void {
-    this.count(ROOM_OVERHEAD - this.counted);
+    this.uncountAll();
+    this.count(ROOM_OVERHEAD);
     this.seq = s.seq;
     this.history = s.history;
     this.sizes = s.sizes && s.sizes.length === s.history.length ? s.sizes : s.history.map((m) => entryBytes(measureBody(m.body), m.from, m.id));
     let bytes = 0;
-    for (const n of this.sizes) bytes += n;
+    for (let i = 0; i < this.history.length; i++) {
+      bytes += this.sizes[i]!;
+      this.countEntry(this.history[i]!.from, this.sizes[i]!);
+    }
     this.historyBytes = bytes;
     this.dedup.clear();
-    for (const [k, v] of s.dedup) { this.dedup.set(k, v); bytes += dedupBytes(k); }
-    this.count(bytes);
+    for (const [k, v] of s.dedup) { this.dedup.set(k, v); this.count(dedupBytes(k)); }
     this.members.clear();
     for (const [sid, w, uid, meta] of s.members) this.members.set(sid, { w, uid, meta });
   }

@@ -73,6 +73,19 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
     this.storage.budget.add(this.shard, delta);
   }
 
+  /** A stored message counts as its sender's too (storage.senderSharePercent). */
+  private countEntry(from: string, delta: number): void {
+    this.counted += delta;
+    this.storage.budget.entry(this.shard, from, delta);
+  }
+
+  /** Uncounts everything: the inbox (per sender), then the rest. */
+  private uncountAll(): void {
+    const sizes = this.sizes;
+    if (sizes) for (let i = 0; i < this.inbox.length; i++) this.countEntry(this.inbox[i]!.from, -sizes[i]!);
+    this.count(-this.counted);
+  }
+
   /** Built when needed: an idle user does not carry its topic string. */
   get topic(): string { return `user:${this.id}`; }
 
@@ -138,11 +151,13 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
   private dropHead(n: number): void {
     let freed = 0;
     const sizes = this.sizes!;
-    for (let i = 0; i < n; i++) freed += sizes[i]!;
+    for (let i = 0; i < n; i++) {
+      freed += sizes[i]!;
+      this.countEntry(this.inbox[i]!.from, -sizes[i]!);
+    }
     this.inbox = this.inbox.slice(n);
     this.sizes = sizes.slice(n);
     this.inboxBytes -= freed;
-    this.count(-freed);
   }
 
   /** Drops the messages stored at or before `at` - user.inboxTtlMs (at: a time the master stamped). */
@@ -180,7 +195,7 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
     const window = cfg.dedupWindow;
     const slot = window > 0 ? dedupBytes(key) : 0;
     // The master asks its budget and stamps the answer; copies apply the stamp.
-    if (!this.host.silent) cmd.refused = this.storage.budget.admit(this.shard, size + slot);
+    if (!this.host.silent) cmd.refused = this.storage.budget.admit(this.shard, size + slot, cmd.from);
     if (cmd.refused) {
       this.host.replyError(cmd, toWire(refusalError(cmd.refused, `user ${this.id}`)));
       // Made for this dm only (a recipient never seen): nothing worth keeping.
@@ -191,7 +206,7 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
     this.inbox.push(entry);
     (this.sizes ??= []).push(size);
     this.inboxBytes += size;
-    this.count(size);
+    this.countEntry(cmd.from, size);
     if (window > 0) {
       const d = (this.dedup ??= new Map());
       d.set(key, entry.seq);
@@ -252,17 +267,20 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
   }
 
   restore(s: UserSnapshot): void {
-    this.count(USER_OVERHEAD - this.counted);
+    this.uncountAll();
+    this.count(USER_OVERHEAD);
     this.seq = s.seq;
     this.inbox = s.inbox;
     // Sizes travel with the state; an older snapshot without them is measured once, the same way on every copy.
     this.sizes = s.sizes && s.sizes.length === s.inbox.length ? s.sizes : s.inbox.map((e) => entryBytes(measureBody(e.body), e.from, e.id));
     let bytes = 0;
-    for (const n of this.sizes) bytes += n;
+    for (let i = 0; i < this.inbox.length; i++) {
+      bytes += this.sizes[i]!;
+      this.countEntry(this.inbox[i]!.from, this.sizes[i]!);
+    }
     this.inboxBytes = bytes;
     this.dedup = s.dedup.length > 0 ? new Map(s.dedup) : null;
-    if (this.dedup) for (const k of this.dedup.keys()) bytes += dedupBytes(k);
-    this.count(bytes);
+    if (this.dedup) for (const k of this.dedup.keys()) this.count(dedupBytes(k));
     this.conns.clear();
     for (const [sid, w, meta] of s.conns) this.conns.set(sid, { w, meta });
     this.reschedule();
@@ -314,6 +332,6 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
 
   protected override terminate(): void {
     this.host.wheel.cancel(this);
-    this.count(-this.counted);
+    this.uncountAll();
   }
 }

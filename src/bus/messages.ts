@@ -25,7 +25,7 @@ interface Req { cid: number; rw: WorkerAddr }
  * replica's). `size` is the body's encoded length, measured once by the
  * sender's worker.
  */
-interface Stamps { at?: number; refused?: 'full' | 'shard' | 'log' }
+interface Stamps { at?: number; refused?: 'full' | 'share' | 'shard' | 'log' }
 
 export type UserCmd =
   | ({ op: 'u.join'; id: string; sid: string; w: WorkerAddr; meta: Meta; last: number | null } & Req)

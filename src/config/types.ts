@@ -65,7 +65,7 @@ export interface SandbarConfig {
     readonly logMaxBytes: number;
   };
   /** MiB; budgetMb 0: derived from the worker's heap limit (storage/budget.ts). */
-  readonly storage: { readonly budgetMb: number; readonly warnPercent: number };
+  readonly storage: { readonly budgetMb: number; readonly warnPercent: number; readonly senderSharePercent: number };
   readonly user: { readonly idleStopMs: number; readonly inboxMax: number; readonly inboxMaxBytes: number; readonly inboxTtlMs: number; readonly dedupWindow: number };
   readonly room: { readonly historyMax: number; readonly historyMaxBytes: number; readonly maxMembers: number };
   readonly sender: { readonly newRecipientsPerMin: number; readonly newRoomsPerMin: number; readonly bytesPerMin: number };

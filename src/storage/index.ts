@@ -54,7 +54,7 @@ export class WorkerStorage {
     const r = this.senders.refused;
     return {
       storageBytes: Math.round(b.bytes), storageBudgetBytes: b.limits.budget, storageWarnings: b.warnings,
-      storageRefusedFull: b.refusedFull, storageRefusedShard: b.refusedShard, storageRefusedLog: b.refusedLog,
+      storageRefusedFull: b.refusedFull, storageRefusedShare: b.refusedShare, storageRefusedShard: b.refusedShard, storageRefusedLog: b.refusedLog, storageSenders: b.senders,
       sendQuotaRefused: r.recipients + r.rooms + r.bytes, inboxExpired: this.inboxExpired, historyTrimmed: this.historyTrimmed,
     };
   }
@@ -65,7 +65,9 @@ export interface StorageStats {
   storageBudgetBytes: number;
   storageWarnings: number;
   storageRefusedFull: number;
+  storageRefusedShare: number;
   storageRefusedShard: number;
+  storageSenders: number;
   storageRefusedLog: number;
   sendQuotaRefused: number;
   inboxExpired: number;
@@ -73,7 +75,7 @@ export interface StorageStats {
 }
 
 const UNBOUNDED = new WorkerStorage(
-  new StorageBudget({ budget: Infinity, warnAt: Infinity, perShard: Infinity, shards: 1 }),
+  new StorageBudget({ budget: Infinity, warnAt: Infinity, perShard: Infinity, perSender: Infinity, shards: 1 }),
   new SenderBudget({ newRecipientsPerMin: 0, newRoomsPerMin: 0, bytesPerMin: 0, maxBodyBytes: 0 }),
 );
 

@@ -27,7 +27,7 @@ class FakeHost {
   exited = 0;
   readonly storage: WorkerStorage;
   constructor(readonly config: ReturnType<typeof loadConfig>['config'], budget: number) {
-    this.storage = new WorkerStorage(new StorageBudget({ budget, warnAt: budget, perShard: Infinity, shards: config.shards }), new SenderBudget({ newRecipientsPerMin: 0, newRoomsPerMin: 0, bytesPerMin: 0, maxBodyBytes: 1 }));
+    this.storage = new WorkerStorage(new StorageBudget({ budget, warnAt: budget, perShard: Infinity, perSender: Infinity, shards: config.shards }), new SenderBudget({ newRecipientsPerMin: 0, newRoomsPerMin: 0, bytesPerMin: 0, maxBodyBytes: 1 }));
     attachStorage(this.bus, this.storage);
   }
   reply(_c: unknown, res: unknown): void { if (!this.silent) this.outs.push({ k: 'reply', res }); }
@@ -94,6 +94,23 @@ describe('storage: the user and room actors count what they store', () => {
     expect(r.inboxBytes).to.equal(m.inboxBytes);
     // The replica never asked its own budget.
     expect(replica.storage.budget.refusedFull).to.equal(0);
+  });
+
+  it('counts every stored message as its sender\'s too, and uncounts it when acknowledged, trimmed or dropped', () => {
+    const h = new FakeHost(config('--room.historyMax=2'), Infinity);
+    const u = new UserActor(h.asHost, 'bob');
+    u.send(dm('bob', 'm1', 'a'.repeat(100), 1));
+    u.send(dm('bob', 'm2', 'a'.repeat(100), 2));
+    const r = new RoomActor(h.asHost, 'lobby');
+    for (let i = 0; i < 3; i++) r.send({ op: 'r.msg', id: 'lobby', from: 'mallory', mid: `r${i}`, body: 'x', size: 3, at: i, cid: 1, rw: 'x' });
+    const one = entryBytes(102, 'mallory', 'm1');
+    expect(h.storage.budget.senderBytes('mallory')).to.equal(2 * one + 2 * entryBytes(3, 'mallory', 'r0'));
+    u.send({ op: 'u.ack', id: 'bob', seq: 1, cid: 2, rw: 'x' });
+    expect(h.storage.budget.senderBytes('mallory')).to.equal(one + 2 * entryBytes(3, 'mallory', 'r0'));
+    u.stop();
+    r.stop();
+    expect(h.storage.budget.senderBytes('mallory')).to.equal(0);
+    expect(h.storage.budget.senders).to.equal(0);
   });
 
   it('a dm refused for a recipient never seen leaves no actor behind, on master and replica', () => {

@@ -19,11 +19,11 @@ describe('storage/budget: the per-worker storage budget', () => {
     expect(d.warnAt).to.equal(Math.floor(d.budget * 0.8));
     expect(d.perShard).to.equal(64 * MiB); // persistence.maxSnapshotBytes
     const set = budgetLimits(loadConfig({ argv: ['--storage.budgetMb=48', '--storage.warnPercent=50', '--persistence.mode=none'], env: {} }).config, 1000 * MiB);
-    expect(set).to.include({ budget: 48 * MiB, warnAt: 24 * MiB, perShard: Infinity });
+    expect(set).to.include({ budget: 48 * MiB, warnAt: 24 * MiB, perShard: Infinity, perSender: Math.floor(48 * MiB * 0.02) });
   });
 
   it('counts bytes in and out, in total and per shard', () => {
-    const b = new StorageBudget({ budget: 1000, warnAt: 900, perShard: 600, shards: 4 });
+    const b = new StorageBudget({ budget: 1000, warnAt: 900, perShard: 600, perSender: Infinity, shards: 4 });
     b.add(1, 300);
     b.add(2, 200);
     b.add(1, -100);
@@ -32,37 +32,57 @@ describe('storage/budget: the per-worker storage budget', () => {
   });
 
   it('refuses past the budget ("full") and past the shard cap ("shard"), counts each, and admits again once bytes are freed', () => {
-    const b = new StorageBudget({ budget: 1000, warnAt: 2000, perShard: 600, shards: 2 });
+    const b = new StorageBudget({ budget: 1000, warnAt: 2000, perShard: 600, perSender: Infinity, shards: 2 });
     b.add(0, 550);
-    expect(b.admit(0, 50)).to.equal(undefined);
-    expect(b.admit(0, 51)).to.equal('shard');
+    expect(b.admit(0, 50, 'a')).to.equal(undefined);
+    expect(b.admit(0, 51, 'a')).to.equal('shard');
     b.add(1, 400);
-    expect(b.admit(1, 51)).to.equal('full');
-    expect(b.admit(1, 50)).to.equal(undefined);
+    expect(b.admit(1, 51, 'a')).to.equal('full');
+    expect(b.admit(1, 50, 'a')).to.equal(undefined);
     expect([b.refusedFull, b.refusedShard]).to.deep.equal([1, 1]);
     b.add(0, -500);
-    expect(b.admit(0, 51)).to.equal(undefined);
+    expect(b.admit(0, 51, 'a')).to.equal(undefined);
     b.capShards(100);
-    expect(b.admit(0, 51)).to.equal('shard');
+    expect(b.admit(0, 51, 'a')).to.equal('shard');
+  });
+
+  it('past the warning mark, a sender holding more than its share is refused ("share") while others still get in', () => {
+    const b = new StorageBudget({ budget: 1000, warnAt: 800, perShard: Infinity, perSender: 50, shards: 1 });
+    b.entry(0, 'mallory', 790);
+    expect(b.admit(0, 10, 'mallory')).to.equal(undefined); // below the mark: anyone
+    b.entry(0, 'mallory', 10);
+    expect(b.admit(0, 10, 'mallory')).to.equal('share');
+    expect(b.admit(0, 10, 'alice')).to.equal(undefined);
+    b.entry(0, 'alice', 45);
+    expect(b.admit(0, 10, 'alice')).to.equal('share');
+    expect(b.admit(0, 5, 'alice')).to.equal(undefined);
+    expect(b.senderBytes('mallory')).to.equal(800);
+    expect(b.senders).to.equal(2);
+    b.entry(0, 'alice', -45);
+    expect(b.senders).to.equal(1);
+    expect(b.refusedShare).to.equal(2);
+    // The budget itself binds everyone.
+    b.entry(0, 'mallory', 195);
+    expect(b.admit(0, 10, 'bob')).to.equal('full');
   });
 
   it('refuses with "log" while the durable log says it is full', () => {
     let full = true;
-    const b = new StorageBudget({ budget: 1000, warnAt: 900, perShard: Infinity, shards: 1 });
+    const b = new StorageBudget({ budget: 1000, warnAt: 900, perShard: Infinity, perSender: Infinity, shards: 1 });
     b.logFull = () => full;
-    expect(b.admit(0, 1)).to.equal('log');
+    expect(b.admit(0, 1, 'a')).to.equal('log');
     full = false;
-    expect(b.admit(0, 1)).to.equal(undefined);
+    expect(b.admit(0, 1, 'a')).to.equal(undefined);
     expect(b.refusedLog).to.equal(1);
   });
 
   it('logs refusals at error level at most once per 10 s per kind, with how many were refused', () => {
     const { logger, lines } = recorder();
     let now = 0;
-    const b = new StorageBudget({ budget: 10, warnAt: 100, perShard: Infinity, shards: 1 }, logger, () => now);
-    for (let i = 0; i < 1000; i++) b.admit(0, 11);
+    const b = new StorageBudget({ budget: 10, warnAt: 100, perShard: Infinity, perSender: Infinity, shards: 1 }, logger, () => now);
+    for (let i = 0; i < 1000; i++) b.admit(0, 11, 'a');
     now = 10_000;
-    b.admit(0, 11);
+    b.admit(0, 11, 'a');
     const errors = lines.filter((l) => l.level === 'error');
     expect(errors).to.have.length(2);
     expect(errors[0]!.obj).to.include({ code: 'SANDBAR_ERR_STORAGE_FULL', refused: 1 });
@@ -73,7 +93,7 @@ describe('storage/budget: the per-worker storage budget', () => {
   it('warns when passing the warning mark, at most once a minute while above, and again after falling below and passing it', () => {
     const { logger, lines } = recorder();
     let now = 0;
-    const b = new StorageBudget({ budget: 1000, warnAt: 800, perShard: Infinity, shards: 1 }, logger, () => now);
+    const b = new StorageBudget({ budget: 1000, warnAt: 800, perShard: Infinity, perSender: Infinity, shards: 1 }, logger, () => now);
     b.add(0, 799);
     expect(b.warnings).to.equal(0);
     for (let i = 0; i < 50; i++) b.add(0, 1);
