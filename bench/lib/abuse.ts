@@ -70,11 +70,17 @@ export class Abuser {
     this.send(['j', this.ref(), topic, 'phx_join', {}]);
   }
 
+  /** Pushes sent (dms and room messages; joins and leaves not counted). */
+  get sent(): number { return this.pushes; }
+  private pushes = 0;
+
   start(): void {
     let last = performance.now();
     this.timer = setInterval(() => {
       const now = performance.now();
-      this.credit = Math.min(this.o.perSecond, this.credit + (now - last) * this.o.perSecond / 1000);
+      // A stalled load generator catches up by at most a quarter second: it
+      // must not burst past the server's rate bucket and get itself closed.
+      this.credit = Math.min(this.o.perSecond / 4, this.credit + (now - last) * this.o.perSecond / 1000);
       last = now;
       while (this.credit >= 1) { this.credit--; this.push(); }
     }, TICK_MS);
@@ -98,6 +104,7 @@ export class Abuser {
 
   private sendPush(joinRef: string, topic: string, event: string, payloadStart: string, target: string, mid: string): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
+    this.pushes++;
     const ref = this.ref();
     this.waiting.set(ref, [target, mid]);
     // The body is spliced in as text: one big string per client, not one per frame.

@@ -12,7 +12,7 @@ import type { Logger } from '../observability/logger.js';
 import { renderMetrics } from '../observability/metrics.js';
 import { natsReachable, startEmbeddedNats, type EmbeddedNats } from '../bus/embedded.js';
 import { connectBus, natsAuthOptions, type NatsConnection } from '../bus/connection.js';
-import { ExitStreaks, RestartPolicy, SAME_EXIT_IN_A_ROW, classifyExit, type ExitCause } from './supervisor.js';
+import { ExitStreaks, RESTORE_HANG_FACTOR, RestartPolicy, SAME_EXIT_IN_A_ROW, classifyExit, type ExitCause } from './supervisor.js';
 import { workerExecArgv, workerHeapMb } from './heap.js';
 import { Subjects } from '../bus/subjects.js';
 import { ensureBucket, Ownership } from '../placement/ownership.js';
@@ -40,16 +40,11 @@ interface Slot {
   killedAsHung: boolean;
   /** A late pong while restoring was logged (once per restore). */
   lateLogged: boolean;
+  /** A pong came since the fork: the worker's code is loaded and its loop runs. */
+  answered: boolean;
 }
 
-/**
- * A worker that says it is restoring shards gets this many times
- * cluster.workerHangMs to answer a ping before it is killed: restores yield
- * to the event loop between chunks, so a longer silence is a real stall,
- * but a stall of a few seconds on a loaded machine is not worth losing every
- * restore made so far.
- */
-export const RESTORE_HANG_FACTOR = 3;
+
 
 export const EXIT = { ok: 0, software: 70, unavailable: 69, config: 78, gaveUp: 1 } as const;
 
@@ -111,7 +106,7 @@ export class Primary {
     cluster.on('exit', (w, code, signal) => this.onExit(w, code, signal));
     cluster.on('message', (w, msg: ToPrimary) => this.onMessage(w, msg));
     for (let i = 0; i < config.cluster.workers; i++) {
-      this.slots.push({ index: i, worker: null, lastPong: 0, listening: false, serving: false, stats: null, restoring: false, killedAsHung: false, lateLogged: false });
+      this.slots.push({ index: i, worker: null, lastPong: 0, listening: false, serving: false, stats: null, restoring: false, killedAsHung: false, lateLogged: false, answered: false });
       this.fork(i);
     }
     this.pinger = setInterval(() => this.pingAll(), config.cluster.workerPingMs);
@@ -134,6 +129,7 @@ export class Primary {
     slot.listening = false;
     slot.restoring = false;
     slot.killedAsHung = false;
+    slot.answered = false;
     slot.lastPong = performance.now();
     this.logger.info({ workerIndex: index, workerPid: worker.process.pid }, 'worker forked');
   }
@@ -148,6 +144,8 @@ export class Primary {
     switch (msg.t) {
       case 'pong':
         slot.lastPong = performance.now();
+        if (!slot.answered) slot.lateLogged = false;
+        slot.answered = true;
         slot.stats = msg.stats;
         slot.restoring = msg.stats.restoring > 0;
         break;
@@ -300,17 +298,17 @@ export class Primary {
       if (!w || w.isDead()) continue;
       const silent = now - slot.lastPong;
       const hangMs = this.config.cluster.workerHangMs;
-      if (slot.restoring && silent > hangMs && silent <= hangMs * RESTORE_HANG_FACTOR) {
+      const state = !slot.answered ? 'starting' : slot.restoring ? 'restoring shards' : null;
+      if (state && silent > hangMs && silent <= hangMs * RESTORE_HANG_FACTOR) {
         if (!slot.lateLogged) {
           slot.lateLogged = true;
-          this.logger.warn({ workerIndex: slot.index, pid: w.process.pid, silentMs: Math.round(silent), waitUpToMs: hangMs * RESTORE_HANG_FACTOR }, 'worker is restoring shards and late answering pings; not killed yet');
+          this.logger.warn({ workerIndex: slot.index, pid: w.process.pid, silentMs: Math.round(silent), waitUpToMs: hangMs * RESTORE_HANG_FACTOR }, `worker is ${state} and late answering pings; not killed yet`);
         }
         if (w.isConnected()) w.send({ t: 'ping', n } satisfies ToWorker);
       } else if (silent > hangMs) {
         slot.killedAsHung = true;
-        this.logger.error({ workerIndex: slot.index, pid: w.process.pid, silentMs: Math.round(silent), restoring: slot.restoring }, slot.restoring
-          ? 'worker stopped answering pings while restoring shards; killing it (SIGKILL)'
-          : 'worker stopped answering pings; killing it (SIGKILL)');
+        this.logger.error({ workerIndex: slot.index, pid: w.process.pid, silentMs: Math.round(silent), restoring: slot.restoring, starting: !slot.answered },
+          `worker stopped answering pings${state ? ` while ${state}` : ''}; killing it (SIGKILL)`);
         w.process.kill('SIGKILL');
       } else if (w.isConnected()) {
         w.send({ t: 'ping', n } satisfies ToWorker);
@@ -323,7 +321,7 @@ export class Primary {
     if (!slot) return;
     const stats = slot.stats;
     const cause = classifyExit({
-      code, signal, killedAsHung: slot.killedAsHung, restoring: slot.restoring, started: slot.listening || stats !== null,
+      code, signal, killedAsHung: slot.killedAsHung, restoring: slot.restoring, answered: slot.answered, started: slot.listening,
       heapShare: stats && stats.heapLimit > 0 ? stats.heapUsed / stats.heapLimit : 0,
     }, { workerHangMs: this.config.cluster.workerHangMs, workerHeapMb: this.heapMb, budgetMb: this.config.storage.budgetMb });
     slot.worker = null;

@@ -36,6 +36,8 @@ export interface ExitFacts {
   readonly killedAsHung: boolean;
   /** It reported restoring shards from JetStream when it died. */
   readonly restoring: boolean;
+  /** It had answered a ping (its code is loaded and its loop runs). */
+  readonly answered: boolean;
   /** It had reported listening (start-up finished). */
   readonly started: boolean;
   /** Its last reported heap use over its heap limit (0 when unknown). */
@@ -45,6 +47,16 @@ export interface ExitFacts {
 /** The exit's kind, the same for the same fault every time, and what an operator can do about it. */
 export interface ExitCause { readonly kind: string; readonly why: string; readonly todo: string }
 
+/**
+ * A worker that is starting (no pong yet since its fork: it is still loading
+ * its code) or says it is restoring shards gets this many times
+ * cluster.workerHangMs to answer a ping before it is killed: restores yield
+ * to the event loop between chunks, so a longer silence is a real stall,
+ * but a stall of a few seconds on a loaded machine is not worth losing every
+ * restore made so far (or a start that was nearly done).
+ */
+export const RESTORE_HANG_FACTOR = 3;
+
 /** Past this share of its heap limit, a worker that aborted ran out of memory. */
 const OOM_SHARE = 0.85;
 
@@ -52,6 +64,9 @@ const OOM_SHARE = 0.85;
 export function classifyExit(f: ExitFacts, keys: { workerHangMs: number; workerHeapMb: number; budgetMb: number }): ExitCause {
   if (f.killedAsHung && f.restoring) {
     return { kind: 'hung-restoring', why: `killed for not answering pings for cluster.workerHangMs (${keys.workerHangMs} ms) while restoring shards from JetStream`, todo: 'raise cluster.workerHangMs, or lower persistence.maxSnapshotBytes so that each shard restores in less time; the snapshots themselves are intact' };
+  }
+  if (f.killedAsHung && !f.answered) {
+    return { kind: 'hung-starting', why: `killed before it answered its first ping, ${RESTORE_HANG_FACTOR} × cluster.workerHangMs (${keys.workerHangMs} ms) after it was forked: it was still loading its code`, todo: 'the machine is too slow or too loaded for cluster.workerHangMs: raise it, or give the host more CPU' };
   }
   if (f.killedAsHung) {
     return { kind: 'hung', why: `killed for not answering pings for cluster.workerHangMs (${keys.workerHangMs} ms)`, todo: 'look at the worker\'s last log lines and sandbar_event_loop_delay_ms; a loop stalled by garbage collection near the heap limit needs a smaller storage.budgetMb or a larger cluster.workerHeapMb' };

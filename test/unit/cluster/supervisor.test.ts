@@ -4,7 +4,7 @@ import { workerExecArgv, workerHeapMb } from '../../../src/cluster/heap.js';
 import { loadConfig } from '../../../src/config/index.js';
 
 const keys = { workerHangMs: 5000, workerHeapMb: 256, budgetMb: 0 };
-const facts = (f: Partial<ExitFacts>): ExitFacts => ({ code: 1, signal: null, killedAsHung: false, restoring: false, started: true, heapShare: 0.2, ...f });
+const facts = (f: Partial<ExitFacts>): ExitFacts => ({ code: 1, signal: null, killedAsHung: false, restoring: false, answered: true, started: true, heapShare: 0.2, ...f });
 
 describe('cluster/supervisor: why a worker died, and the same way in a row', () => {
   it('tells hung-while-restoring from hung, out of memory, a failed start and an uncaught exception, each with what to do', () => {
@@ -12,6 +12,9 @@ describe('cluster/supervisor: why a worker died, and the same way in a row', () 
     expect(hr.kind).to.equal('hung-restoring');
     expect(hr.todo).to.match(/cluster\.workerHangMs/);
     expect(classifyExit(facts({ killedAsHung: true, signal: 'SIGKILL', code: null }), keys).kind).to.equal('hung');
+    const slow = classifyExit(facts({ killedAsHung: true, answered: false, started: false, signal: 'SIGKILL', code: null }), keys);
+    expect(slow.kind).to.equal('hung-starting');
+    expect(slow.todo).to.match(/raise it/);
     const oom = classifyExit(facts({ signal: 'SIGABRT', code: null, heapShare: 0.97 }), keys);
     expect(oom.kind).to.equal('out-of-memory');
     expect(oom.why).to.match(/97 %.*256 MiB/);
