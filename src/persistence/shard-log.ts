@@ -18,6 +18,7 @@ import type { ReplMsg } from '../actors/replication.js';
 import type { Logger } from '../observability/logger.js';
 import { natsReplicas } from './snapshot-store.js';
 import { applyMaxBytes, isStoreFull } from './store-limits.js';
+import { LogFill } from './log-fill.js';
 import { ThrottledLog } from '../storage/throttled-log.js';
 
 export type LogEntry = Extract<ReplMsg, { t: 'e' }>;
@@ -67,13 +68,10 @@ export class ShardLog {
   private timer: NodeJS.Timeout | null = null;
   private jsm: JetStreamManager | null = null;
   private readonly stream: string;
-  /**
-   * JetStream refused an append because the log is full (persistence.logMaxBytes
-   * or the server's storage): masters refuse new writes while this holds
-   * (storage budget, `log`); the next stored append clears it.
-   */
-  full = false;
+  /** How full the stream is: masters refuse new writes while it says full (storage budget, `log`). */
+  private readonly fill: LogFill;
   private readonly fullLog = new ThrottledLog(10_000);
+  private wasFull = false;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -83,19 +81,40 @@ export class ShardLog {
     private readonly logger: Logger,
     /** Called when entries of shard n became durable (loggedUpTo moved). */
     private readonly onLogged: (n: number) => void,
+    /** persistence.logMaxBytes (0: none of ours). */
+    maxBytes = 0,
   ) {
+    this.fill = new LogFill(maxBytes);
     this.ackPrefix = subjects.logAckPrefix(hostId, worker);
     this.stream = logStream(subjects.cluster);
   }
 
   async start(): Promise<void> {
     this.jsm = await jetstreamManager(this.nc);
+    this.fill.start(this.jsm, this.stream);
     this.sub = this.nc.subscribe(`${this.ackPrefix}>`, { callback: (err, msg) => { if (!err) this.onAck(msg); } });
     this.timer = setInterval(() => this.resendLate(), 500);
     this.timer.unref();
   }
 
+  /**
+   * Whether new writes must be refused: the log is past its high-water mark,
+   * or JetStream refused an append for lack of room. Logged (at most once
+   * every 10 s) when it starts, and when it ends.
+   */
+  get full(): boolean {
+    const full = this.fill.full;
+    if (full !== this.wasFull) {
+      this.wasFull = full;
+      if (full) {
+        if (this.fullLog.hit(Date.now())) this.logger.error({ code: 'SANDBAR_ERR_JETSTREAM_FULL', times: this.fullLog.take() }, 'durable log full (persistence.logMaxBytes or the NATS server\'s storage): new writes are refused until snapshots trim it');
+      } else this.logger.info('durable log has room again: writes are accepted');
+    }
+    return full;
+  }
+
   stop(): void {
+    this.fill.stop();
     this.sub?.unsubscribe();
     if (this.timer) clearInterval(this.timer);
   }
@@ -121,6 +140,7 @@ export class ShardLog {
     let st = this.shards.get(n);
     if (!st) { st = new ShardLogState(); st.logged = s - 1; this.shards.set(n, st); }
     st.pending.push({ s, data, at: Date.now(), acked: false, streamSeq: 0 });
+    this.fill.appended(data.length);
     this.nc.publish(this.subjects.shardLog(n), data, { reply: this.subjects.logAck(this.ackPrefix, n, s) });
   }
 
@@ -136,17 +156,14 @@ export class ShardLog {
     if (ack.error || typeof ack.seq !== 'number') {
       // Not stored: the resend timer tries again.
       if (isStoreFull(ack.error)) {
-        this.full = true;
-        if (this.fullLog.hit(Date.now())) this.logger.error({ shard: n, seq: s, code: 'SANDBAR_ERR_JETSTREAM_FULL', refusedAppends: this.fullLog.take(), err: ack.error?.description }, 'durable log full (persistence.logMaxBytes or the NATS server\'s storage): new writes are refused until snapshots trim it; the entries already applied are published again');
+        // Applied already: its ok waits for this append, published again until there is room.
+        this.fill.refused = true;
       } else {
         this.logger.warn({ shard: n, seq: s, err: ack.error?.description }, 'durable log append refused by JetStream; retrying');
       }
       return;
     }
-    if (this.full) {
-      this.full = false;
-      this.logger.info({ shard: n }, 'durable log has room again: writes are accepted');
-    }
+    this.fill.refused = false;
     const first = st.pending[0]?.s ?? s;
     const p = st.pending[s - first];
     if (!p || p.s !== s) return;
@@ -166,8 +183,8 @@ export class ShardLog {
     const now = Date.now();
     for (const [n, st] of this.shards) {
       const head = st.pending[0];
-      if (!head || now - head.at < (this.full ? FULL_RESEND_MS : RESEND_AFTER_MS)) continue;
-      if (!this.full) this.logger.warn({ shard: n, seq: head.s, waiting: st.pending.length }, 'durable log: no PubAck in time; publishing the entries again');
+      if (!head || now - head.at < (this.fill.refused ? FULL_RESEND_MS : RESEND_AFTER_MS)) continue;
+      if (!this.fill.refused) this.logger.warn({ shard: n, seq: head.s, waiting: st.pending.length }, 'durable log: no PubAck in time; publishing the entries again');
       for (const p of st.pending) {
         if (p.acked) continue;
         p.at = now;

@@ -60,7 +60,7 @@ export class ShardPersistence {
 
   static async open(nc: NatsConnection, config: SandbarConfig, subjects: Subjects, worker: number, logger: Logger, onLogged: (n: number) => void): Promise<ShardPersistence> {
     const store = await SnapshotStore.open(nc, config.cluster.name);
-    const log = config.persistence.mode === 'log' ? new ShardLog(nc, subjects, config.hostId, worker, logger, onLogged) : null;
+    const log = config.persistence.mode === 'log' ? new ShardLog(nc, subjects, config.hostId, worker, logger, onLogged, config.persistence.logMaxBytes) : null;
     await log?.start();
     return new ShardPersistence(store, log, config, logger);
   }
