@@ -183,12 +183,14 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
     this.expire(at);
     const cfg = this.host.config.user;
     if (this.inbox.length >= cfg.inboxMax) {
+      if (!this.host.silent) this.storage.refusedInbox(this.id);
       this.host.replyError(cmd, toWire(new SandbarError('SANDBAR_ERR_INBOX_FULL', `inbox of ${this.id} holds ${cfg.inboxMax} unacknowledged messages (user.inboxMax)`)));
       return;
     }
     // Counted once, here, from the body's length the sender's worker measured.
     const size = entryBytes(cmd.size ?? measureBody(cmd.body), cmd.from, cmd.mid);
     if (this.inboxBytes + size > cfg.inboxMaxBytes) {
+      if (!this.host.silent) this.storage.refusedInbox(this.id);
       this.host.replyError(cmd, toWire(new SandbarError('SANDBAR_ERR_INBOX_FULL', `inbox of ${this.id} holds ${this.inboxBytes} bytes of unacknowledged messages; this one would pass user.inboxMaxBytes (${cfg.inboxMaxBytes})`)));
       return;
     }

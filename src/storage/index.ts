@@ -35,9 +35,19 @@ export class WorkerStorage {
     const s = config.sender;
     return new WorkerStorage(
       new StorageBudget(budgetLimits(config, heapLimit), logger),
-      new SenderBudget({ newRecipientsPerMin: s.newRecipientsPerMin, newRoomsPerMin: s.newRoomsPerMin, bytesPerMin: s.bytesPerMin, maxBodyBytes: config.message.maxBytes }),
+      new SenderBudget({ newRecipientsPerMin: s.newRecipientsPerMin, newRoomsPerMin: s.newRoomsPerMin, bytesPerMin: s.bytesPerMin, maxBodyBytes: config.message.maxBytes }, undefined, logger),
       logger,
     );
+  }
+
+  /** Dms refused because the recipient's inbox was full (user.inboxMax, user.inboxMaxBytes), where the master refused them. */
+  inboxFull = 0;
+  private readonly inboxFullLog = new ThrottledLog(10_000);
+
+  /** A master refused a dm to `user`'s full inbox. */
+  refusedInbox(user: string): void {
+    this.inboxFull++;
+    if (this.logger && this.inboxFullLog.hit(Date.now())) this.logger.info({ code: 'SANDBAR_ERR_INBOX_FULL', refused: this.inboxFullLog.take(), lastUser: user }, 'dms refused: the recipient\'s inbox is full (user.inboxMax, user.inboxMaxBytes)');
   }
 
   /** A master dropped n expired messages of user `user`. */
@@ -55,7 +65,7 @@ export class WorkerStorage {
     return {
       storageBytes: Math.round(b.bytes), storageBudgetBytes: b.limits.budget, storageWarnings: b.warnings,
       storageRefusedFull: b.refusedFull, storageRefusedShare: b.refusedShare, storageRefusedShard: b.refusedShard, storageRefusedLog: b.refusedLog, storageSenders: b.senders,
-      sendQuotaRefused: r.recipients + r.rooms + r.bytes, inboxExpired: this.inboxExpired, historyTrimmed: this.historyTrimmed,
+      sendQuotaRefused: r.recipients + r.rooms + r.bytes, inboxFull: this.inboxFull, inboxExpired: this.inboxExpired, historyTrimmed: this.historyTrimmed,
     };
   }
 }
@@ -70,6 +80,7 @@ export interface StorageStats {
   storageSenders: number;
   storageRefusedLog: number;
   sendQuotaRefused: number;
+  inboxFull: number;
   inboxExpired: number;
   historyTrimmed: number;
 }

@@ -18,7 +18,8 @@
  * (docs/storage.md).
  */
 import { SandbarError } from '../errors.js';
-import { fnv1a32 } from '../placement/shard.js';
+import type { Logger } from '../observability/logger.js';
+import { ThrottledLog } from './throttled-log.js';
 
 /** Most senders a worker tracks (about 300 bytes each). */
 export const MAX_SENDERS = 20_000;
@@ -63,6 +64,24 @@ function bytesCap(l: SenderLimits): number {
   return Math.max(l.bytesPerMin, l.maxBodyBytes);
 }
 
+/** One line per this many ms at most about refused senders. */
+const REFUSAL_LOG_MS = 10_000;
+
+/**
+ * FNV-1a over the id's UTF-16 code units: only this worker compares these
+ * hashes (the recent rings), so unlike placement's hash (UTF-8 bytes, the
+ * same in every language) it need not encode the string first, and a
+ * message costs no allocation here.
+ */
+function hash32(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h | 0;
+}
+
 /** Whether h is in the first n slots of ring. */
 function has(ring: Int32Array, n: number, h: number): boolean {
   for (let i = 0; i < n; i++) if (ring[i] === h) return true;
@@ -75,8 +94,9 @@ export class SenderBudget {
   private readonly senders = new Map<string, Sender>();
   /** Messages refused, by budget. */
   readonly refused = { recipients: 0, rooms: 0, bytes: 0 };
+  private readonly log = new ThrottledLog(REFUSAL_LOG_MS);
 
-  constructor(private readonly limits: SenderLimits, private readonly maxSenders = MAX_SENDERS) {}
+  constructor(private readonly limits: SenderLimits, private readonly maxSenders = MAX_SENDERS, private readonly logger: Logger | null = null) {}
 
   get size(): number { return this.senders.size; }
 
@@ -105,16 +125,14 @@ export class SenderBudget {
     let fresh = false;
     let h = 0;
     if (perMin > 0) {
-      h = fnv1a32(target) | 0;
+      h = hash32(target);
       fresh = room ? !has(s.rooms, s.nRooms, h) : !has(s.users, s.nUsers, h);
       if (fresh && (room ? s.newRooms : s.recipients) < 1) {
-        this.refused[room ? 'rooms' : 'recipients']++;
-        throw quota(room ? `at most ${perMin} new rooms per minute (sender.newRoomsPerMin)` : `at most ${perMin} new recipients per minute (sender.newRecipientsPerMin)`, MINUTE / perMin);
+        throw this.refuse(room ? 'rooms' : 'recipients', from, now, room ? `at most ${perMin} new rooms per minute (sender.newRoomsPerMin)` : `at most ${perMin} new recipients per minute (sender.newRecipientsPerMin)`, MINUTE / perMin);
       }
     }
     if (l.bytesPerMin > 0 && s.bytes < bytes) {
-      this.refused.bytes++;
-      throw quota(`at most ${l.bytesPerMin} body bytes per minute (sender.bytesPerMin)`, (bytes - s.bytes) * MINUTE / l.bytesPerMin);
+      throw this.refuse('bytes', from, now, `at most ${l.bytesPerMin} body bytes per minute (sender.bytesPerMin)`, (bytes - s.bytes) * MINUTE / l.bytesPerMin);
     }
     if (l.bytesPerMin > 0) s.bytes -= bytes;
     if (fresh) {
@@ -130,6 +148,13 @@ export class SenderBudget {
         if (s.nUsers < RECENT_USERS) s.nUsers++;
       }
     }
+  }
+
+  /** Counts a refusal and logs it (one warning every 10 s at most, with how many since). */
+  private refuse(kind: QuotaKind, from: string, now: number, what: string, retryMs: number): SandbarError {
+    this.refused[kind]++;
+    if (this.logger && this.log.hit(now)) this.logger.warn({ code: 'SANDBAR_ERR_SEND_QUOTA', user: from, quota: kind, refused: this.log.take(), refusedTotal: { ...this.refused } }, 'sender quota: messages refused (spraying new recipients or rooms, or too many bytes)');
+    return quota(what, retryMs);
   }
 
   private sender(id: string, now: number): Sender {

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { SenderBudget } from '../../../src/storage/index.js';
 import { SandbarError } from '../../../src/errors.js';
+import type { Logger } from '../../../src/observability/logger.js';
 
 const limits = { newRecipientsPerMin: 10, newRoomsPerMin: 4, bytesPerMin: 10_000, maxBodyBytes: 1_000 };
 
@@ -43,6 +44,19 @@ describe('storage/sender-budget: per-sender budgets in the push path', () => {
     expect(b.refused.recipients).to.equal(6);
     // Another sender has its own budget.
     expect(outcome(() => b.dm('bob', 'r100', 10, 6001))).to.equal('ok');
+  });
+
+  it('logs refusals as one warning per 10 s at most, with the sender and how many were refused', () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = { warn: (o: Record<string, unknown>) => { lines.push(o); } } as unknown as Logger;
+    const b = new SenderBudget(limits, 100, logger);
+    for (let i = 0; i < 500; i++) outcome(() => b.dm('mallory', `r${i}`, 10, 0));
+    // 10 s later 1.7 tokens have come back: one new recipient passes, the next is refused and logged.
+    expect([outcome(() => b.dm('mallory', 'again1', 10, 10_000)), outcome(() => b.dm('mallory', 'again2', 10, 10_000))]).to.deep.equal(['ok', 'SANDBAR_ERR_SEND_QUOTA']);
+    expect(lines).to.have.length(2);
+    expect(lines[0]).to.include({ code: 'SANDBAR_ERR_SEND_QUOTA', user: 'mallory', quota: 'recipients', refused: 1 });
+    // The 490 refused at 0 s, less the one the first line stood for, and this one.
+    expect(lines[1]!.refused).to.equal(490);
   });
 
   it('the error says which key and when to retry', () => {
