@@ -12,12 +12,11 @@
  * the refusal so every copy applies it (docs/storage.md). A room with no
  * member and no message ever stops (nothing in it is worth keeping).
  */
-import { Actor } from './actor.js';
+import { StoredActor } from './stored-actor.js';
 import type { TimerEntry } from './timer-wheel.js';
 import type { ShardHost } from './shard-host.js';
 import { SandbarError, toWire } from '../errors.js';
-import { shardOf } from '../placement/shard.js';
-import { ROOM_OVERHEAD, dedupBytes, entryBytes, measureBody, refusalError, storageOf, type WorkerStorage } from '../storage/index.js';
+import { ROOM_OVERHEAD, dedupBytes, entryBytes, measureBody, refusalError } from '../storage/index.js';
 import { encodePush } from '../protocol/frame.js';
 import type { PresenceDiff, PresenceEntry } from '../protocol/presence.js';
 import type { Meta, PurgeCmd, RoomCmd, WorkerAddr } from '../bus/messages.js';
@@ -42,7 +41,7 @@ export interface RoomSnapshot {
  */
 export const PRESENCE_BATCH_MS = 50;
 
-export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
+export class RoomActor extends StoredActor<RoomCmd | PurgeCmd> implements TimerEntry {
   timerSlot = -1;
   private diff: PresenceDiff | null = null;
   readonly members = new Map<string, Member>();
@@ -55,34 +54,10 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
   seq = 0;
   private readonly dedup = new Map<string, number>();
   readonly topic: string;
-  /** Everything this actor has counted into its worker's storage budget. */
-  private counted = 0;
-  private readonly storage: WorkerStorage;
-  private readonly shard: number;
 
-  constructor(private readonly host: ShardHost, readonly id: string) {
-    super(host);
+  constructor(private readonly host: ShardHost, id: string) {
+    super(host, id, ROOM_OVERHEAD);
     this.topic = `room:${id}`;
-    this.storage = storageOf(host.bus);
-    this.shard = shardOf(id, host.config.shards);
-    this.count(ROOM_OVERHEAD);
-  }
-
-  private count(delta: number): void {
-    this.counted += delta;
-    this.storage.budget.add(this.shard, delta);
-  }
-
-  /** A kept message counts as its sender's too (storage.senderSharePercent). */
-  private countEntry(from: string, delta: number): void {
-    this.counted += delta;
-    this.storage.budget.entry(this.shard, from, delta);
-  }
-
-  /** Uncounts everything: the history (per sender), then the rest. */
-  private uncountAll(): void {
-    for (let i = 0; i < this.history.length; i++) this.countEntry(this.history[i]!.from, -this.sizes[i]!);
-    this.count(-this.counted);
   }
 
   /** No member and no message ever: the same as no actor at all. */
@@ -207,7 +182,7 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
 
   protected override terminate(): void {
     this.host.fastWheel.cancel(this);
-    this.uncountAll();
+    this.uncountAll(this.history, this.sizes);
   }
 
   /** One encode, one publish; workers fan the bytes out to their members. */
@@ -238,7 +213,7 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
   }
 
   restore(s: RoomSnapshot): void {
-    this.uncountAll();
+    this.uncountAll(this.history, this.sizes);
     this.count(ROOM_OVERHEAD);
     this.seq = s.seq;
     this.history = s.history;

@@ -16,12 +16,11 @@
  * asks the budget; it stamps a refusal into the command and every copy
  * honours the stamp.
  */
-import { Actor } from './actor.js';
+import { StoredActor } from './stored-actor.js';
 import type { TimerEntry } from './timer-wheel.js';
 import type { ShardHost } from './shard-host.js';
 import { SandbarError, toWire } from '../errors.js';
-import { shardOf } from '../placement/shard.js';
-import { USER_OVERHEAD, dedupBytes, entryBytes, measureBody, refusalError, storageOf, type WorkerStorage } from '../storage/index.js';
+import { USER_OVERHEAD, dedupBytes, entryBytes, measureBody, refusalError } from '../storage/index.js';
 import { encodePush } from '../protocol/frame.js';
 import { presenceDiff, type PresenceEntry } from '../protocol/presence.js';
 import type { Meta, PurgeCmd, UserCmd, WorkerAddr } from '../bus/messages.js';
@@ -43,7 +42,7 @@ export interface UserSnapshot {
   conns: [string, WorkerAddr, Meta][];
 }
 
-export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
+export class UserActor extends StoredActor<UserCmd | PurgeCmd> implements TimerEntry {
   timerSlot = -1;
   readonly conns = new Map<string, Conn>();
   inbox: InboxEntry[] = [];
@@ -56,34 +55,9 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
   lastSeenAt = 0;
   /** `${from}\n${messageId}` → seq, oldest first (a Map keeps insertion order); made on the first message. */
   private dedup: Map<string, number> | null = null;
-  /** Everything this actor has counted into its worker's storage budget. */
-  private counted = 0;
-  private readonly storage: WorkerStorage;
-  private readonly shard: number;
 
-  constructor(private readonly host: ShardHost, readonly id: string) {
-    super(host);
-    this.storage = storageOf(host.bus);
-    this.shard = shardOf(id, host.config.shards);
-    this.count(USER_OVERHEAD);
-  }
-
-  private count(delta: number): void {
-    this.counted += delta;
-    this.storage.budget.add(this.shard, delta);
-  }
-
-  /** A stored message counts as its sender's too (storage.senderSharePercent). */
-  private countEntry(from: string, delta: number): void {
-    this.counted += delta;
-    this.storage.budget.entry(this.shard, from, delta);
-  }
-
-  /** Uncounts everything: the inbox (per sender), then the rest. */
-  private uncountAll(): void {
-    const sizes = this.sizes;
-    if (sizes) for (let i = 0; i < this.inbox.length; i++) this.countEntry(this.inbox[i]!.from, -sizes[i]!);
-    this.count(-this.counted);
+  constructor(private readonly host: ShardHost, id: string) {
+    super(host, id, USER_OVERHEAD);
   }
 
   /** Built when needed: an idle user does not carry its topic string. */
@@ -269,7 +243,7 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
   }
 
   restore(s: UserSnapshot): void {
-    this.uncountAll();
+    this.uncountAll(this.inbox, this.sizes);
     this.count(USER_OVERHEAD);
     this.seq = s.seq;
     this.inbox = s.inbox;
@@ -334,6 +308,6 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
 
   protected override terminate(): void {
     this.host.wheel.cancel(this);
-    this.uncountAll();
+    this.uncountAll(this.inbox, this.sizes);
   }
 }
