@@ -12,7 +12,7 @@ import type { Logger } from '../observability/logger.js';
 import { renderMetrics } from '../observability/metrics.js';
 import { natsReachable, startEmbeddedNats, type EmbeddedNats } from '../bus/embedded.js';
 import { connectBus, natsAuthOptions, type NatsConnection } from '../bus/connection.js';
-import { ExitStreaks, RESTORE_HANG_FACTOR, RestartPolicy, SAME_EXIT_IN_A_ROW, classifyExit, type ExitCause } from './supervisor.js';
+import { ExitStreaks, RESTORE_HANG_FACTOR, RestartPolicy, SAME_EXIT_IN_A_ROW, classifyExit } from './supervisor.js';
 import { workerExecArgv, workerHeapMb } from './heap.js';
 import { Subjects } from '../bus/subjects.js';
 import { ensureBucket, Ownership } from '../placement/ownership.js';
@@ -67,8 +67,6 @@ export class Primary {
   private view: HostView[] = [];
   private readonly incarnation = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
   private readonly streaks = new ExitStreaks();
-  /** The worst repeated exit seen, for the line the host gives up with. */
-  private repeated: { cause: ExitCause; n: number } | null = null;
   private readonly heapMb: number;
 
   constructor(private readonly config: SandbarConfig, private readonly logger: Logger) {
@@ -333,8 +331,7 @@ export class Primary {
     // The cluster (and our own workers) see the worker gone from the view: its
     // sessions leave every user and room, its shards are promoted.
     this.membership?.publish();
-    const inARow = this.streaks.record(slot.index, cause.kind);
-    if (inARow >= SAME_EXIT_IN_A_ROW && (!this.repeated || inARow >= this.repeated.n)) this.repeated = { cause, n: inARow };
+    const inARow = this.streaks.record(slot.index, cause);
     if (inARow === SAME_EXIT_IN_A_ROW) {
       // One line for a loop, not one per turn of it: what it is and what to do.
       this.logger.error({ workerIndex: slot.index, exitKind: cause.kind, inARow }, `worker ${slot.index} died the same way ${inARow} times in a row: ${cause.why}. What to do: ${cause.todo}`);
@@ -342,9 +339,8 @@ export class Primary {
     const delay = this.policy.onCrash(Date.now());
     if (delay === null) {
       const c = this.config.cluster;
-      const why = this.repeated ? `; it keeps dying the same way (${this.repeated.n} times in a row: ${this.repeated.cause.why}). What to do: ${this.repeated.cause.todo}` : `; last exit: ${cause.why}`;
       this.logger.fatal({ workerIndex: slot.index, exitCode: code, signal, exitKind: cause.kind, code: ErrorCodes.SANDBAR_ERR_SUPERVISOR_INTENSITY.code },
-        `worker ${slot.index} died (code ${code}, signal ${signal}) and workers were already restarted ${c.maxRestarts} times within ${c.restartWindowMs} ms (cluster.maxRestarts): giving up, host exits${why}`);
+        `worker ${slot.index} died (code ${code}, signal ${signal}) and workers were already restarted ${c.maxRestarts} times within ${c.restartWindowMs} ms (cluster.maxRestarts): giving up, host exits; ${this.streaks.givingUp(cause)}`);
       void this.stop(EXIT.gaveUp, 'restart intensity exceeded');
       return;
     }

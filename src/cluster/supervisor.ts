@@ -95,12 +95,21 @@ export const SAME_EXIT_IN_A_ROW = 3;
  */
 export class ExitStreaks {
   private readonly last = new Map<number, { kind: string; n: number }>();
+  /** The longest streak seen, for the line the host gives up with. */
+  private worst: { cause: ExitCause; n: number } | null = null;
 
   /** Records an exit of slot; returns how many exits of this kind it has had in a row. */
-  record(slot: number, kind: string): number {
+  record(slot: number, cause: ExitCause): number {
     const s = this.last.get(slot);
-    if (s && s.kind === kind) return ++s.n;
-    this.last.set(slot, { kind, n: 1 });
-    return 1;
+    const n = s && s.kind === cause.kind ? ++s.n : 1;
+    if (n === 1) this.last.set(slot, { kind: cause.kind, n });
+    if (n >= SAME_EXIT_IN_A_ROW && (!this.worst || n >= this.worst.n)) this.worst = { cause, n };
+    return n;
+  }
+
+  /** Why the host gives up: the loop it is in, with what to do, else the last exit. */
+  givingUp(last: ExitCause): string {
+    const w = this.worst;
+    return w ? `it keeps dying the same way (${w.n} times in a row: ${w.cause.why}). What to do: ${w.cause.todo}` : `last exit: ${last.why}`;
   }
 }

@@ -25,10 +25,14 @@ describe('cluster/supervisor: why a worker died, and the same way in a row', () 
     expect(classifyExit(facts({ code: null, signal: 'SIGTERM' }), keys).kind).to.equal('exit-null-SIGTERM');
   });
 
-  it('counts exits of the same kind in a row per worker slot; another kind starts again', () => {
+  it('counts exits of the same kind in a row per worker slot; another kind starts again; the host gives up naming the loop', () => {
     const s = new ExitStreaks();
-    expect([s.record(0, 'hung'), s.record(0, 'hung'), s.record(1, 'hung'), s.record(0, 'hung')]).to.deep.equal([1, 2, 1, SAME_EXIT_IN_A_ROW]);
-    expect(s.record(0, 'out-of-memory')).to.equal(1);
+    const hung = classifyExit(facts({ killedAsHung: true, signal: 'SIGKILL', code: null }), keys);
+    const oom = classifyExit(facts({ signal: 'SIGABRT', code: null }), keys);
+    expect(s.givingUp(oom)).to.match(/^last exit: .*aborted/);
+    expect([s.record(0, hung), s.record(0, hung), s.record(1, hung), s.record(0, hung)]).to.deep.equal([1, 2, 1, SAME_EXIT_IN_A_ROW]);
+    expect(s.record(0, oom)).to.equal(1);
+    expect(s.givingUp(oom)).to.match(/keeps dying the same way \(3 times in a row: killed for not answering pings.*What to do:/);
   });
 
   it('the restart intensity still makes the host give up (OTP intensity/period)', () => {
