@@ -209,7 +209,7 @@ describe('abuse: a host whose shards are near the budget restarts and serves aga
   this.timeout(180_000);
   /**
    * From spawning the new host to "host ready" (every shard restored and
-   * served), on the shared 2-core machine: measured 6.7-15 s, of which the
+   * served), on the shared 2-core machine: measured 6.4-19.8 s, of which the
    * workers' start-up (loading their code) alone took 1-4 s under load.
    */
   const READY_BOUND_MS = 30_000;
