@@ -1,5 +1,6 @@
 import type { HostView } from '../placement/rendezvous.js';
 import type { ApiToPrimary, ApiToWorker } from '../api/nats-endpoints.js';
+import type { StorageStats } from '../storage/index.js';
 
 /**
  * Messages between the primary and its workers over node:cluster IPC.
@@ -7,8 +8,8 @@ import type { ApiToPrimary, ApiToWorker } from '../api/nats-endpoints.js';
  * readiness, shutdown, and metrics aggregation.
  */
 
-/** What each worker reports with every pong; the primary aggregates /metrics from these. */
-export interface WorkerStats {
+/** What each worker reports with every pong; the primary aggregates /metrics from these (storage counters: docs/storage.md). */
+export interface WorkerStats extends StorageStats {
   sessions: number;
   heapUsed: number;
   rss: number;
@@ -36,6 +37,10 @@ export interface WorkerStats {
   webhookFailures?: number;
   webhookDeadLetters?: number;
   apiUnauthorized?: number;
+  /** Shards whose snapshot and log this worker is loading from JetStream now. */
+  restoring: number;
+  /** The worker's V8 heap limit (bytes). */
+  heapLimit: number;
 }
 
 export type ToWorker =
@@ -56,6 +61,8 @@ export type ToPrimary =
   | { t: 'listening'; port: number }
   /** The worker took up its roles for the first view: it serves its shards. */
   | { t: 'serving'; master: number; replica: number }
+  /** Sent when restores from JetStream start and when the last one ends: the primary tells a restoring worker from a hung one. */
+  | { t: 'restoring'; shards: number }
   | { t: 'metrics?'; id: number }
   | ApiToPrimary;
 

@@ -12,7 +12,8 @@ import type { Logger } from '../observability/logger.js';
 import { renderMetrics } from '../observability/metrics.js';
 import { natsReachable, startEmbeddedNats, type EmbeddedNats } from '../bus/embedded.js';
 import { connectBus, natsAuthOptions, type NatsConnection } from '../bus/connection.js';
-import { RestartPolicy } from './supervisor.js';
+import { ExitStreaks, RESTORE_HANG_FACTOR, RestartPolicy, SAME_EXIT_IN_A_ROW, classifyExit } from './supervisor.js';
+import { workerExecArgv, workerHeapMb } from './heap.js';
 import { Subjects } from '../bus/subjects.js';
 import { ensureBucket, Ownership } from '../placement/ownership.js';
 import { ensurePersistence } from '../persistence/index.js';
@@ -35,7 +36,17 @@ interface Slot {
   listening: boolean;
   serving: boolean;
   stats: WorkerStats | null;
+  /** The worker said it is restoring shards from JetStream (it gets more time to answer pings). */
+  restoring: boolean;
+  /** The primary killed it for not answering pings (read when it exits). */
+  killedAsHung: boolean;
+  /** A late pong while restoring was logged (once per restore). */
+  lateLogged: boolean;
+  /** A pong came since the fork: the worker's code is loaded and its loop runs. */
+  answered: boolean;
 }
+
+
 
 export const EXIT = { ok: 0, software: 70, unavailable: 69, config: 78, gaveUp: 1 } as const;
 
@@ -59,11 +70,14 @@ export class Primary {
   private readonly api: ApiForwarder;
   private view: HostView[] = [];
   private readonly incarnation = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+  private readonly streaks = new ExitStreaks();
+  private readonly heapMb: number;
 
   constructor(private readonly config: SandbarConfig, private readonly logger: Logger) {
     const c = config.cluster;
     this.policy = new RestartPolicy({ maxRestarts: c.maxRestarts, windowMs: c.restartWindowMs, backoffMs: c.restartBackoffMs });
     this.api = new ApiForwarder(() => this.slots.filter((s) => s.serving && s.worker?.isConnected()).map((s) => s.worker!), config.request.timeoutMs + 2000);
+    this.heapMb = workerHeapMb(config);
   }
 
   async start(): Promise<void> {
@@ -82,16 +96,21 @@ export class Primary {
       await ensurePersistence(this.nc, config, new Subjects(config.cluster.name), logger);
       await ensureEvents(this.nc, config, new Subjects(config.cluster.name), logger);
     } catch (err) {
+      // A store limit JetStream cannot reserve is a configuration error, named as such (exit 78).
+      if (err instanceof SandbarError && err.code === 'SANDBAR_ERR_CONFIG_INVALID') throw err;
       throw new SandbarError('SANDBAR_ERR_JETSTREAM_UNAVAILABLE', `NATS at ${config.nats.servers.join(', ')} has no JetStream (${(err as Error).message}): run nats-server with -js (or "jetstream {}" in its config); Sandbar keeps shard ownership in a JetStream KV bucket`, { cause: err });
     }
     this.ownership = await Ownership.open(this.nc, config.cluster.name, logger);
 
     // Must be set before the first fork; see docs/benchmarks.md for why "none" is the default.
     cluster.schedulingPolicy = config.cluster.schedulingPolicy === 'rr' ? cluster.SCHED_RR : cluster.SCHED_NONE;
+    // The workers' heap limit: the storage budget is a share of it (docs/storage.md).
+    cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv, this.heapMb) });
+    logger.info({ workerHeapMb: this.heapMb, derived: config.cluster.workerHeapMb === 0 }, 'worker heap limit');
     cluster.on('exit', (w, code, signal) => this.onExit(w, code, signal));
     cluster.on('message', (w, msg: ToPrimary) => this.onMessage(w, msg));
     for (let i = 0; i < config.cluster.workers; i++) {
-      this.slots.push({ index: i, worker: null, lastPong: 0, listening: false, serving: false, stats: null });
+      this.slots.push({ index: i, worker: null, lastPong: 0, listening: false, serving: false, stats: null, restoring: false, killedAsHung: false, lateLogged: false, answered: false });
       this.fork(i);
     }
     this.pinger = setInterval(() => this.pingAll(), config.cluster.workerPingMs);
@@ -112,6 +131,9 @@ export class Primary {
     const worker = cluster.fork({ [WORKER_ENV.config]: JSON.stringify(this.config), [WORKER_ENV.index]: String(index) });
     slot.worker = worker;
     slot.listening = false;
+    slot.restoring = false;
+    slot.killedAsHung = false;
+    slot.answered = false;
     slot.lastPong = performance.now();
     this.logger.info({ workerIndex: index, workerPid: worker.process.pid }, 'worker forked');
   }
@@ -126,7 +148,15 @@ export class Primary {
     switch (msg.t) {
       case 'pong':
         slot.lastPong = performance.now();
+        if (!slot.answered) slot.lateLogged = false;
+        slot.answered = true;
         slot.stats = msg.stats;
+        slot.restoring = msg.stats.restoring > 0;
+        break;
+      case 'restoring':
+        // Sent before a restore starts its work: a silence from now on may be that work.
+        slot.restoring = msg.shards > 0;
+        if (!slot.restoring) slot.lateLogged = false;
         break;
       case 'listening':
         slot.listening = true;
@@ -273,8 +303,19 @@ export class Primary {
     for (const slot of suspects) {
       const w = slot.worker;
       if (!w || w.isDead()) continue;
-      if (now - slot.lastPong > this.config.cluster.workerHangMs) {
-        this.logger.error({ workerIndex: slot.index, pid: w.process.pid, silentMs: Math.round(now - slot.lastPong) }, 'worker stopped answering pings; killing it (SIGKILL)');
+      const silent = now - slot.lastPong;
+      const hangMs = this.config.cluster.workerHangMs;
+      const state = !slot.answered ? 'starting' : slot.restoring ? 'restoring shards' : null;
+      if (state && silent > hangMs && silent <= hangMs * RESTORE_HANG_FACTOR) {
+        if (!slot.lateLogged) {
+          slot.lateLogged = true;
+          this.logger.warn({ workerIndex: slot.index, pid: w.process.pid, silentMs: Math.round(silent), waitUpToMs: hangMs * RESTORE_HANG_FACTOR }, `worker is ${state} and late answering pings; not killed yet`);
+        }
+        if (w.isConnected()) w.send({ t: 'ping', n } satisfies ToWorker);
+      } else if (silent > hangMs) {
+        slot.killedAsHung = true;
+        this.logger.error({ workerIndex: slot.index, pid: w.process.pid, silentMs: Math.round(silent), restoring: slot.restoring, starting: !slot.answered },
+          `worker stopped answering pings${state ? ` while ${state}` : ''}; killing it (SIGKILL)`);
         w.process.kill('SIGKILL');
       } else if (w.isConnected()) {
         w.send({ t: 'ping', n } satisfies ToWorker);
@@ -285,23 +326,34 @@ export class Primary {
   private onExit(w: Worker, code: number | null, signal: string | null): void {
     const slot = this.slotOf(w);
     if (!slot) return;
+    const stats = slot.stats;
+    const cause = classifyExit({
+      code, signal, killedAsHung: slot.killedAsHung, restoring: slot.restoring, answered: slot.answered, started: slot.listening,
+      heapShare: stats && stats.heapLimit > 0 ? stats.heapUsed / stats.heapLimit : 0,
+    }, { workerHangMs: this.config.cluster.workerHangMs, workerHeapMb: this.heapMb, budgetMb: this.config.storage.budgetMb });
     slot.worker = null;
     slot.listening = false;
     slot.serving = false;
     slot.stats = null;
+    slot.restoring = false;
     if (this.stopping) return;
     // The cluster (and our own workers) see the worker gone from the view: its
     // sessions leave every user and room, its shards are promoted.
     this.membership?.publish();
+    const inARow = this.streaks.record(slot.index, cause);
+    if (inARow === SAME_EXIT_IN_A_ROW) {
+      // One line for a loop, not one per turn of it: what it is and what to do.
+      this.logger.error({ workerIndex: slot.index, exitKind: cause.kind, inARow }, `worker ${slot.index} died the same way ${inARow} times in a row: ${cause.why}. What to do: ${cause.todo}`);
+    }
     const delay = this.policy.onCrash(Date.now());
     if (delay === null) {
       const c = this.config.cluster;
-      this.logger.fatal({ workerIndex: slot.index, exitCode: code, signal, code: ErrorCodes.SANDBAR_ERR_SUPERVISOR_INTENSITY.code },
-        `worker ${slot.index} died (code ${code}, signal ${signal}) and workers were already restarted ${c.maxRestarts} times within ${c.restartWindowMs} ms (cluster.maxRestarts): giving up, host exits`);
+      this.logger.fatal({ workerIndex: slot.index, exitCode: code, signal, exitKind: cause.kind, code: ErrorCodes.SANDBAR_ERR_SUPERVISOR_INTENSITY.code },
+        `worker ${slot.index} died (code ${code}, signal ${signal}) and workers were already restarted ${c.maxRestarts} times within ${c.restartWindowMs} ms (cluster.maxRestarts): giving up, host exits; ${this.streaks.givingUp(cause)}`);
       void this.stop(EXIT.gaveUp, 'restart intensity exceeded');
       return;
     }
-    this.logger.warn({ workerIndex: slot.index, exitCode: code, signal, restartInMs: delay, restartsInWindow: this.policy.inWindow }, 'worker died; restarting');
+    this.logger.warn({ workerIndex: slot.index, exitCode: code, signal, exitKind: cause.kind, restartInMs: delay, restartsInWindow: this.policy.inWindow }, 'worker died; restarting');
     setTimeout(() => { if (!this.stopping) this.fork(slot.index); }, delay);
   }
 

@@ -5,6 +5,7 @@
  * and on shutdown closes every session with 1012 before exiting.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { getHeapStatistics } from 'node:v8';
 import { randomBytes } from 'node:crypto';
 import type { SandbarConfig } from '../config/types.js';
 import { createLogger, type Logger } from '../observability/logger.js';
@@ -34,6 +35,7 @@ import { WorkerAuth } from '../auth/worker-auth.js';
 import type { Identity } from '../auth/verifier.js';
 import { sessionChannel } from '../protocol/session-channel.js';
 import { HIDDEN } from '../auth/room-authorizer.js';
+import { WorkerStorage, attachStorage } from '../storage/index.js';
 import { userChannel } from '../protocol/user-channel.js';
 import { roomChannel } from '../protocol/room-channel.js';
 import { LongPollRegistry } from '../http/longpoll.js';
@@ -42,6 +44,13 @@ import { ClusterEvents } from '../web/cluster-events.js';
 import { clusterChannel } from '../web/cluster-channel.js';
 import { registerWeb } from '../web/routes.js';
 import { WORKER_ENV, type ToPrimary, type ToWorker, type WorkerStats } from './ipc.js';
+
+/**
+ * A shard's state is sent to a replica or a new master in one NATS message;
+ * what the storage budget counts is somewhat more than its JSON, and
+ * presence travels with it, so a shard may count 3/4 of max_payload.
+ */
+const SHARD_SHARE_OF_MAX_PAYLOAD = 0.75;
 
 export class WorkerHost implements SessionHost {
   readonly wheel: TimerWheel;
@@ -56,7 +65,15 @@ export class WorkerHost implements SessionHost {
   nc: NatsConnection | null = null;
   private nextSession = 0;
 
+  /** The storage budget, the per-sender budgets and their counters (docs/storage.md). */
+  readonly storage: WorkerStorage;
+  /** V8's heap limit of this process (cluster.workerHeapMb, set by the primary). */
+  readonly heapLimit = getHeapStatistics().heap_size_limit;
+
   constructor(readonly config: SandbarConfig, readonly index: number, readonly logger: Logger) {
+    this.storage = WorkerStorage.create(config, this.heapLimit, logger);
+    const b = this.storage.budget.limits;
+    logger.info({ heapLimitMb: Math.round(this.heapLimit / 1048576), budgetMb: Math.round(b.budget / 1048576), warnMb: Math.round(b.warnAt / 1048576) }, 'storage budget');
     const s = config.session;
     this.limits = {
       idleTimeoutMs: s.idleTimeoutMs, maxBufferedBytes: s.maxBufferedBytes, maxChannels: s.maxChannels,
@@ -104,14 +121,19 @@ export class WorkerHost implements SessionHost {
       onShardMsg: (msg) => this.shardHost!.onShardMsg(msg),
     }, this.fastWheel, this.logger, { timeoutMs: c.request.timeoutMs, resendMs: Math.min(500, Math.max(50, c.request.timeoutMs >> 2)) });
     this.bus = bus;
+    // Before any actor or channel exists: they find it through the bus.
+    attachStorage(bus, this.storage);
+    this.storage.budget.capShards(Math.floor((nc.info?.max_payload ?? 1048576) * SHARD_SHARE_OF_MAX_PAYLOAD));
     const ownership = await Ownership.open(nc, c.cluster.name, this.logger);
     this.shardHost = new ShardHost(bus, c, this.wheel, this.fastWheel, this.logger, ownership);
     this.shardHost.events = this.apps.startEvents(nc);
     if (this.leaseUntil > 0) this.shardHost.leaseUntil = this.leaseUntil;
     if (c.persistence.mode !== 'none') {
       const sh = this.shardHost;
-      sh.persistence = await ShardPersistence.open(nc, c, new Subjects(c.cluster.name), this.index, this.logger, (n) => sh.onLogged(n));
-      sh.persistence.start(sh);
+      const p = sh.persistence = await ShardPersistence.open(nc, c, new Subjects(c.cluster.name), this.index, this.logger, (n) => sh.onLogged(n));
+      p.onRestoring = (shards) => send({ t: 'restoring', shards });
+      this.storage.budget.logFull = () => p.log?.full ?? false;
+      p.start(sh);
     }
     await ownership.watch((n, rec) => { this.shardHost!.onOwnership(n, rec); this.clusterEvents.onOwnership(n, rec); bus.resendShard(n); });
     this.rooms = new LocalRooms(bus);
@@ -213,7 +235,7 @@ export class WorkerHost implements SessionHost {
     }
     if (q.t === 'stats') {
       const st = this.stats(0);
-      return { sessions: st.sessions, longpoll: this.longpoll?.size ?? 0, framesIn: st.framesIn, framesOut: st.framesOut, masterShards: st.masterShards, replicaShards: st.replicaShards, heapUsed: st.heapUsed, auth: this.auth.stats() };
+      return { sessions: st.sessions, longpoll: this.longpoll?.size ?? 0, framesIn: st.framesIn, framesOut: st.framesOut, masterShards: st.masterShards, replicaShards: st.replicaShards, heapUsed: st.heapUsed, rss: st.rss, restoring: st.restoring, auth: this.auth.stats(), ...this.storage.stats() };
     }
     this.logger.level = q.level;
     return { level: q.level };
@@ -313,6 +335,9 @@ export class WorkerHost implements SessionHost {
       roomDeliveries: this.rooms?.deliveries ?? 0,
       natsReconnects,
       ...this.apps.stats(),
+      restoring: this.shardHost?.persistence?.restoring ?? 0,
+      heapLimit: this.heapLimit,
+      ...this.storage.stats(),
     };
   }
 }

@@ -21,6 +21,8 @@ export interface SandbarConfig {
     readonly downAfterMs: number;
     readonly selfFenceMs: number;
     readonly maxConcurrentHandoffs: number;
+    /** MiB; 0: derived at start (see cluster/heap.ts). */
+    readonly workerHeapMb: number;
   };
   readonly http: {
     readonly host: string;
@@ -87,9 +89,18 @@ export interface SandbarConfig {
     readonly rateMaxRefused: number;
   };
   readonly replication: { readonly replicas: number; readonly ack: 'all' | 'none' };
-  readonly persistence: { readonly mode: 'snapshots' | 'log' | 'none'; readonly snapshotIntervalMs: number; readonly maxSnapshotBytes: number };
-  readonly user: { readonly idleStopMs: number; readonly inboxMax: number; readonly dedupWindow: number; readonly dedupTtlMs: number; readonly dedupMaxIds: number };
-  readonly room: { readonly historyMax: number; readonly maxMembers: number; readonly clientEvents?: readonly string[]; readonly maxMetaBytes: number };
+  readonly persistence: {
+    readonly mode: 'snapshots' | 'log' | 'none';
+    readonly snapshotIntervalMs: number;
+    readonly maxSnapshotBytes: number;
+    readonly snapshotStoreMaxBytes: number;
+    readonly logMaxBytes: number;
+  };
+  /** MiB; budgetMb 0: derived from the worker's heap limit (storage/budget.ts). */
+  readonly storage: { readonly budgetMb: number; readonly warnPercent: number; readonly senderSharePercent: number };
+  readonly user: { readonly idleStopMs: number; readonly inboxMax: number; readonly inboxMaxBytes: number; readonly inboxTtlMs: number; readonly dedupWindow: number; readonly dedupTtlMs: number; readonly dedupMaxIds: number };
+  readonly room: { readonly historyMax: number; readonly historyMaxBytes: number; readonly maxMembers: number; readonly clientEvents?: readonly string[]; readonly maxMetaBytes: number };
+  readonly sender: { readonly newRecipientsPerMin: number; readonly newRoomsPerMin: number; readonly bytesPerMin: number };
   readonly api: { readonly host: string; readonly port?: number; readonly keys?: readonly string[]; readonly maxBodyBytes: number; readonly maxBroadcastRooms: number };
   readonly events: {
     readonly enabled: boolean;
