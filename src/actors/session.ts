@@ -17,6 +17,7 @@ import { decodeBinary, encodeBinaryReply } from '../protocol/binary.js';
 import type { ChannelRegistry, JoinedChannel } from '../protocol/channel-registry.js';
 import type { Logger } from '../observability/logger.js';
 import { take, type Bucket, type Rate } from './rate-limit.js';
+import { metrics } from '../observability/metrics.js';
 
 /** What a session needs from the worker that hosts it (shared by all its sessions). */
 export interface SessionHost extends ActorLink {
@@ -206,6 +207,7 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry, Bucke
     if (++this.refused > max) {
       return this.stop({ kind: 'other', code: 'SANDBAR_ERR_RATE_ABUSE', message: `more than ${max} frames refused for the rate limit within 1 s (session.rateMaxRefused)` });
     }
+    metrics.refusals.inc(RATE_LIMITED.code);
     this.write(encodeReply(f.joinRef, f.ref, f.topic, 'error', RATE_LIMITED));
   }
 
@@ -263,6 +265,7 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry, Bucke
   }
 
   replyError(joinRef: string | null, ref: string | null, topic: string, err: SandbarError): void {
+    metrics.refusals.inc(err.code);
     this.write(encodeReply(joinRef, ref, topic, 'error', { reason: err.message, code: err.code }));
   }
 

@@ -28,6 +28,7 @@ import type { SessionActor, SessionTransport } from '../actors/session.js';
 import type { TimerEntry, TimerWheel } from '../actors/timer-wheel.js';
 import { SandbarError } from '../errors.js';
 import { verifyToken } from '../auth/token.js';
+import { metrics } from '../observability/metrics.js';
 import type { Logger } from '../observability/logger.js';
 
 /** What a LongPoll request carries, after fastify parsed it (also what crosses NATS when forwarded). */
@@ -232,6 +233,7 @@ export class LongPollRegistry {
       userId = verifyToken(this.opts.secret, auth).userId;
     } catch (err) {
       const e = err instanceof SandbarError ? err : new SandbarError('SANDBAR_ERR_AUTH_INVALID', 'invalid token');
+      metrics.authFailures.inc(e.code);
       return { status: 403, error: { code: e.code, message: e.message } };
     }
     const token = `${PREFIX}${this.hostTok}.${this.opts.worker}.${randomBytes(18).toString('base64url')}`;
