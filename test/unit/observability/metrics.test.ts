@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { ProcessMetrics, requestKind, statFamilies, STAT_METRICS } from '../../../src/observability/metrics.js';
 import { hostFamilies } from '../../../src/observability/host-metrics.js';
-import { renderText, type Family } from '../../../src/observability/exposition.js';
+import { renderText } from '../../../src/observability/exposition.js';
+import { sandbarFamilies } from '../../helpers/metric-catalogue.js';
 import type { WorkerStats } from '../../../src/cluster/ipc.js';
 
 const STATS: WorkerStats = {
@@ -10,18 +11,12 @@ const STATS: WorkerStats = {
   longpollSessions: 1, fenced: false, shardsWithoutMaster: 0,
 };
 
-export function sandbarFamilies(): Family[] {
-  return [
-    ...statFamilies(STATS),
-    ...new ProcessMetrics().families(),
-    ...hostFamilies({ version: '0.1.0', node: 'v22', nats: '2.9.10', restarts: 0, workers: 2, workersUp: 2, hosts: 3, suspectHosts: 0, natsConnected: true, leaseValid: true, leaseLost: 0 }),
-  ];
-}
 
 describe('observability: Sandbar metrics by convention', () => {
   it('names: sandbar_ prefix, counters end in _total and nothing else does, base units only, no duplicates', () => {
     const names = new Set<string>();
-    for (const f of sandbarFamilies()) {
+    const { worker, host } = sandbarFamilies();
+    for (const f of [...worker, ...host]) {
       expect(f.name, f.name).to.match(/^sandbar_[a-z_]+$/);
       expect(names.has(f.name), `${f.name} twice`).to.equal(false);
       names.add(f.name);
