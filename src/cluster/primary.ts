@@ -241,7 +241,8 @@ export class Primary {
           this.logger.info({ level }, 'log level changed by an operator');
         },
       }),
-      onError: (err, endpoint) => this.logger.error({ err, endpoint }, 'admin endpoint failed'),
+      // The operator who asked gets the error; nothing is lost.
+      onError: (err, endpoint) => this.logger.warn({ err, endpoint }, 'admin endpoint failed'),
     });
   }
 
@@ -331,7 +332,10 @@ export class Primary {
       void this.stop(EXIT.gaveUp, 'restart intensity exceeded');
       return;
     }
-    this.logger.warn({ workerIndex: slot.index, exitCode: code, signal, restartInMs: delay, restartsInWindow: this.policy.inWindow }, 'worker died; restarting');
+    // A worker that exits 0 was stopped on purpose (SIGTERM to recycle it); any other exit dropped its sessions and is a fault to look into.
+    const detail = { workerIndex: slot.index, exitCode: code, signal, restartInMs: delay, restartsInWindow: this.policy.inWindow };
+    if (code === 0) this.logger.info(detail, 'worker exited; restarting');
+    else this.logger.error(detail, 'worker died; restarting');
     setTimeout(() => { if (!this.stopping) this.fork(slot.index); }, delay);
   }
 

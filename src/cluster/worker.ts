@@ -372,7 +372,7 @@ export async function runWorker(): Promise<void> {
       pendingMetrics.get(msg.id)?.({ status: msg.status, text: msg.text });
       pendingMetrics.delete(msg.id);
     } else if (msg.t === 'scrape') {
-      void scrapeFamilies(host).then((families) => send({ t: 'scraped', id: msg.id, families }), (err) => logger.error({ err }, 'cannot collect this worker\'s metrics'));
+      void scrapeFamilies(host).then((families) => send({ t: 'scraped', id: msg.id, families }), (err) => logger.warn({ err }, 'cannot collect this worker\'s metrics (the scrape answers 503)'));
     } else if (msg.t === 'loglevel') {
       logger.level = msg.level;
     } else if (msg.t === 'lease') {

@@ -163,7 +163,10 @@ export class ConnectionLimits {
     this.refusedSinceLog[code] = (this.refusedSinceLog[code] ?? 0) + 1;
     if (now - this.lastLog >= 1000) {
       // One line a second at most, however hard the flood: counts since the last line and the latest address.
-      this.logger.warn({ refused: this.refusedSinceLog, ip, code }, 'connections refused before the upgrade (connection limits)');
+      // Shedding a reconnect storm (accept rate) is the limit doing its job: info. Clients refused for
+      // their address may be many users behind one proxy, which a person may need to fix: warn.
+      const byAddress = (this.refusedSinceLog.SANDBAR_ERR_TOO_MANY_CONNECTIONS ?? 0) > 0;
+      this.logger[byAddress ? 'warn' : 'info']({ refused: this.refusedSinceLog, ip, code }, 'connections refused before the upgrade (connection limits)');
       this.refusedSinceLog = {};
       this.lastLog = now;
     }
