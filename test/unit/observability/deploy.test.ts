@@ -6,39 +6,10 @@
  * are evaluated against a real Prometheus there too.)
  */
 import { expect } from 'chai';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { metricSelectors } from '../../helpers/promql.js';
-import { knownSeries } from '../../helpers/metric-catalogue.js';
-
-const ROOT = join(import.meta.dirname, '../../..');
-
-interface Panel { title?: string; type: string; targets?: { expr: string }[]; panels?: Panel[] }
-
-/** Every query of the dashboard with where it is, the templating included. */
-export function dashboardQueries(): { where: string; expr: string }[] {
-  const dash = JSON.parse(readFileSync(join(ROOT, 'deploy/grafana/sandbar.json'), 'utf8')) as { panels: Panel[]; templating: { list: { name: string; query?: string | { query: string } }[] } };
-  const out: { where: string; expr: string }[] = [];
-  const walk = (panels: Panel[]) => {
-    for (const p of panels) {
-      for (const t of p.targets ?? []) out.push({ where: `panel "${p.title}"`, expr: t.expr });
-      walk(p.panels ?? []);
-    }
-  };
-  walk(dash.panels);
-  for (const v of dash.templating.list) {
-    const q = typeof v.query === 'string' ? v.query : v.query?.query;
-    const m = q ? /^label_values\((\w+),\s*\w+\)$/.exec(q) : null;
-    if (m) out.push({ where: `variable ${v.name}`, expr: m[1]! });
-  }
-  return out;
-}
-
-export function ruleQueries(): { where: string; expr: string }[] {
-  const doc = parseYaml(readFileSync(join(ROOT, 'deploy/prometheus/sandbar.rules.yml'), 'utf8')) as { groups: { rules: { alert: string; expr: string }[] }[] };
-  return doc.groups.flatMap((g) => g.rules.map((r) => ({ where: `alert ${r.alert}`, expr: r.expr })));
-}
+import { dashboardQueries, ruleQueries } from '../../helpers/deploy-files.js';
+import { knownSeries, sandbarFamilies } from '../../helpers/metric-catalogue.js';
+import { documentedMetrics, documentedRuntimeMetrics } from '../../helpers/documented-metrics.js';
 
 describe('deploy: the dashboard and the alert rules name only series that exist', () => {
   it('reads the selectors of a PromQL expression (and only those)', () => {
@@ -72,5 +43,25 @@ describe('deploy: the dashboard and the alert rules name only series that exist'
     expect(known.has('nodejs_eventloop_lag_p99_seconds')).to.equal(true);
     expect(known.has('sandbar_event_loop_delay_ms'), 'the old name is gone').to.equal(false);
     expect(known.get('sandbar_sessions')!.has('reason')).to.equal(false);
+  });
+});
+
+describe('docs: docs/operations.md documents exactly the metrics the code exports', () => {
+  it('every Sandbar metric is in the tables, with its type, its labels, per worker or per host; and nothing else is', async () => {
+    const { worker, host } = sandbarFamilies();
+    const docs = documentedMetrics();
+    const code = [...worker.map((f) => ({ f, per: 'worker' })), ...host.map((f) => ({ f, per: 'host' }))].map(({ f, per }) => ({
+      name: f.name, type: f.type, per,
+      labels: [...new Set(f.samples.flatMap((s) => Object.keys(s.labels)))].filter((l) => l !== 'le').sort(),
+    }));
+    expect(docs.map((d) => ({ name: d.name, type: d.type, per: d.per, labels: [...d.labels].sort() })).sort((a, b) => a.name.localeCompare(b.name)))
+      .to.deep.equal(code.sort((a, b) => a.name.localeCompare(b.name)));
+  });
+
+  it('the runtime metrics it names are ones prom-client exports', async () => {
+    const known = await knownSeries();
+    const named = documentedRuntimeMetrics();
+    expect(named.length).to.be.greaterThan(8);
+    for (const n of named) expect(known.has(n) || known.has(`${n}_bucket`), n).to.equal(true);
   });
 });
