@@ -17,10 +17,10 @@ export interface StatusReply {
   restarts: number;
 }
 
-/** Columns padded to their widest cell, two spaces apart; numbers right-aligned. */
+/** Columns padded to their widest cell, two spaces apart; columns of numbers ('-' for none) right-aligned, their heading too. */
 export function table(head: readonly string[], rows: readonly (readonly (string | number)[])[]): string {
   const cells = [head.map(String), ...rows.map((r) => r.map(String))];
-  const numeric = head.map((_, c) => rows.length > 0 && rows.every((r) => typeof r[c] === 'number'));
+  const numeric = head.map((_, c) => rows.length > 0 && rows.every((r) => typeof r[c] === 'number' || r[c] === '-'));
   const widths = head.map((_, c) => Math.max(...cells.map((r) => r[c]!.length)));
   return cells.map((r) => r.map((v, c) => (numeric[c] ? v.padStart(widths[c]!) : v.padEnd(widths[c]!))).join('  ').trimEnd()).join('\n');
 }
