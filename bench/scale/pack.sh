@@ -4,7 +4,8 @@
 #
 #   node.tar.xz      the node binary on PATH here (readlink -f $(which node))
 #   nats-server.xz   the nats-server on PATH here
-#   sandbar.tar.xz   dist/ (built now), package.json and the production
+#   sandbar.tar.xz   dist/ (built now), web/ (the pages a worker serves),
+#                    package.json and the production
 #                    node_modules (npm ci --omit=dev in a temporary copy),
 #                    plus the bench client's runtime modules (hdr-histogram-js
 #                    and its dependencies, copied from this worktree)
@@ -33,7 +34,7 @@ tar -C "$TMP/nodebin" -cf - node | xz -T0 -9 > "$OUTDIR/node.tar.xz"
 xz -T0 -9 -c "$NATS" > "$OUTDIR/nats-server.xz"
 
 mkdir "$TMP/app"
-cp -r "$ROOT/dist" "$ROOT/package.json" "$ROOT/package-lock.json" "$TMP/app/"
+cp -r "$ROOT/dist" "$ROOT/web" "$ROOT/package.json" "$ROOT/package-lock.json" "$TMP/app/"
 (cd "$TMP/app" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error)
 # The bench client's own runtime modules are dev dependencies of Sandbar.
 for m in hdr-histogram-js @assemblyscript/loader base64-js pako; do
@@ -42,7 +43,7 @@ for m in hdr-histogram-js @assemblyscript/loader base64-js pako; do
     cp -r "$ROOT/node_modules/$m" "$TMP/app/node_modules/$m"
   fi
 done
-tar -C "$TMP/app" --exclude='*.map' -cf - dist package.json node_modules | xz -T0 -9 > "$OUTDIR/sandbar.tar.xz"
+tar -C "$TMP/app" --exclude='*.map' -cf - dist web package.json node_modules | xz -T0 -9 > "$OUTDIR/sandbar.tar.xz"
 cp "$ROOT/bench/scale/run.sh" "$OUTDIR/run.sh"
 chmod 755 "$OUTDIR/run.sh"
 

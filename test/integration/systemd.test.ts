@@ -27,6 +27,8 @@ import { SECRET, token } from '../helpers/host.js';
 import { RawClient } from '../helpers/clients.js';
 
 const ROOT = join(import.meta.dirname, '../..');
+/** Where docs/deploy.md installs the package (npm install -g --prefix /opt/sandbar): the units name it. */
+const APP = '/opt/sandbar/lib/node_modules/sandbar';
 const UNIT_DIR = join(ROOT, 'systemd');
 const UNITS = ['sandbar.service', 'sandbar@.service', 'nats-server.service'];
 
@@ -115,7 +117,7 @@ describe('systemd: unit files', function () {
     // /etc paths that are only arguments are not checked by verify.
     const rewrites: Array<[string, string]> = [
       ['/usr/bin/node ', `${process.execPath} `],
-      ['/opt/sandbar/', `${ROOT}/`],
+      [`${APP}/`, `${ROOT}/`],
       ['/usr/sbin/nats-server ', `${natsServer} `],
     ];
     for (const name of UNITS) {
@@ -146,7 +148,7 @@ describe('systemd: unit files', function () {
   it('verify catches a broken unit (so a silent pass above means something)', function () {
     const analyze = need('systemd-analyze');
     const text = readFileSync(join(UNIT_DIR, 'sandbar.service'), 'utf8')
-      .split('/usr/bin/node ').join(`${process.execPath} `).split('/opt/sandbar/').join(`${ROOT}/`)
+      .split('/usr/bin/node ').join(`${process.execPath} `).split(`${APP}/`).join(`${ROOT}/`)
       .replace(/^KillMode=mixed$/m, 'KillMode=mixd');
     writeFileSync(join(dir, 'broken.service'), text);
     const r = spawnSync(analyze, ['verify', '--man=no', '--recursive-errors=no', join(dir, 'broken.service')], { encoding: 'utf8', timeout: 30000 });
@@ -434,11 +436,11 @@ describe('systemd: sandbar.service ExecStart, run as written', function () {
   /** ExecStart of sandbar.service with the production paths mapped onto this checkout. */
   function argvFor(configPath: string): string[] {
     const argv = execStartArgv(readUnit('sandbar.service'));
-    expect(argv.slice(0, 3)).to.deep.equal(['/usr/bin/node', '/opt/sandbar/dist/src/main.js', 'start']);
+    expect(argv.slice(0, 3)).to.deep.equal(['/usr/bin/node', `${APP}/dist/src/main.js`, 'start']);
     expect(argv).to.include('/etc/sandbar/sandbar.toml');
     const mapped = argv.map((a) => {
       if (a === '/usr/bin/node') return process.execPath;
-      if (a.startsWith('/opt/sandbar/')) return join(ROOT, a.slice('/opt/sandbar/'.length));
+      if (a.startsWith(`${APP}/`)) return join(ROOT, a.slice(APP.length + 1));
       if (a === '/etc/sandbar/sandbar.toml') return configPath;
       return a;
     });
