@@ -109,6 +109,7 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
   }
   checkHeartbeatOrder(values, sources);
   checkPairs(values, sources);
+  checkPorts(values, sources);
   derive(values, sources);
   return { config: build(values), positionals: cli.positionals, sources: Object.freeze(sources) };
 }
@@ -348,6 +349,15 @@ function checkPairs(values: ReadonlyMap<ConfigKey, Value>, sources: Record<strin
   }
   if (values.has('nats.credsFile') && values.has('nats.user')) {
     throw invalid('nats.credsFile', values.get('nats.credsFile'), sources['nats.credsFile'], 'expected either nats.credsFile or nats.user/nats.pass, not both');
+  }
+}
+
+/** The internal listener needs a port of its own (both listeners are opened by every worker). */
+function checkPorts(values: ReadonlyMap<ConfigKey, Value>, sources: Record<string, string>): void {
+  const port = values.get('admin.port') as number;
+  const http = values.get('http.port') as number;
+  if (values.get('admin.listener') === 'internal' && port !== 0 && port === http) {
+    throw invalid('admin.port', port, sources['admin.port'], `expected a port other than http.port = ${http} (from ${sources['http.port']}): the internal listener has its own; for one port, set admin.listener = "public"`);
   }
 }
 
