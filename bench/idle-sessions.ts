@@ -198,7 +198,7 @@ async function startTarget(s: Settings, target: Target, policy: Policy, dir: str
         `--cluster.schedulingPolicy=${policy}`,
         `--nats.servers=nats://127.0.0.1:${nats.port}`,
         '--nats.embedded=false',
-        `--auth.secret=${s.secret}`,
+        `--auth.secret=${s.secret}`, '--authz.default=public',
         '--log.level=info',
         '--session.idleTimeoutMs=600000',
         // Every client runs from a few loopback addresses at full speed: the per-IP,

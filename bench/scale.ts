@@ -348,7 +348,7 @@ async function main(): Promise<number> {
         // A worker busy for seconds during the ramp on an overloaded machine must not be killed as hung.
         '--cluster.workerHangMs=60000',
         `--nats.servers=nats://127.0.0.1:${nats.port}`, '--nats.embedded=false',
-        `--auth.secret=${secret}`, '--log.level=info',
+        `--auth.secret=${secret}`, '--authz.default=public', '--log.level=info',
         // Heartbeats every 30 s keep sessions alive; the slack covers heartbeats delayed by a saturated ramp.
         '--session.idleTimeoutMs=120000',
         // The fleet connects from a few loopback addresses at full speed: the per-IP,

@@ -7,7 +7,7 @@ import { loadConfig } from './config/index.js';
 import type { SandbarConfig } from './config/types.js';
 import { SandbarError } from './errors.js';
 import { createLogger } from './observability/logger.js';
-import { mintToken } from './auth/token.js';
+import { tokenCommand, TOKEN_HELP } from './auth/token-cli.js';
 import { EXIT, Primary } from './cluster/primary.js';
 import { VERSION } from './version.js';
 import { formatStatus, type StatusReply } from './status-table.js';
@@ -19,7 +19,7 @@ const HELP: Record<string, string> = {
 commands:
   start           run a host: the primary and its workers (default)
   check-config    validate the configuration and print it; exit 78 if invalid
-  token <userId>  mint a session token for userId (signed with auth.secret)
+  token <userId>  mint a session token (JWT) for userId; token --check <token> says why one is refused
   status          ask the cluster (over NATS) for its status: hosts, workers, sessions, shards (--json: as JSON)
 
 options:
@@ -34,8 +34,7 @@ Validates the configuration without starting anything; prints the resolved value
   status: `usage: sandbar status [--json] [--config file.toml] [--nats.servers=nats://host:4222]
 Asks sandbar.<cluster>.admin.status over NATS and prints the hosts (as the answering host sees them) and that host's workers as tables.
 --json prints the reply as it is (the same as: nats req sandbar.<cluster>.admin.status '').`,
-  token: `usage: sandbar token <userId> [--config file.toml] [--auth.tokenTtlS=<s>]
-Prints a token for userId signed with auth.secret, valid for auth.tokenTtlS seconds. For development and tests.`,
+  token: TOKEN_HELP,
 };
 
 const COMMANDS = new Set(['start', 'check-config', 'token', 'status']);
@@ -57,6 +56,26 @@ function load(argv: string[]): { config: SandbarConfig; positionals: string[] } 
   }
 }
 
+/** Pulls `--ttl`, `--claims`, `--key`, `--kid`, `--alg` and `--check` (each `--x=v` or `--x v`) out of the token command's arguments. */
+function splitTokenOptions(args: string[]): { rest: string[]; opts: Record<string, string> } {
+  const names = new Set(['ttl', 'claims', 'key', 'kid', 'alg', 'check']);
+  const rest: string[] = [];
+  const opts: Record<string, string> = {};
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const m = /^--([a-z]+)(?:=(.*))?$/s.exec(a);
+    if (!m || !names.has(m[1]!)) { rest.push(a); continue; }
+    let v = m[2];
+    if (v === undefined) {
+      v = args[i + 1];
+      if (v === undefined) fail(64, `--${m[1]} needs a value`);
+      i++;
+    }
+    opts[m[1]!] = v;
+  }
+  return { rest, opts };
+}
+
 export async function runCli(args: string[]): Promise<void> {
   let command = 'start';
   if (args[0] !== undefined && !args[0].startsWith('-')) {
@@ -73,24 +92,28 @@ export async function runCli(args: string[]): Promise<void> {
   }
   if (!COMMANDS.has(command)) fail(64, `unknown command "${command}" (SANDBAR_ERR_USAGE); run sandbar --help`);
 
-  const own = COMMAND_FLAGS[command] ?? [];
-  const flags = new Set(args.filter((a) => own.includes(a)));
-  const { config, positionals } = load(args.filter((a) => !own.includes(a)));
+  // The token command's own options, and the status command's --json, are not configuration keys.
+  const own = command === 'token' ? splitTokenOptions(args) : { rest: args.filter((a) => !(COMMAND_FLAGS[command] ?? []).includes(a)), opts: {} };
+  const flags = new Set(args.filter((a) => (COMMAND_FLAGS[command] ?? []).includes(a)));
+  const { config, positionals } = load(own.rest);
   switch (command) {
     case 'check-config':
       if (positionals.length) fail(64, `check-config takes no arguments, got "${positionals.join(' ')}"`);
-      process.stdout.write(JSON.stringify({ ...config, auth: { ...config.auth, secret: '<redacted>' }, admin: { ...config.admin, token: config.admin.token === '' ? '' : '<redacted>' }, nats: { ...config.nats, ...(config.nats.pass !== undefined ? { pass: '<redacted>' } : {}) } }, null, 2) + '\n');
+      process.stdout.write(JSON.stringify({
+        ...config,
+        auth: { ...config.auth, secret: '<redacted>', keys: config.auth.keys.map((k) => (k.secret !== undefined ? { ...k, secret: '<redacted>' } : k)) },
+        authz: { ...config.authz, ...(config.authz.proxyToken !== undefined ? { proxyToken: '<redacted>' } : {}) },
+        admin: { ...config.admin, token: config.admin.token === '' ? '' : '<redacted>' },
+        nats: { ...config.nats, ...(config.nats.pass !== undefined ? { pass: '<redacted>' } : {}) },
+        api: { ...config.api, ...(config.api.keys ? { keys: config.api.keys.map((k) => k.slice(0, k.lastIndexOf(':') + 1) + '<redacted>') } : {}) },
+        webhooks: { ...config.webhooks, ...(config.webhooks.secret !== undefined ? { secret: '<redacted>' } : {}) },
+      }, null, 2) + '\n');
       process.stderr.write('sandbar: configuration is valid\n');
       return;
     case 'token': {
-      const userId = positionals[0];
-      if (!userId || positionals.length > 1) fail(64, 'usage: sandbar token <userId>');
-      try {
-        process.stdout.write(mintToken(config.auth.secret, userId, config.auth.tokenTtlS) + '\n');
-      } catch (err) {
-        if (err instanceof SandbarError) fail(64, `${err.code}: ${err.message}`);
-        throw err;
-      }
+      const r = await tokenCommand(config, positionals, own.opts);
+      if (r.code !== 0) fail(r.code, r.line);
+      process.stdout.write(r.line + '\n');
       return;
     }
     case 'status': {

@@ -40,8 +40,9 @@ export const ErrorCodes = spec({
 
   // Authentication
   SANDBAR_ERR_AUTH_MISSING: { summary: 'The connection carries no token (params.token or the bearer sub-protocol).', httpStatus: 403 },
-  SANDBAR_ERR_AUTH_INVALID: { summary: 'The token is malformed or its signature does not match.', httpStatus: 403 },
-  SANDBAR_ERR_AUTH_EXPIRED: { summary: 'The token has expired.', httpStatus: 403 },
+  SANDBAR_ERR_AUTH_INVALID: { summary: 'The token is refused: malformed, a bad signature, an algorithm or kid no configured key accepts, the none algorithm, a wrong aud or iss, not yet valid (nbf), or no sub; the reason says which (docs/auth.md).', httpStatus: 403 },
+  SANDBAR_ERR_AUTH_EXPIRED: { summary: 'The token has expired (exp, with auth.clockSkewS allowed); on an open session: it was not refreshed before exp, and the session is closed.', closeCode: 4401, httpStatus: 403 },
+  SANDBAR_ERR_AUTH_REVOKED: { summary: "The user's sessions were revoked (disconnect user): open sessions are closed, and tokens issued before the revocation are refused for auth.revocationTtlS.", closeCode: 4403, httpStatus: 403 },
   SANDBAR_ERR_NATS_AUTH: { summary: 'The NATS server refused the credentials (nats.user/nats.pass, nats.token or nats.credsFile) or the TLS set-up (nats.tls.*); start-up stops with exit code 69.' },
 
   // Connection limits: answered before the WebSocket upgrade, with Retry-After
@@ -56,6 +57,7 @@ export const ErrorCodes = spec({
   SANDBAR_ERR_IDLE_TIMEOUT: { summary: 'No frame (not even a heartbeat) arrived within session.idleTimeoutMs.', closeCode: 4000 },
   SANDBAR_ERR_SESSION_CRASHED: { summary: "The session's actor crashed; only this session is closed.", closeCode: 1011 },
   SANDBAR_ERR_KICKED: { summary: 'An operator closed this session (admin.kick).', closeCode: 4001 },
+  SANDBAR_ERR_DISCONNECTED: { summary: 'The server API disconnected every session of this user (api disconnect); the close code is 4002 unless the caller chose another in 4000-4999.', closeCode: 4002 },
   SANDBAR_ERR_RATE_ABUSE: { summary: 'More than session.rateMaxRefused frames were refused for the rate limit within one second: the client ignores SANDBAR_ERR_RATE_LIMITED replies.', closeCode: 4429 },
   SANDBAR_ERR_SHUTTING_DOWN: { summary: 'The host is stopping (SIGTERM) or the worker restarts; reconnect to another host.', closeCode: 1012, httpStatus: 503, retryable: true },
 
@@ -64,7 +66,7 @@ export const ErrorCodes = spec({
   SANDBAR_ERR_ALREADY_JOINED: { summary: 'A phx_join repeats the join_ref of the channel already joined on that topic.' },
   SANDBAR_ERR_UNKNOWN_EVENT: { summary: 'An event the joined channel does not handle.' },
   SANDBAR_ERR_BAD_PAYLOAD: { summary: 'The payload of a push is not what the event expects.' },
-  SANDBAR_ERR_FORBIDDEN: { summary: 'The user may not join this topic (for example another user\'s user: topic).' },
+  SANDBAR_ERR_FORBIDDEN: { summary: 'The user may not join this topic, read its history or publish into it (another user\'s user: topic; a room whose authz policy refuses, or whose proxy refused or did not answer); the reason says which.' },
   SANDBAR_ERR_TOO_LARGE: { summary: 'A message body exceeds message.maxBytes.' },
   SANDBAR_ERR_INVALID_ID: { summary: 'A user or room id is not 1-64 characters of A-Z a-z 0-9 _ - . @.' },
   SANDBAR_ERR_INBOX_FULL: { summary: "The recipient's inbox holds user.inboxMax unacknowledged messages; the dm is refused, not dropped. Retry after the recipient acknowledges.", retryable: true },
@@ -77,6 +79,10 @@ export const ErrorCodes = spec({
 
   // Admin and API requests
   SANDBAR_ERR_NOT_FOUND: { summary: 'An admin or API request names a session, user, room or other object that does not exist.', httpStatus: 404 },
+  SANDBAR_ERR_API_UNAUTHORIZED: { summary: 'A server API request carries no API key, or one that is not in api.keys (counted and logged without the key).', httpStatus: 401 },
+  SANDBAR_ERR_API_FORBIDDEN: { summary: "The API key is valid but api.keys does not allow it this operation.", httpStatus: 403 },
+  SANDBAR_ERR_API_UNKNOWN_OPERATION: { summary: 'A server API request names an operation that does not exist (docs/api.md lists them).', httpStatus: 404 },
+  SANDBAR_ERR_API_BODY_TOO_LARGE: { summary: 'A server API request body exceeds api.maxBodyBytes.', httpStatus: 413 },
 });
 
 export type ErrorCode = keyof typeof ErrorCodes;

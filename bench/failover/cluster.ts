@@ -71,7 +71,7 @@ export async function startHosts(o: {
       command: process.execPath,
       args: [
         o.sandbarMain, 'start', `--hostId=${hostId}`, '--http.host=127.0.0.1', '--http.port=0', '--admin.listener=public', `--cluster.workers=${o.workers}`,
-        `--nats.servers=${servers}`, '--nats.embedded=false', `--auth.secret=${o.secret}`, `--dataDir=${dataDir}`,
+        `--nats.servers=${servers}`, '--nats.embedded=false', `--auth.secret=${o.secret}`, '--authz.default=public', `--dataDir=${dataDir}`,
         '--log.level=info', '--session.idleTimeoutMs=600000', '--cluster.workerHangMs=60000',
         // Clients from a few loopback addresses at full speed: no per-IP, admission or frame-rate limits.
         '--http.ipConnectRate=0', '--http.ipMaxSessions=0', '--http.acceptRate=0', '--session.ratePerSecond=0',

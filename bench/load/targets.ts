@@ -75,7 +75,7 @@ export async function startTarget(name: TargetName, o: TargetOptions, tag: strin
           `--cluster.schedulingPolicy=${o.policy}`,
           `--nats.servers=nats://127.0.0.1:${nats.port}`,
           '--nats.embedded=false',
-          `--auth.secret=${o.secret}`,
+          `--auth.secret=${o.secret}`, '--authz.default=public',
           '--log.level=info',
           '--session.idleTimeoutMs=600000',
           // Every client runs from a few loopback addresses at full speed: the per-IP,

@@ -11,7 +11,7 @@
  * all reach the worker that holds the session, hence `@socket.io/sticky`).
  *
  * Per connection: the CONNECT packet's auth `{token}` is checked with the
- * same HMAC token as Sandbar's (`verifyToken` from dist/src/auth/token.js)
+ * same token as Sandbar's default (an HS256 JWT, verified with jose as Sandbar does)
  * when --secret is given, else `{user}` is taken as it is; the socket joins a
  * room named after its user id. Events:
  *   whoami (ack)           -> ack {w: <worker index>}
@@ -29,11 +29,10 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import http from 'node:http';
-import { pathToFileURL } from 'node:url';
 import { Server, type Socket } from 'socket.io';
+import { jwtVerify } from 'jose';
 import { createAdapter, setupPrimary } from '@socket.io/cluster-adapter';
 import { UsageError, boolFlag, enumFlag, intFlag, parseFlags, usage, type Flags } from '../lib/args.js';
-import { defaultTokenModule } from '../load/fleet.js';
 
 const FLAGS: Flags = {
   help: { boolean: true, doc: 'Print this help.' },
@@ -42,7 +41,6 @@ const FLAGS: Flags = {
   host: { doc: 'Address to bind.', default: '127.0.0.1' },
   port: { doc: 'Port to listen on; 0 picks a free one (printed in the "host ready" line).', default: '0' },
   secret: { doc: 'Verify the CONNECT auth token with this HMAC secret (as Sandbar does); without it, auth.user is trusted.' },
-  'token-module': { doc: 'Module exporting verifyToken(secret, token).', default: 'dist/src/auth/token.js' },
 };
 
 const COLLECT_MS = 500;
@@ -102,14 +100,12 @@ function primary(): void {
   process.on('SIGTERM', () => stop(0));
   process.on('SIGINT', () => stop(0));
 
-  const tokenModule = f.get('token-module');
   for (let i = 0; i < workers; i++) {
     const w = cluster.fork({
       BENCH_WORKER_INDEX: String(i),
       BENCH_HOST: f.get('host') ?? '127.0.0.1',
       BENCH_PORT: String(intFlag(f, 'port', 0)),
       BENCH_SIO_SECRET: f.get('secret') ?? '',
-      BENCH_TOKEN_MODULE: tokenModule ? new URL(tokenModule, `file://${process.cwd()}/`).pathname : defaultTokenModule(),
     });
     byIndex.set(i, w);
     w.on('message', (m: unknown) => {
@@ -137,13 +133,21 @@ function primary(): void {
   }, COLLECT_MS);
 }
 
-type VerifyToken = (secret: string, token: unknown) => { userId: string };
+type VerifyToken = (token: unknown) => Promise<string>;
 
 async function worker(): Promise<void> {
   const index = Number(process.env.BENCH_WORKER_INDEX ?? 0);
   const secret = process.env.BENCH_SIO_SECRET ?? '';
   let verify: VerifyToken | undefined;
-  if (secret) verify = ((await import(pathToFileURL(process.env.BENCH_TOKEN_MODULE!).href)) as { verifyToken: VerifyToken }).verifyToken;
+  if (secret) {
+    // Imported once, as Sandbar's verifier does (auth/keys.ts).
+    const key = await crypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
+    verify = async (token) => {
+      if (typeof token !== 'string') throw new Error('no token');
+      const { payload } = await jwtVerify(token, key, { algorithms: ['HS256'], requiredClaims: ['sub', 'exp'], clockTolerance: 10 });
+      return String(payload.sub);
+    };
+  }
 
   let nextId = 1;
   const waiting = new Map<number, (text: string) => void>();
@@ -168,13 +172,11 @@ async function worker(): Promise<void> {
 
   io.use((socket, next) => {
     const auth = socket.handshake.auth as { token?: unknown; user?: unknown };
-    try {
-      socket.data.user = verify ? verify(secret, auth.token).userId : String(auth.user ?? '');
-      if (!socket.data.user) throw new Error('no user');
+    (verify ? verify(auth.token) : Promise.resolve(String(auth.user ?? ''))).then((user) => {
+      if (!user) throw new Error('no user');
+      socket.data.user = user;
       next();
-    } catch (err) {
-      next(new Error(`auth: ${(err as Error).message}`));
-    }
+    }).catch((err: Error) => next(new Error(`auth: ${err.message}`)));
   });
 
   let seq = 0;

@@ -4,8 +4,7 @@
 #
 #   node.tar.xz      the node binary on PATH here (readlink -f $(which node))
 #   nats-server.xz   the nats-server on PATH here
-#   sandbar.tar.xz   dist/ (built now), web/ (the pages a worker serves),
-#                    package.json and the production
+#   sandbar.tar.xz   dist/ (built now), web/ (the pages), package.json and the production
 #                    node_modules (npm ci --omit=dev in a temporary copy),
 #                    plus the bench client's runtime modules (hdr-histogram-js
 #                    and its dependencies, copied from this worktree)

@@ -12,17 +12,19 @@ import { SandbarError, toWire } from '../errors.js';
 import { encodePush } from '../protocol/frame.js';
 import type { PresenceDiff, PresenceEntry } from '../protocol/presence.js';
 import type { Meta, PurgeCmd, RoomCmd, WorkerAddr } from '../bus/messages.js';
+import { DedupWindow, dedupLimits, type DedupEntry } from './dedup-window.js';
+import { emitting, presence, roomMessage } from '../events/schema.js';
 
 export interface RoomMessage { readonly seq: number; readonly from: string; readonly id: string; readonly body: unknown; readonly at: number }
 
-interface Member { readonly w: WorkerAddr; readonly uid: string; readonly meta: Meta }
+interface Member { readonly w: WorkerAddr; readonly uid: string; readonly meta: Meta; readonly hidden?: true }
 
 export interface RoomSnapshot {
   id: string;
   seq: number;
   history: RoomMessage[];
-  dedup: [string, number][];
-  members: [string, WorkerAddr, string, Meta][];
+  dedup: DedupEntry[];
+  members: [string, WorkerAddr, string, Meta, (1 | undefined)?][];
 }
 
 /**
@@ -38,12 +40,13 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
   /** Ring of the last room.historyMax messages, oldest first. */
   history: RoomMessage[] = [];
   seq = 0;
-  private readonly dedup = new Map<string, number>();
+  private readonly dedup: DedupWindow;
   readonly topic: string;
 
   constructor(private readonly host: ShardHost, readonly id: string) {
     super(host);
     this.topic = `room:${id}`;
+    this.dedup = new DedupWindow(dedupLimits(host.config));
   }
 
   protected handle(cmd: RoomCmd | PurgeCmd): void {
@@ -54,7 +57,7 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
           this.host.replyError(cmd, toWire(new SandbarError('SANDBAR_ERR_ROOM_FULL', `room ${this.id} has ${max} members (room.maxMembers)`)));
           return;
         }
-        this.members.set(cmd.sid, { w: cmd.w, uid: cmd.uid, meta: cmd.meta });
+        this.members.set(cmd.sid, cmd.hidden ? { w: cmd.w, uid: cmd.uid, meta: cmd.meta, hidden: true } : { w: cmd.w, uid: cmd.uid, meta: cmd.meta });
         this.host.reply(cmd, {
           seq: this.seq,
           // Only a worker without its own copy of the room's presence needs
@@ -64,27 +67,54 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
           presence: cmd.state && !this.host.silent ? this.presenceState() : undefined,
           history: cmd.last === null || cmd.last >= this.seq ? [] : this.history.filter((m) => m.seq > cmd.last!),
         });
-        this.queueDiff('joins', cmd.uid, cmd.meta);
+        if (!cmd.hidden) {
+          this.queueDiff('joins', cmd.uid, cmd.meta);
+          if (emitting(this.host, 'presence.join')) this.host.event(presence('presence.join', this.id, cmd.uid, cmd.meta, Date.now()), this.id);
+        }
         return;
       }
       case 'r.leave': {
         const m = this.members.get(cmd.sid);
         if (!m) return;
         this.members.delete(cmd.sid);
-        this.queueDiff('leaves', m.uid, m.meta);
+        if (!m.hidden) {
+          this.queueDiff('leaves', m.uid, m.meta);
+          this.leftEvent(m);
+        }
         return;
       }
       case 'purge': {
         for (const [sid, m] of this.members) {
           if (m.w !== cmd.w) continue;
           this.members.delete(sid);
-          this.queueDiff('leaves', m.uid, m.meta);
+          if (!m.hidden) {
+            this.queueDiff('leaves', m.uid, m.meta);
+            this.leftEvent(m);
+          }
         }
         return;
       }
+      case 'r.meta': {
+        // A member's new meta (Phoenix's Presence.update): the old meta leaves and the new one joins, in one diff.
+        const m = this.members.get(cmd.sid);
+        if (!m) {
+          this.host.replyError(cmd, toWire(new SandbarError('SANDBAR_ERR_NOT_FOUND', `session ${cmd.sid} is not a member of room ${this.id}`)));
+          return;
+        }
+        // A resend of an update already applied changes nothing (its diff would remove the member).
+        if (m.meta.phx_ref !== cmd.meta.phx_ref) {
+          this.members.set(cmd.sid, m.hidden ? { w: m.w, uid: m.uid, meta: cmd.meta, hidden: true } : { w: m.w, uid: m.uid, meta: cmd.meta });
+          // A member the presence policy hides stays out of presence (docs/auth.md).
+          if (!m.hidden) {
+            this.queueDiff('leaves', m.uid, m.meta);
+            this.queueDiff('joins', m.uid, cmd.meta);
+          }
+        }
+        this.host.reply(cmd, { phx_ref: cmd.meta.phx_ref });
+        return;
+      }
       case 'r.msg': {
-        const key = `${cmd.from}\n${cmd.mid}`;
-        const seen = this.dedup.get(key);
+        const seen = this.dedup.get(cmd.from, cmd.mid);
         if (seen !== undefined) {
           this.host.reply(cmd, { seq: seen, duplicate: true });
           return;
@@ -95,13 +125,10 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
           this.history.push(msg);
           if (this.history.length > max) this.history.shift();
         }
-        const window = this.host.config.user.dedupWindow;
-        if (window > 0) {
-          this.dedup.set(key, msg.seq);
-          if (this.dedup.size > window) this.dedup.delete(this.dedup.keys().next().value!);
-        }
+        this.dedup.add(cmd.from, cmd.mid, msg.seq, msg.at);
         this.host.reply(cmd, { seq: msg.seq });
         this.publish('msg', msg);
+        if (emitting(this.host, 'room.message')) this.host.event(roomMessage(this.id, msg), this.id);
         return;
       }
     }
@@ -144,27 +171,32 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
   /** After a promotion: the stored message of a msg command goes out again (clients dedup by seq). */
   redeliver(cmd: RoomCmd): void {
     if (cmd.op !== 'r.msg') return;
-    const seq = this.dedup.get(`${cmd.from}\n${cmd.mid}`);
+    const seq = this.dedup.get(cmd.from, cmd.mid);
     const msg = seq === undefined ? undefined : this.history.find((m) => m.seq === seq);
-    if (msg) this.publish('msg', msg);
+    if (!msg) return;
+    this.publish('msg', msg);
+    if (emitting(this.host, 'room.message')) this.host.event(roomMessage(this.id, msg), this.id);
+  }
+
+  private leftEvent(m: Member): void {
+    if (emitting(this.host, 'presence.leave')) this.host.event(presence('presence.leave', this.id, m.uid, m.meta, Date.now()), this.id);
   }
 
   snapshot(): RoomSnapshot {
-    return { id: this.id, seq: this.seq, history: this.history, dedup: [...this.dedup], members: [...this.members].map(([sid, m]) => [sid, m.w, m.uid, m.meta]) };
+    return { id: this.id, seq: this.seq, history: this.history, dedup: this.dedup.snapshot(), members: [...this.members].map(([sid, m]) => m.hidden ? [sid, m.w, m.uid, m.meta, 1] : [sid, m.w, m.uid, m.meta]) };
   }
 
   restore(s: RoomSnapshot): void {
     this.seq = s.seq;
     this.history = s.history;
-    this.dedup.clear();
-    for (const [k, v] of s.dedup) this.dedup.set(k, v);
+    this.dedup.restore(s.dedup, Date.now());
     this.members.clear();
-    for (const [sid, w, uid, meta] of s.members) this.members.set(sid, { w, uid, meta });
+    for (const [sid, w, uid, meta, hidden] of s.members) this.members.set(sid, hidden ? { w, uid, meta, hidden: true } : { w, uid, meta });
   }
 
   presenceState(): Record<string, PresenceEntry> {
     const out: Record<string, PresenceEntry> = {};
-    for (const m of this.members.values()) (out[m.uid] ??= { metas: [] }).metas.push(m.meta);
+    for (const m of this.members.values()) if (!m.hidden) (out[m.uid] ??= { metas: [] }).metas.push(m.meta);
     return out;
   }
 }

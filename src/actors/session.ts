@@ -18,6 +18,10 @@ import type { ChannelRegistry, JoinedChannel } from '../protocol/channel-registr
 import type { Logger } from '../observability/logger.js';
 import { take, type Bucket, type Rate } from './rate-limit.js';
 import { metrics } from '../observability/metrics.js';
+import type { Identity } from '../auth/verifier.js';
+
+/** Topic of the session's own channel: token_expiring pushes and refresh (docs/auth.md). */
+export const SESSION_TOPIC = 'sandbar:session';
 
 /** What a session needs from the worker that hosts it (shared by all its sessions). */
 export interface SessionHost extends ActorLink {
@@ -32,7 +36,11 @@ export interface SessionHost extends ActorLink {
     readonly rate: Rate | null;
     /** Refused frames within one second that close the session (session.rateMaxRefused). */
     readonly rateMaxRefused: number;
+    /** token_expiring goes out this long before the token's exp (auth.expiryWarningMs); 0: none. */
+    readonly expiryWarningMs: number;
   };
+  /** Verifies a token a session sends to refresh its own (auth/verifier.ts). */
+  verifyToken(token: unknown): Promise<Identity>;
   readonly counters: { framesIn: number; framesOut: number; bytesOut: number };
 }
 
@@ -92,6 +100,10 @@ const RATE_LIMITED = { reason: 'rate limited: slow down (session.ratePerSecond)'
 export class SessionActor extends Actor<SessionMsg> implements TimerEntry, Bucket {
   timerSlot = -1;
   private lastFrameAt: number;
+  /** The token's exp on the wheel's clock: the session is closed then (4401) unless refreshed. */
+  private expAt = Infinity;
+  /** When token_expiring goes out (wheel clock); Infinity once sent, or when there is no warning. */
+  private warnAt = Infinity;
   /** The frame-rate bucket (see rate-limit.ts): tokens left, and when counted. */
   tokens: number;
   at: number;
@@ -105,13 +117,17 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry, Bucke
    */
   private channels: JoinedChannel[] | null = null;
 
+  readonly userId: string;
+
   constructor(
     readonly host: SessionHost,
     readonly id: string,
-    readonly userId: string,
+    /** The verified token: replaced by a refresh (same user). */
+    public identity: Identity,
     private readonly socket: SessionTransport,
   ) {
     super(host);
+    this.userId = identity.userId;
     socket.session = this;
     if (socket instanceof WebSocket) {
       socket.on('message', onMessage as (this: WebSocket, ...args: any[]) => void);
@@ -121,7 +137,22 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry, Bucke
     this.lastFrameAt = host.wheel.clock.now();
     this.tokens = host.limits.rate?.burst ?? 0;
     this.at = this.lastFrameAt;
-    host.wheel.schedule(this, this.lastFrameAt + host.limits.idleTimeoutMs);
+    this.setExpiry(identity.exp);
+    this.rearm(this.lastFrameAt);
+  }
+
+  /** The token's exp (unix s) as deadlines on the wheel's monotonic clock. */
+  private setExpiry(expS: number): void {
+    const now = this.host.wheel.clock.now();
+    this.expAt = now + (expS * 1000 - Date.now());
+    const lead = this.host.limits.expiryWarningMs;
+    this.warnAt = lead > 0 ? Math.max(now, this.expAt - lead) : Infinity;
+  }
+
+  /** One wheel slot per session: the earliest of the idle deadline, the warning and exp. */
+  private rearm(now: number): void {
+    const due = Math.min(this.lastFrameAt + this.host.limits.idleTimeoutMs, this.warnAt, this.expAt);
+    this.host.wheel.schedule(this, Math.max(now, due));
   }
 
   /** Counts as client activity for the idle deadline (a LongPoll client polls instead of sending heartbeats). */
@@ -171,6 +202,7 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry, Bucke
     if (rate !== null && !take(this, now, rate)) return this.refuse(f, now);
     if (f.topic === PHOENIX_TOPIC) {
       if (f.event === Events.heartbeat) this.write(encodeReply(null, f.ref, PHOENIX_TOPIC, 'ok', {}));
+      else if (f.event === 'refresh') this.refresh(f.payload, f.joinRef, f.ref, f.topic);
       else this.replyError(f.joinRef, f.ref, f.topic, new SandbarError('SANDBAR_ERR_UNKNOWN_EVENT', `unknown event ${f.event} on topic phoenix`));
       return;
     }
@@ -233,7 +265,7 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry, Bucke
       this.replyError(f.joinRef, f.ref, f.topic, new SandbarError('SANDBAR_ERR_TOO_MANY_CHANNELS', `too many channels: at most ${this.host.limits.maxChannels} per session (session.maxChannels)`));
       return;
     }
-    const ch: JoinedChannel = { topic: f.topic, id: found.id, joinRef: f.joinRef, handler: found.handler, joined: false, state: undefined };
+    const ch: JoinedChannel = { topic: f.topic, id: found.id, joinRef: f.joinRef, handler: found.handler, joined: false, state: undefined, grant: 0 };
     (this.channels ??= []).push(ch);
     try {
       found.handler.join(this, ch, f.payload, f.ref);
@@ -298,17 +330,88 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry, Bucke
 
   // ---- lifecycle -----------------------------------------------------------------
 
-  /** Idle deadline from the shared wheel: re-armed lazily from the last frame's time. */
+  /**
+   * The session's one wheel slot: the token's exp (close 4401), the
+   * token_expiring warning before it, and the idle deadline (re-armed lazily
+   * from the last frame's time).
+   */
   onTimer(now: number): void {
     this.guard(() => {
-      const due = this.lastFrameAt + this.host.limits.idleTimeoutMs;
-      if (now >= due) this.stop({ kind: 'other', code: 'SANDBAR_ERR_IDLE_TIMEOUT', message: `no frame for ${this.host.limits.idleTimeoutMs} ms` });
-      else this.host.wheel.schedule(this, due);
+      if (now >= this.expAt) {
+        return this.stop({ kind: 'other', code: 'SANDBAR_ERR_AUTH_EXPIRED', message: 'the token expired and was not refreshed' });
+      }
+      if (now >= this.warnAt) {
+        this.warnAt = Infinity;
+        this.pushSession('token_expiring', { exp: this.identity.exp, in_ms: Math.max(0, Math.round(this.expAt - now)) });
+      }
+      if (now >= this.lastFrameAt + this.host.limits.idleTimeoutMs) {
+        return this.stop({ kind: 'other', code: 'SANDBAR_ERR_IDLE_TIMEOUT', message: `no frame for ${this.host.limits.idleTimeoutMs} ms` });
+      }
+      this.rearm(now);
     });
+  }
+
+  /**
+   * A push to the client about its session: on `sandbar:session` when joined,
+   * else on the `phoenix` topic (which `socket.onMessage` sees).
+   */
+  private pushSession(event: string, payload: unknown): void {
+    const ch = this.channel(SESSION_TOPIC);
+    if (ch?.joined) this.push(ch, event, payload);
+    else this.write(encodePush(null, PHOENIX_TOPIC, event, payload));
+  }
+
+  /**
+   * `refresh {token}` (on `sandbar:session` or `phoenix`): a fresh token for
+   * the same user moves exp on; the verification's result comes back as a
+   * mailbox message. Anything else is an error reply, and the old exp stands.
+   */
+  refresh(payload: unknown, joinRef: string | null, ref: string | null, topic: string): void {
+    const token = payload && typeof payload === 'object' ? (payload as { token?: unknown }).token : undefined;
+    this.host.verifyToken(token).then(
+      (id) => this.post(new RefreshDone(joinRef, ref, topic, id, null)),
+      (err: unknown) => this.post(new RefreshDone(joinRef, ref, topic, null, err instanceof SandbarError ? err : new SandbarError('SANDBAR_ERR_AUTH_INVALID', 'token could not be verified'))),
+    );
+  }
+
+  /** The verified refresh (in the mailbox). */
+  refreshed(r: RefreshDone): void {
+    if (r.err) return this.replyError(r.joinRef, r.ref, r.topic, r.err);
+    const id = r.identity!;
+    if (id.userId !== this.userId) {
+      return this.replyError(r.joinRef, r.ref, r.topic, new SandbarError('SANDBAR_ERR_AUTH_INVALID', `the token names user ${id.userId}, this session is ${this.userId}`));
+    }
+    this.identity = id;
+    this.setExpiry(id.exp);
+    this.rearm(this.host.wheel.clock.now());
+    this.write(encodeReply(r.joinRef, r.ref, r.topic, 'ok', { exp: id.exp }));
+  }
+
+  /** Every session of a revoked user: close code 4403. */
+  revoke(reason: string): void {
+    this.stop({ kind: 'other', code: 'SANDBAR_ERR_AUTH_REVOKED', message: reason === '' ? 'revoked' : `revoked: ${reason}` });
   }
 
   /** Closed by an operator (admin.kick): close code 4001. */
   kick(): void { this.stop({ kind: 'other', code: 'SANDBAR_ERR_KICKED', message: 'closed by an operator' }); }
+
+  /** A close code chosen by whoever stops the session (the server API's disconnect); 0: the reason's own. */
+  private closeCode = 0;
+
+  /** Closed by the server API (disconnect): the caller's close code (4000-4999) and reason. */
+  disconnect(code: number, reason: string): void {
+    this.closeCode = code;
+    this.stop({ kind: 'other', code: 'SANDBAR_ERR_DISCONNECTED', message: reason });
+  }
+
+  /** Ends a channel from the server side (the server API's unsubscribe): the client gets phx_close. */
+  closeChannel(topic: string): boolean {
+    const ch = this.channel(topic);
+    if (!ch) return false;
+    this.removeChannel(ch, 'leave');
+    this.write(encodePush(ch.joinRef, ch.topic, Events.close, {}));
+    return true;
+  }
 
   /** Closes the session for a host shutdown (1012) or any stop reason with a code. */
   shutdown(): void { this.stop(SHUTDOWN); }
@@ -330,7 +433,7 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry, Bucke
     ws.session = undefined;
     if (ws.readyState === 0 || ws.readyState === 1) {
       const { code, message } = closeFor(reason);
-      ws.close(code, message);
+      ws.close(this.closeCode || code, message);
       // A client that does not read will never complete the closing handshake.
       if (code === ErrorCodes.SANDBAR_ERR_SLOW_CONSUMER.closeCode) ws.terminate();
     }
@@ -353,4 +456,10 @@ function closeFor(reason: StopReason): { code: number; message: string } {
 
 function truncate(s: string): string {
   return Buffer.byteLength(s) <= 123 ? s : Buffer.from(s).subarray(0, 120).toString('utf8').replace(/\uFFFD$/, '') + '...';
+}
+
+/** The result of a refresh's token check, back in the session's mailbox. */
+class RefreshDone implements SessionInfo {
+  constructor(readonly joinRef: string | null, readonly ref: string | null, readonly topic: string, readonly identity: Identity | null, readonly err: SandbarError | null) {}
+  run(s: SessionActor): void { s.refreshed(this); }
 }

@@ -22,12 +22,15 @@ import type { Logger } from '../observability/logger.js';
 import { place, shardOf, type HostView } from '../placement/index.js';
 import type { Ownership, OwnershipRecord } from '../placement/ownership.js';
 import type { Restored, ShardPersistence } from '../persistence/index.js';
+import type { EventSink, SandbarEvent } from '../events/schema.js';
 
 type Output =
   | { k: 'reply'; cmd: { cid: number; rw: WorkerAddr }; res: unknown }
   | { k: 'error'; cmd: { cid: number; rw: WorkerAddr }; err: WireError }
   | { k: 'deliver'; byWorker: Map<WorkerAddr, string[]>; frame: string }
-  | { k: 'room'; roomId: string; frame: string };
+  | { k: 'room'; roomId: string; frame: string }
+  /** An event out (events.enabled): released with the write's other outputs, so only once it is replicated. */
+  | { k: 'event'; ev: SandbarEvent; key: string };
 
 type Role = 'master' | 'replica' | 'none';
 
@@ -101,6 +104,8 @@ export class ShardHost implements ActorLink {
   private readonly replicas: number;
   /** Snapshots and the durable log in JetStream (null: persistence.mode = "none"); set by the worker. */
   persistence: ShardPersistence | null = null;
+  /** The events stream (null: events.enabled = false); set by the worker. */
+  events: EventSink | null = null;
 
   constructor(
     readonly bus: WorkerBus,
@@ -237,6 +242,9 @@ export class ShardHost implements ActorLink {
     this.out({ k: 'room', roomId, frame });
   }
 
+  /** An event about the command being applied (or, on a promotion, re-delivered); see src/events/schema.ts. */
+  event(ev: SandbarEvent, key: string): void { this.out({ k: 'event', ev, key }); }
+
   private out(o: Output): void {
     if (this.applyingAsReplica) return;
     if (this.collecting) this.collecting.push(o);
@@ -250,6 +258,7 @@ export class ShardHost implements ActorLink {
         case 'error': this.bus.replyError(o.cmd, o.err); break;
         case 'deliver': for (const [w, sids] of o.byWorker) this.bus.toWorker(w, { t: 'deliver', sids, frame: o.frame }); break;
         case 'room': this.bus.publishRoom(o.roomId, o.frame); break;
+        case 'event': this.events?.publish(o.ev, o.key); break;
       }
     }
   }

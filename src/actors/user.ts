@@ -15,6 +15,8 @@ import { SandbarError, toWire } from '../errors.js';
 import { encodePush } from '../protocol/frame.js';
 import { presenceDiff, type PresenceEntry } from '../protocol/presence.js';
 import type { Meta, PurgeCmd, UserCmd, WorkerAddr } from '../bus/messages.js';
+import { DedupWindow, dedupLimits, type DedupEntry } from './dedup-window.js';
+import { dmAcked, dmDelivered, dmStored, emitting } from '../events/schema.js';
 
 export interface InboxEntry { readonly seq: number; readonly from: string; readonly id: string; readonly body: unknown; readonly at: number }
 
@@ -24,7 +26,7 @@ export interface UserSnapshot {
   id: string;
   seq: number;
   inbox: InboxEntry[];
-  dedup: [string, number][];
+  dedup: DedupEntry[];
   conns: [string, WorkerAddr, Meta][];
 }
 
@@ -35,8 +37,8 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
   seq = 0;
   /** When the last connection left (ms since the epoch), 0 while never. */
   lastSeenAt = 0;
-  /** `${from}\n${messageId}` → seq, oldest first (a Map keeps insertion order); made on the first message. */
-  private dedup: Map<string, number> | null = null;
+  /** Recent client message ids per sender (dedup-window.ts); made on the first message. */
+  private dedup: DedupWindow | null = null;
 
   constructor(private readonly host: ShardHost, readonly id: string) {
     super(host);
@@ -51,11 +53,9 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
         this.conns.set(cmd.sid, { w: cmd.w, meta: cmd.meta });
         this.host.wheel.cancel(this);
         const last = cmd.last ?? 0;
-        this.host.reply(cmd, {
-          seq: this.seq,
-          presence: this.presenceState(),
-          replay: last < this.seq ? this.inbox.filter((m) => m.seq > last) : [],
-        });
+        const replay = last < this.seq ? this.inbox.filter((m) => m.seq > last) : [];
+        this.host.reply(cmd, { seq: this.seq, presence: this.presenceState(), replay });
+        if (replay.length > 0 && emitting(this.host, 'dm.delivered')) this.host.event(dmDelivered(this.id, replay[0]!.seq, replay[replay.length - 1]!.seq, 1, Date.now(), cmd.sid), this.id);
         this.broadcast('presence_diff', presenceDiff(this.id, cmd.meta, null));
         return;
       }
@@ -82,6 +82,7 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
         while (n < this.inbox.length && this.inbox[n]!.seq <= cmd.seq) n++;
         if (n) this.inbox = this.inbox.slice(n);
         this.host.reply(cmd, { seq: cmd.seq, pending: this.inbox.length });
+        if (n && emitting(this.host, 'dm.acked')) this.host.event(dmAcked(this.id, cmd.seq, this.inbox.length, Date.now()), this.id);
         this.maybeIdle();
         return;
       }
@@ -89,8 +90,7 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
   }
 
   private dm(cmd: Extract<UserCmd, { op: 'u.dm' }>): void {
-    const key = `${cmd.from}\n${cmd.mid}`;
-    const seen = this.dedup?.get(key);
+    const seen = this.dedup?.get(cmd.from, cmd.mid);
     if (seen !== undefined) {
       this.host.reply(cmd, { seq: seen, duplicate: true });
       return;
@@ -102,14 +102,15 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
     }
     const entry: InboxEntry = { seq: ++this.seq, from: cmd.from, id: cmd.mid, body: cmd.body, at: cmd.at ?? 0 };
     this.inbox.push(entry);
-    const window = this.host.config.user.dedupWindow;
-    if (window > 0) {
-      const d = (this.dedup ??= new Map());
-      d.set(key, entry.seq);
-      if (d.size > window) d.delete(d.keys().next().value!);
-    }
+    (this.dedup ??= new DedupWindow(dedupLimits(this.host.config))).add(cmd.from, cmd.mid, entry.seq, entry.at);
     this.host.reply(cmd, { seq: entry.seq });
     this.broadcast('dm', entry);
+    this.storedEvents(entry);
+  }
+
+  private storedEvents(entry: InboxEntry): void {
+    if (emitting(this.host, 'dm.stored')) this.host.event(dmStored(this.id, entry), this.id);
+    if (this.conns.size > 0 && emitting(this.host, 'dm.delivered')) this.host.event(dmDelivered(this.id, entry.seq, entry.seq, this.conns.size, entry.at), this.id);
   }
 
   private left(metas: Meta[]): void {
@@ -138,19 +139,22 @@ export class UserActor extends Actor<UserCmd | PurgeCmd> implements TimerEntry {
   /** After a promotion: the stored message of a dm command goes out again (clients dedup by seq). */
   redeliver(cmd: UserCmd): void {
     if (cmd.op !== 'u.dm') return;
-    const seq = this.dedup?.get(`${cmd.from}\n${cmd.mid}`);
+    const seq = this.dedup?.get(cmd.from, cmd.mid);
     const entry = seq === undefined ? undefined : this.inbox.find((m) => m.seq === seq);
-    if (entry) this.broadcast('dm', entry);
+    if (!entry) return;
+    this.broadcast('dm', entry);
+    this.storedEvents(entry);
   }
 
   snapshot(): UserSnapshot {
-    return { id: this.id, seq: this.seq, inbox: this.inbox, dedup: this.dedup ? [...this.dedup] : [], conns: [...this.conns].map(([sid, c]) => [sid, c.w, c.meta]) };
+    return { id: this.id, seq: this.seq, inbox: this.inbox, dedup: this.dedup ? this.dedup.snapshot() : [], conns: [...this.conns].map(([sid, c]) => [sid, c.w, c.meta]) };
   }
 
   restore(s: UserSnapshot): void {
     this.seq = s.seq;
     this.inbox = s.inbox;
-    this.dedup = s.dedup.length > 0 ? new Map(s.dedup) : null;
+    this.dedup = null;
+    if (s.dedup.length > 0) (this.dedup = new DedupWindow(dedupLimits(this.host.config))).restore(s.dedup, Date.now());
     this.conns.clear();
     for (const [sid, w, meta] of s.conns) this.conns.set(sid, { w, meta });
   }

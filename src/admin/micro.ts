@@ -406,7 +406,9 @@ class MicroServiceImpl implements MicroService {
     const h = headers();
     h.set(SERVICE_ERROR_HEADER, oneLine(message) || code);
     h.set(SERVICE_ERROR_CODE_HEADER, String(status));
-    this.#reply(msg, JSON.stringify({ error: { code, message } }), h);
+    // A server API error names the field it is about (src/api/service.ts, FieldError).
+    const field = (err as { field?: unknown }).field;
+    this.#reply(msg, JSON.stringify({ error: typeof field === 'string' && field !== '' ? { code, message, field } : { code, message } }), h);
     ep.processingTime += Number(process.hrtime.bigint() - t0);
   }
 

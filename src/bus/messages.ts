@@ -13,8 +13,13 @@ import type { WireError } from '../errors.js';
 /** `<hostId>.<worker>`: the address of a worker, as in its subject sandbar.<c>.w.<hostId>.<worker>. */
 export type WorkerAddr = string;
 
-/** A connection's Phoenix Presence meta. */
-export interface Meta { readonly phx_ref: string; readonly online_at: number; readonly device?: string }
+/**
+ * A connection's Phoenix Presence meta. A client's presence push may add its
+ * own fields (room.maxMetaBytes); the updated meta then gets a new `phx_ref`
+ * (`<session id>~<n>`) and names the one it replaces in `phx_ref_prev`, as
+ * Phoenix's Presence.update does.
+ */
+export interface Meta { readonly phx_ref: string; readonly online_at: number; readonly device?: string; readonly phx_ref_prev?: string; readonly [field: string]: unknown }
 
 interface Req { cid: number; rw: WorkerAddr }
 
@@ -27,14 +32,24 @@ export type UserCmd =
 
 export type RoomCmd =
   /** `state`: the joining worker has no presence copy of the room yet and needs the whole state in the reply. */
-  | ({ op: 'r.join'; id: string; sid: string; w: WorkerAddr; uid: string; meta: Meta; last: number | null; state?: boolean } & Req)
+  | ({ op: 'r.join'; id: string; sid: string; w: WorkerAddr; uid: string; meta: Meta; last: number | null; state?: boolean; /** A member the presence policy keeps out of presence (docs/auth.md). */ hidden?: true } & Req)
   | { op: 'r.leave'; id: string; sid: string }
-  | ({ op: 'r.msg'; id: string; from: string; mid: string; body: unknown; at?: number } & Req);
+  | ({ op: 'r.msg'; id: string; from: string; mid: string; body: unknown; at?: number } & Req)
+  /** A member's new presence meta (a client's presence push): presence_diff with the old meta leaving and the new one joining. */
+  | ({ op: 'r.meta'; id: string; sid: string; meta: Meta } & Req);
 
 /** Sessions of a dead worker must leave every user and room (sent to each actor by its shard host). */
 export interface PurgeCmd { op: 'purge'; w: WorkerAddr }
 
 export type Cmd = UserCmd | RoomCmd;
+
+/**
+ * A page of a room's history or a user's inbox (server API history): read by
+ * the serving master alone, never replicated, answered as a NATS request
+ * like the operators' info queries. `maxBytes` bounds the answer (half the
+ * NATS max_payload).
+ */
+export interface HistoryQuery { op: 'u.hist' | 'r.hist'; id: string; after: number; before: number | null; limit: number; maxBytes: number }
 
 export type WorkerMsg =
   | { t: 'reply'; cid: number; ok: true; res: unknown }

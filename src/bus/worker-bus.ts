@@ -19,7 +19,7 @@ import type { TimerEntry, TimerWheel } from '../actors/timer-wheel.js';
 import type { Logger } from '../observability/logger.js';
 import { metrics } from '../observability/metrics.js';
 import type { Subjects } from './subjects.js';
-import type { Cmd, CtlMsg, WorkerAddr, WorkerMsg } from './messages.js';
+import type { Cmd, CtlMsg, HistoryQuery, WorkerAddr, WorkerMsg } from './messages.js';
 import type { ReplMsg, ShardMsg } from '../actors/replication.js';
 
 /** Whoever waits for a reply: called once, with the result or a typed error. */
@@ -41,8 +41,8 @@ class Pending implements TimerEntry {
   onTimer(now: number): void { this.bus.onPendingTimer(this, now); }
 }
 
-/** Read-only questions operators ask (admin endpoints), answered at once, never replicated. */
-export type InfoQuery = { op: 'u.info' | 'r.info'; id: string };
+/** Read-only questions operators and the server API ask, answered at once, never replicated. */
+export type InfoQuery = { op: 'u.info' | 'r.info'; id: string } | HistoryQuery;
 export type WorkerQuery = { t: 'kick'; sid: string } | { t: 'loglevel'; level: string } | { t: 'stats' };
 /** New master → the old master of a shard whose host left the view: do you still hold its state? (ShardHost.holds) */
 export type HoldsQuery = { t: 'holds?'; n: number };
@@ -119,7 +119,7 @@ export class WorkerBus {
         if (err) return;
         this.guarded(() => {
           const cmd = msg.json<Cmd | InfoQuery>();
-          if (cmd.op === 'u.info' || cmd.op === 'r.info') msg.respond(JSON.stringify(this.handlers.onInfo(cmd)));
+          if (cmd.op === 'u.info' || cmd.op === 'r.info' || cmd.op === 'u.hist' || cmd.op === 'r.hist') msg.respond(JSON.stringify(this.handlers.onInfo(cmd)));
           else this.handlers.onCmd(cmd as Cmd);
         });
       } }));

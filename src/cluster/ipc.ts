@@ -1,5 +1,6 @@
 import type { HostView } from '../placement/rendezvous.js';
 import type { Family } from '../observability/exposition.js';
+import type { ApiToPrimary, ApiToWorker } from '../api/nats-endpoints.js';
 
 /**
  * Messages between the primary and its workers over node:cluster IPC.
@@ -37,6 +38,14 @@ export interface WorkerStats {
   fenced: boolean;
   /** Shards with no ownership record, or one naming a worker outside the view, as this worker sees them. */
   shardsWithoutMaster: number;
+  /** Events out (src/events/publisher.ts) and webhooks (worker 0), server API refusals; 0 when off. */
+  eventsPublished?: number;
+  eventsDropped?: number;
+  eventsPending?: number;
+  webhookDeliveries?: number;
+  webhookFailures?: number;
+  webhookDeadLetters?: number;
+  apiUnauthorized?: number;
 }
 
 export type ToWorker =
@@ -52,7 +61,9 @@ export type ToWorker =
   /** Send your metric families for scrape `id`. */
   | { t: 'scrape'; id: number }
   /** The host's metrics, answering this worker's `metrics?`. */
-  | { t: 'metrics'; id: number; status: 200 | 503; text: string };
+  | { t: 'metrics'; id: number; status: 200 | 503; text: string }
+  /** A server API request that came over NATS (the primary's micro service): run it (src/api/nats-endpoints.ts). */
+  | ApiToWorker;
 
 export type ToPrimary =
   | { t: 'pong'; n: number; stats: WorkerStats }
@@ -63,7 +74,8 @@ export type ToPrimary =
   /** A scrape came in: the host's metrics, please. */
   | { t: 'metrics?'; id: number }
   /** This worker's metric families for the primary's scrape `id`. */
-  | { t: 'scraped'; id: number; families: Family[] };
+  | { t: 'scraped'; id: number; families: Family[] }
+  | ApiToPrimary;
 
 /** Environment variables the primary passes to a forked worker (SANDBAR__ names are not config keys). */
 export const WORKER_ENV = {

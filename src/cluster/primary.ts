@@ -20,6 +20,8 @@ import { ensureBucket, Ownership } from '../placement/ownership.js';
 import { ensurePersistence } from '../persistence/index.js';
 import { startMicroService, type MicroService } from '../admin/micro.js';
 import { adminEndpoints } from '../admin/endpoints.js';
+import { ApiForwarder, apiEndpoints } from '../api/nats-endpoints.js';
+import { ensureEvents } from '../events/stream.js';
 import type { HostView } from '../placement/rendezvous.js';
 import { Lease } from './lease.js';
 import { Membership } from './membership.js';
@@ -64,12 +66,15 @@ export class Primary {
   private lease: Lease | null = null;
   private ownership: Ownership | null = null;
   private micro: MicroService | null = null;
+  /** Server API requests that came over NATS, handed to the workers (src/api/nats-endpoints.ts). */
+  private readonly api: ApiForwarder;
   private view: HostView[] = [];
   private readonly incarnation = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
 
   constructor(private readonly config: SandbarConfig, private readonly logger: Logger) {
     const c = config.cluster;
     this.policy = new RestartPolicy({ maxRestarts: c.maxRestarts, windowMs: c.restartWindowMs, backoffMs: c.restartBackoffMs });
+    this.api = new ApiForwarder(() => this.slots.filter((s) => s.serving && s.worker?.isConnected()).map((s) => s.worker!), config.request.timeoutMs + 2000);
     this.gatherer = new MetricsGatherer({
       hostId: config.hostId,
       workers: () => this.slots.filter((s) => s.worker?.isConnected()).map((s) => ({ index: s.index, ask: (id: number) => s.worker!.send({ t: 'scrape', id } satisfies ToWorker) })),
@@ -104,6 +109,7 @@ export class Primary {
     try {
       await ensureBucket(this.nc, config.cluster.name, logger);
       await ensurePersistence(this.nc, config, new Subjects(config.cluster.name), logger);
+      await ensureEvents(this.nc, config, new Subjects(config.cluster.name), logger);
     } catch (err) {
       throw new SandbarError('SANDBAR_ERR_JETSTREAM_UNAVAILABLE', `NATS at ${config.nats.servers.join(', ')} has no JetStream (${(err as Error).message}): run nats-server with -js (or "jetstream {}" in its config); Sandbar keeps shard ownership in a JetStream KV bucket`, { cause: err });
     }
@@ -175,6 +181,9 @@ export class Primary {
           void notifyReady(`host ready: ${this.slots.length} workers on port ${this.port} (${this.config.hostId})`);
         }
         break;
+      case 'api':
+        this.api.onReply(msg);
+        break;
       case 'metrics?':
         void this.gatherer.gather()
           .catch((err: Error) => ({ status: 503 as const, text: `# metrics unavailable: ${err.message}\n` }))
@@ -224,7 +233,7 @@ export class Primary {
       version: VERSION,
       description: 'Sandbar chat and presence host',
       metadata: { hostId: c.hostId, cluster: c.cluster.name },
-      endpoints: adminEndpoints({
+      endpoints: [...apiEndpoints(subjects, this.api), ...adminEndpoints({
         nc: this.nc!,
         subjects,
         config: c,
@@ -240,7 +249,7 @@ export class Primary {
           for (const s of this.slots) if (s.worker?.isConnected()) s.worker.send({ t: 'loglevel', level } satisfies ToWorker);
           this.logger.info({ level }, 'log level changed by an operator');
         },
-      }),
+      })],
       // The operator who asked gets the error; nothing is lost.
       onError: (err, endpoint) => this.logger.warn({ err, endpoint }, 'admin endpoint failed'),
     });

@@ -10,7 +10,7 @@ import type { SandbarConfig } from '../config/types.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { connectBus, natsAuthOptions, natsReconnects, type NatsConnection } from '../bus/connection.js';
 import { systemClock, TimerWheel, type StopReason } from '../actors/index.js';
-import { SessionActor, type SessionHost, type SessionTransport } from '../actors/session.js';
+import { SessionActor, SessionSocket, type SessionHost, type SessionTransport } from '../actors/session.js';
 import { rate } from '../actors/rate-limit.js';
 import { ChannelRegistry } from '../protocol/channel-registry.js';
 import { echoChannel } from '../protocol/echo-channel.js';
@@ -19,15 +19,21 @@ import type { FastifyInstance } from 'fastify';
 import type { Family } from '../observability/exposition.js';
 import { Subjects } from '../bus/subjects.js';
 import { WorkerBus } from '../bus/worker-bus.js';
-import type { CtlMsg, Cmd, Meta } from '../bus/messages.js';
+import type { CtlMsg, Cmd, HistoryQuery, Meta } from '../bus/messages.js';
 import type { ReplyTarget, WorkerQuery } from '../bus/worker-bus.js';
 import type { JoinedChannel } from '../protocol/channel-registry.js';
 import type { SandbarError } from '../errors.js';
 import { ShardHost } from '../actors/shard-host.js';
+import { historyOf } from '../api/history.js';
+import { WorkerIntegration } from '../api/worker-side.js';
 import { place, shardOf, type HostView } from '../placement/index.js';
 import { Ownership } from '../placement/ownership.js';
 import { ShardPersistence } from '../persistence/index.js';
-import { LocalRooms, allowAllRooms, type ChatServices } from '../protocol/chat-services.js';
+import { LocalRooms, type ChatServices } from '../protocol/chat-services.js';
+import { WorkerAuth } from '../auth/worker-auth.js';
+import type { Identity } from '../auth/verifier.js';
+import { sessionChannel } from '../protocol/session-channel.js';
+import { HIDDEN } from '../auth/room-authorizer.js';
 import { userChannel } from '../protocol/user-channel.js';
 import { roomChannel } from '../protocol/room-channel.js';
 import { LongPollRegistry } from '../http/longpoll.js';
@@ -36,6 +42,7 @@ import { ClusterEvents } from '../web/cluster-events.js';
 import { clusterChannel } from '../web/cluster-channel.js';
 import { metrics, statFamilies } from '../observability/metrics.js';
 import { runtimeFamilies, startRuntimeMetrics } from '../observability/runtime-metrics.js';
+import { authFamilies } from '../observability/auth-metrics.js';
 import type { ScrapeResult } from '../observability/gather.js';
 import { WORKER_ENV, type ToPrimary, type ToWorker, type WorkerStats } from './ipc.js';
 
@@ -57,15 +64,23 @@ export class WorkerHost implements SessionHost {
     this.limits = {
       idleTimeoutMs: s.idleTimeoutMs, maxBufferedBytes: s.maxBufferedBytes, maxChannels: s.maxChannels,
       rate: s.ratePerSecond > 0 ? rate(s.ratePerSecond, s.rateBurst) : null, rateMaxRefused: s.rateMaxRefused,
+      expiryWarningMs: config.auth.expiryWarningMs,
     };
+    this.auth = new WorkerAuth(config, logger);
+    this.verifyToken = (t) => this.auth.verifier.verify(t);
     // Idle deadlines need no better than a tenth of the timeout; 1 s at most keeps the sweep cheap.
     this.wheel = new TimerWheel(systemClock, Math.max(20, Math.min(1000, Math.floor(s.idleTimeoutMs / 10))));
     this.wheel.onError = (err) => logger.error({ err }, 'timer entry failed');
     this.fastWheel = new TimerWheel(systemClock, 25);
     this.fastWheel.onError = this.wheel.onError;
     this.channels.register('echo', echoChannel({ faultInjection: config.debug.faultInjection }));
+    this.channels.register('sandbar', sessionChannel());
     this.clusterEvents = new ClusterEvents(`${config.hostId}.${index}`, (kind, ms) => metrics.takeover(kind, ms));
   }
+
+  /** Tokens, revocation and room authorization of this worker (auth/worker-auth.ts). */
+  readonly auth: WorkerAuth;
+  readonly verifyToken: (token: unknown) => Promise<Identity>;
 
   bus: WorkerBus | null = null;
   shardHost: ShardHost | null = null;
@@ -76,13 +91,15 @@ export class WorkerHost implements SessionHost {
   longpoll: LongPollRegistry | null = null;
   /** Roles of the first view taken up: ready to serve. */
   serving = false;
+  /** Events out, webhooks, the server API and user control (src/api/worker-side.ts). */
+  readonly apps = new WorkerIntegration(this);
 
   /** Subscribes this worker's subjects, starts its shard host and the user/room channels. */
   async startChat(nc: NatsConnection): Promise<void> {
     const c = this.config;
     const bus = new WorkerBus(nc, new Subjects(c.cluster.name), c.hostId, this.index, {
       onCmd: (cmd: Cmd) => this.shardHost!.onCmd(cmd),
-      onInfo: (q) => this.shardHost!.info(q),
+      onInfo: (q) => (q.op === 'u.info' || q.op === 'r.info' ? this.shardHost!.info(q) : historyOf(q as HistoryQuery, this.shardHost!.users, this.shardHost!.rooms)),
       onQuery: (q) => this.onQuery(q),
       onHolds: (q) => this.shardHost?.holds(q.n) ?? { holds: false },
       onDeliver: (sids, frame) => this.deliver(sids, frame),
@@ -93,6 +110,7 @@ export class WorkerHost implements SessionHost {
     this.bus = bus;
     const ownership = await Ownership.open(nc, c.cluster.name, this.logger);
     this.shardHost = new ShardHost(bus, c, this.wheel, this.fastWheel, this.logger, ownership);
+    this.shardHost.events = this.apps.startEvents(nc);
     if (this.leaseUntil > 0) this.shardHost.leaseUntil = this.leaseUntil;
     if (c.persistence.mode !== 'none') {
       const sh = this.shardHost;
@@ -101,7 +119,8 @@ export class WorkerHost implements SessionHost {
     }
     await ownership.watch((n, rec) => { this.shardHost!.onOwnership(n, rec); this.clusterEvents.onOwnership(n, rec); bus.resendShard(n); });
     this.rooms = new LocalRooms(bus);
-    const svc: ChatServices = { bus, config: c, logger: this.logger, shardOf: (id) => shardOf(id, c.shards), authorizeRoom: allowAllRooms, rooms: this.rooms };
+    const svc: ChatServices = { bus, config: c, logger: this.logger, shardOf: (id) => shardOf(id, c.shards), authorizer: this.auth.rooms, rooms: this.rooms };
+    this.auth.listen(nc, new Subjects(c.cluster.name), (user, reason) => this.revokeSessions(user, reason));
     this.channels.register('user', userChannel(svc));
     this.channels.register('room', roomChannel(svc));
     this.channels.register('cluster', clusterChannel({
@@ -112,13 +131,15 @@ export class WorkerHost implements SessionHost {
     // A held poll must not outlast the idle deadline that polls keep pushing back.
     const windowMs = Math.min(c.longpoll.windowMs, c.session.idleTimeoutMs >> 1);
     this.longpoll = new LongPollRegistry({
-      hostId: c.hostId, worker: this.index, secret: c.auth.secret, windowMs,
+      hostId: c.hostId, worker: this.index, windowMs,
+      verifyToken: this.verifyToken, onRefused: (code, reason) => this.auth.refusals.note(code, reason, undefined, 'longpoll'),
       maxFrameBytes: c.session.maxFrameBytes, wheel: this.fastWheel, logger: this.logger,
       maxForwardBytes: Math.floor(((nc.info?.max_payload ?? 1048576) - 1024) / 2),
-      startSession: (t, userId) => this.startSession(t, userId), forward: lpBus.forward(windowMs),
+      startSession: (t, identity) => this.startSession(t, identity), forward: lpBus.forward(windowMs),
     });
     lpBus.serve(this.longpoll);
     await bus.start();
+    await this.apps.start(nc, bus);
   }
 
   private leaseUntil = 0;
@@ -205,6 +226,7 @@ export class WorkerHost implements SessionHost {
       return {
         sessions: st.sessions, longpoll: st.longpollSessions, framesIn: st.framesIn, framesOut: st.framesOut, masterShards: st.masterShards, replicaShards: st.replicaShards, heapUsed: st.heapUsed,
         dms: metrics.requests('dm'), loopDelayMs: st.loopDelayMs, nats: { connected: st.natsConnected, server: this.nc?.getServer() ?? null, reconnects: st.natsReconnects }, fenced: st.fenced, hostRestarts: this.hostInfo.restarts,
+        auth: this.auth.stats(),
       };
     }
     this.logger.level = q.level;
@@ -235,7 +257,7 @@ export class WorkerHost implements SessionHost {
         const meta = ch.state as Meta;
         const cmd: Cmd = kind === 'u'
           ? { op: 'u.join', id: ch.id, sid: s.id, w: bus.addr, meta, last: null, cid: 0, rw: '' }
-          : { op: 'r.join', id: ch.id, sid: s.id, w: bus.addr, uid: s.userId, meta, last: null, state: true, cid: 0, rw: '' };
+          : { op: 'r.join', id: ch.id, sid: s.id, w: bus.addr, uid: s.userId, meta, last: null, state: true, cid: 0, rw: '', ...((ch.grant & HIDDEN) !== 0 ? { hidden: true as const } : {}) };
         bus.request(shard, cmd, new ResyncReply(s, ch));
         n++;
       }
@@ -247,20 +269,30 @@ export class WorkerHost implements SessionHost {
   private readonly incarnation = randomBytes(3).toString('hex');
 
   /** Session ids are unique in the cluster and across restarts: host, worker, incarnation, counter (base 36). */
-  startSession(socket: SessionTransport, userId: string): boolean {
+  startSession(socket: SessionTransport, identity: Identity): boolean {
     if (this.shuttingDown) {
       socket.close(1012, 'server restarting');
       return false;
     }
     const id = `${this.config.hostId}.${this.index}.${this.incarnation}.${(this.nextSession++).toString(36)}`;
-    this.sessions.set(id, new SessionActor(this, id, userId, socket));
+    const session = new SessionActor(this, id, identity, socket);
+    this.sessions.set(id, session);
+    this.apps.sessionStarted(session, socket instanceof SessionSocket ? 'websocket' : 'longpoll');
     return true;
+  }
+
+  /** A revocation: every local session of the user is closed with 4403; returns how many. */
+  revokeSessions(user: string, reason: string): number {
+    let n = 0;
+    for (const s of [...this.sessions.values()]) if (s.userId === user) { s.revoke(reason); n++; }
+    return n;
   }
 
   onActorExit(actor: any, reason: StopReason): void {
     if (actor instanceof SessionActor) {
       this.sessions.delete(actor.id);
       metrics.sessionCloses.inc(reason.kind === 'other' ? reason.code : reason.kind === 'normal' ? 'client' : reason.kind);
+      this.apps.sessionEnded(actor, reason);
     }
     if (reason.kind === 'crash') {
       this.crashes++;
@@ -298,6 +330,7 @@ export class WorkerHost implements SessionHost {
       longpollSessions: this.longpoll?.size ?? 0,
       fenced: this.shardHost?.isFenced ?? false,
       shardsWithoutMaster: this.clusterEvents.shardsWithoutMaster(this.config.shards, this.view),
+      ...this.apps.stats(),
     };
   }
 
@@ -328,7 +361,7 @@ function addrsOf(view: HostView[]): string[] {
 
 /** This worker's metric families for a scrape: its stats, its counters and histograms, Node's. */
 async function scrapeFamilies(host: WorkerHost): Promise<Family[]> {
-  return [...statFamilies(host.stats(host.loopDelayMs)), ...metrics.families(), ...await runtimeFamilies()];
+  return [...statFamilies(host.stats(host.loopDelayMs)), ...metrics.families(), ...authFamilies(host.auth.stats()), ...await runtimeFamilies()];
 }
 
 /** The event-loop monitor's timer interval (ms). */
@@ -381,6 +414,8 @@ export async function runWorker(): Promise<void> {
       host.applyView(msg.hosts);
     } else if (msg.t === 'shutdown') {
       void stop(msg.view);
+    } else if (msg.t === 'api') {
+      host.apps.onIpc(msg, send);
     }
   });
   // A terminal's Ctrl-C (or a group-wide SIGTERM) reaches the workers too;
@@ -409,7 +444,9 @@ export async function runWorker(): Promise<void> {
     // The HTTP side and the shard side start side by side: a restarted worker is back sooner.
     const chat = host.startChat(host.nc);
     const listeners = await createListeners(config, logger, {
-      onSocket: (socket, userId) => { host.startSession(socket as unknown as SessionTransport, userId); },
+      verifyToken: host.verifyToken,
+      onRefused: (code, reason, ip, transport) => host.auth.refusals.note(code, reason, ip, transport),
+      onSocket: (socket, identity) => { host.startSession(socket as unknown as SessionTransport, identity); },
       closeAllSessions: () => host.closeAllSessions(),
       ready: () => {
         if (host.shuttingDown) return { ok: false, reason: 'shutting down' };
@@ -428,6 +465,7 @@ export async function runWorker(): Promise<void> {
     apps = listeners.apps;
     await chat;
     const { port, adminPort } = await listeners.listen();
+    await host.apps.listen();
     logger.info({ port, adminPort }, 'worker listening');
     send({ t: 'listening', port, adminPort });
   } catch (err) {
@@ -454,10 +492,12 @@ export async function runWorker(): Promise<void> {
     host.closeAllSessions();
     // Sockets finish their closing handshake; wait for them, within the budget.
     await Promise.race([closing, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
+    await host.apps.stop();
     await host.nc?.drain().catch(() => {});
     host.bus?.stop();
     host.wheel.stop();
     host.fastWheel.stop();
+    host.auth.stop();
     logger.info('worker stopped');
     process.exit(0);
   }

@@ -5,3 +5,4 @@
 export { schema, type ConfigKey, type KeySpec, type KeyType } from './schema.js';
 export type { SandbarConfig } from './types.js';
 export { loadConfig, envNameOf, renamed, CONFIG_ENV, type LoadOptions, type LoadedConfig } from './load.js';
+export { tableKeys, POLICIES, ROOM_ACTIONS, ALGORITHMS, globMatches, type KeyConfig, type Policy, type RoomAction, type RoomRule, type TableKey } from './tables.js';

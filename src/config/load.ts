@@ -14,6 +14,8 @@ import { parse as parseToml, TomlError } from 'smol-toml';
 import { SandbarError } from '../errors.js';
 import { schema, type ConfigKey, type KeySpec } from './schema.js';
 import type { SandbarConfig } from './types.js';
+import { checkIntegration, integrationRules } from './integration-rules.js';
+import { checkAuth, checkKeys, checkRoomRules, isTableKey, tableKeys, type TableKey } from './tables.js';
 
 /** What {@link loadConfig} reads: the process arguments (without node and script) and environment. */
 export interface LoadOptions {
@@ -96,9 +98,10 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
   const cli = readArgv(opts.argv);
   const fromEnv = readEnv(opts.env);
   const envPath = opts.env[CONFIG_ENV];
+  const tables = new Map<TableKey, { raw: unknown; source: string }>();
   const file =
-    cli.configPath !== undefined ? readFile(cli.configPath, '--config')
-    : envPath !== undefined && envPath !== '' ? readFile(envPath, CONFIG_ENV)
+    cli.configPath !== undefined ? readFile(cli.configPath, '--config', tables)
+    : envPath !== undefined && envPath !== '' ? readFile(envPath, CONFIG_ENV, tables)
     : [];
 
   const values = new Map<ConfigKey, Value>();
@@ -109,9 +112,18 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
   }
   checkHeartbeatOrder(values, sources);
   checkPairs(values, sources);
+  checkIntegration(values, sources, invalid);
   checkPorts(values, sources);
+  const tableValue = <T>(key: TableKey, check: (raw: unknown, inv: (what: string, value: unknown, problem: string, secret?: boolean) => SandbarError) => T): T => {
+    const t = tables.get(key);
+    if (t) sources[key] = t.source;
+    return check(t?.raw ?? [], (what, value, problem, secret) => invalid(what, value, t?.source ?? 'default', problem, secret));
+  };
+  const keyList = tableValue('auth.keys', checkKeys);
+  const rules = tableValue('authz.rooms', checkRoomRules);
+  checkAuth((k) => values.get(k as ConfigKey), rules, (what, value, problem) => invalid(what, value, sources[what.replace(/\[.*$/, '')] ?? sources[what] ?? 'default', problem));
   derive(values, sources);
-  return { config: build(values), positionals: cli.positionals, sources: Object.freeze(sources) };
+  return { config: build(values, { 'auth.keys': keyList, 'authz.rooms': rules }), positionals: cli.positionals, sources: Object.freeze(sources) };
 }
 
 // ---------------------------------------------------------------- sources
@@ -160,6 +172,8 @@ function readEnv(env: Readonly<Record<string, string | undefined>>): Setting[] {
     const text = env[name];
     if (text === undefined || !name.startsWith(ENV_PREFIX) || name.startsWith(RESERVED_ENV_PREFIX) || name === CONFIG_ENV) continue;
     const key = envToKey.get(name);
+    const table = tableEnv.get(name);
+    if (table !== undefined) throw invalid(name, text, 'environment', `expected ${table} in the config file only: it is a list of tables ([[${table}]])`);
     if (key === undefined) {
       throw unknown(name, text, 'environment', [...envToKey.keys(), CONFIG_ENV], 'variable');
     }
@@ -170,7 +184,7 @@ function readEnv(env: Readonly<Record<string, string | undefined>>): Setting[] {
   return settings;
 }
 
-function readFile(path: string, via: string): Setting[] {
+function readFile(path: string, via: string, tables: Map<TableKey, { raw: unknown; source: string }>): Setting[] {
   const where = `config file ${path} (from ${via})`;
   let text: string;
   try {
@@ -180,7 +194,7 @@ function readFile(path: string, via: string): Setting[] {
   }
   try {
     // Integers as bigint so `1.0` (a TOML float) is told apart from `1`.
-    return flatten(parseToml(text, { integersAsBigInt: true }), '', path);
+    return flatten(parseToml(text, { integersAsBigInt: true }), '', path, tables);
   } catch (err) {
     if (!(err instanceof TomlError)) throw err;
     const reason = firstLine(err).replace(/^Invalid TOML document:\s*/, '');
@@ -189,15 +203,18 @@ function readFile(path: string, via: string): Setting[] {
 }
 
 /** Walks the TOML tables into dotted keys (`[session] idleTimeoutMs` → `session.idleTimeoutMs`). */
-function flatten(table: Record<string, unknown>, prefix: string, source: string): Setting[] {
+function flatten(table: Record<string, unknown>, prefix: string, source: string, tables: Map<TableKey, { raw: unknown; source: string }>): Setting[] {
   const out: Setting[] = [];
   for (const [name, raw] of Object.entries(table)) {
     const path = prefix + name;
-    if (keySet.has(path)) {
+    if (isTableKey(path)) {
+      // Checked as a whole after every source is read (config/tables.ts).
+      tables.set(path, { raw: bigintsToNumbers(raw), source });
+    } else if (keySet.has(path)) {
       out.push({ key: path as ConfigKey, raw, source, form: 'toml' });
     } else if (isTable(raw) && (sections.has(path) || Object.keys(raw).length > 0)) {
       // Unknown tables are walked too, so `[sesion] idleTimeoutMs` suggests `session.idleTimeoutMs`.
-      out.push(...flatten(raw, `${path}.`, source));
+      out.push(...flatten(raw, `${path}.`, source, tables));
     } else if (sections.has(path)) {
       throw invalid(path, raw, source, `expected a table ([${path}])`);
     } else {
@@ -210,6 +227,7 @@ function flatten(table: Record<string, unknown>, prefix: string, source: string)
 /** Returns the key a known name stands for; throws for a renamed or unknown one. */
 function resolveName(name: string, raw: unknown, what: string, source: string): ConfigKey {
   if (keySet.has(name)) return name as ConfigKey;
+  if (isTableKey(name)) throw invalid(what, raw, source, `expected it in the config file only: it is a list of tables ([[${name}]])`);
   const to = renamed[name];
   if (to !== undefined) throw invalid(what, raw, source, `key "${name}" was renamed to "${to}"`, looksSecret(name));
   const flag = what.startsWith('--');
@@ -303,6 +321,7 @@ const extraRules: Partial<Record<ConfigKey, (v: Value) => { what: string; value:
     const i = list.findIndex((s) => !isNatsUrl(s));
     return i === -1 ? undefined : { what: `nats.servers[${i}]`, value: list[i], expected: 'a nats://host:port URL' };
   },
+  ...integrationRules,
 };
 
 function isNatsUrl(s: string): boolean {
@@ -373,10 +392,21 @@ function derive(values: Map<ConfigKey, Value>, sources: Record<string, string>):
   if (values.get('cluster.workers') === 0) values.set('cluster.workers', os.availableParallelism());
 }
 
+/** Env var names of the table keys, which only a file can give. */
+const tableEnv: ReadonlyMap<string, string> = new Map(Object.keys(tableKeys).map((k) => [envNameOf(k), k]));
+
+/** TOML integers arrive as bigint (see readFile); table entries want plain numbers. */
+function bigintsToNumbers(v: unknown): unknown {
+  if (typeof v === 'bigint') return Number(v);
+  if (Array.isArray(v)) return v.map(bigintsToNumbers);
+  if (isTable(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, bigintsToNumbers(x)]));
+  return v;
+}
+
 /** Dotted keys → the nested, deeply frozen {@link SandbarConfig}. */
-function build(values: ReadonlyMap<ConfigKey, Value>): SandbarConfig {
+function build(values: ReadonlyMap<ConfigKey, Value>, tableValues: Record<TableKey, unknown>): SandbarConfig {
   const root: Record<string, unknown> = {};
-  for (const [key, value] of values) {
+  for (const [key, value] of [...values, ...Object.entries(tableValues)] as [string, unknown][]) {
     const path = key.split('.');
     let node = root;
     for (const seg of path.slice(0, -1)) node = (node[seg] ??= {}) as Record<string, unknown>;
@@ -415,7 +445,7 @@ function hidden(v: unknown): string {
 }
 
 function looksSecret(name: string): boolean {
-  return /secret|pass|^admin\.token$/i.test(name);
+  return /secret|pass|^admin\.token$|^api\.keys$|^authz\.proxyToken$/i.test(name);
 }
 
 /** "unknown key" plus, when one is close, the likely intended name. */

@@ -1,3 +1,5 @@
+import type { KeyConfig, Policy, RoomRule } from './tables.js';
+
 /** The resolved, validated, frozen configuration (see schema.ts for every key's meaning). */
 export interface SandbarConfig {
   readonly hostId: string;
@@ -42,7 +44,37 @@ export interface SandbarConfig {
     readonly tlsCertFile?: string;
     readonly tlsKeyFile?: string;
   };
-  readonly auth: { readonly secret: string; readonly tokenTtlS: number; readonly devTokenEndpoint: boolean };
+  readonly auth: {
+    readonly secret: string;
+    readonly algorithms: readonly string[];
+    /** [[auth.keys]] (file only; each file already read). */
+    readonly keys: readonly KeyConfig[];
+    readonly jwksFile?: string;
+    readonly jwksUrl?: string;
+    readonly jwksRefreshMs: number;
+    readonly jwksTimeoutMs: number;
+    readonly issuer?: string;
+    readonly audience?: readonly string[];
+    readonly clockSkewS: number;
+    readonly maxTokenBytes: number;
+    readonly expiryWarningMs: number;
+    readonly revocationTtlS: number;
+    readonly legacyTokens: boolean;
+    readonly tokenTtlS: number;
+    readonly devTokenEndpoint: boolean;
+  };
+  readonly authz: {
+    readonly default: Policy;
+    readonly roomsClaim: string;
+    /** [[authz.rooms]] (file only), first match wins. */
+    readonly rooms: readonly RoomRule[];
+    readonly proxyUrl?: string;
+    readonly proxyTimeoutMs: number;
+    readonly proxyCacheMs: number;
+    readonly proxyCacheMax: number;
+    readonly proxyFailOpen: boolean;
+    readonly proxyToken?: string;
+  };
   readonly longpoll: { readonly windowMs: number };
   readonly admin: { readonly token: string; readonly listener: 'internal' | 'public'; readonly host: string; readonly port: number };
   readonly metrics: { readonly histograms: boolean };
@@ -57,8 +89,25 @@ export interface SandbarConfig {
   };
   readonly replication: { readonly replicas: number; readonly ack: 'all' | 'none' };
   readonly persistence: { readonly mode: 'snapshots' | 'log' | 'none'; readonly snapshotIntervalMs: number; readonly maxSnapshotBytes: number };
-  readonly user: { readonly idleStopMs: number; readonly inboxMax: number; readonly dedupWindow: number };
-  readonly room: { readonly historyMax: number; readonly maxMembers: number };
+  readonly user: { readonly idleStopMs: number; readonly inboxMax: number; readonly dedupWindow: number; readonly dedupTtlMs: number; readonly dedupMaxIds: number };
+  readonly room: { readonly historyMax: number; readonly maxMembers: number; readonly clientEvents?: readonly string[]; readonly maxMetaBytes: number };
+  readonly api: { readonly host: string; readonly port?: number; readonly keys?: readonly string[]; readonly maxBodyBytes: number; readonly maxBroadcastRooms: number };
+  readonly events: {
+    readonly enabled: boolean;
+    readonly types: readonly string[];
+    readonly maxBytes: number;
+    readonly maxAgeMs: number;
+    readonly partitions: number;
+    readonly maxPending: number;
+  };
+  readonly webhooks: {
+    readonly urls?: readonly string[];
+    readonly secret?: string;
+    readonly maxAttempts: number;
+    readonly backoffMs: number;
+    readonly maxBackoffMs: number;
+    readonly timeoutMs: number;
+  };
   readonly message: { readonly maxBytes: number };
   readonly request: { readonly timeoutMs: number };
   readonly log: { readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; readonly syslogPrefix: 'auto' | 'on' | 'off' };

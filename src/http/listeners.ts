@@ -17,6 +17,7 @@ import type { WebSocket } from 'ws';
 import type { SandbarConfig } from '../config/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { ScrapeResult } from '../observability/gather.js';
+import type { Identity } from '../auth/verifier.js';
 import { registerWeb } from '../web/routes.js';
 import { createHttpServer } from './server.js';
 import { ConnectionLimits } from './limits.js';
@@ -26,7 +27,11 @@ import type { LongPollRegistry } from './longpoll.js';
 
 /** What the listeners need of their worker. */
 export interface ListenerHost {
-  onSocket(socket: WebSocket, userId: string): void;
+  /** Verifies a token (auth/verifier.ts); rejects with a SandbarError saying why. */
+  verifyToken(token: string): Promise<Identity>;
+  /** A token refused before the upgrade: the bounded log line and the counters (auth/refusal-log.ts). */
+  onRefused(code: string, reason: string, ip: string, transport: 'websocket' | 'longpoll'): void;
+  onSocket(socket: WebSocket, identity: Identity): void;
   closeAllSessions(): void;
   ready(): { ok: boolean; reason?: string };
   /** The LongPoll registry, once the chat side has started (null before: a poll hears "session gone" and retries). */
@@ -47,9 +52,11 @@ export async function createListeners(config: SandbarConfig, logger: Logger, hos
   const web = { secret: config.auth.secret, devTokenEndpoint: config.auth.devTokenEndpoint, adminToken: config.admin.token, tokenTtlS: config.auth.tokenTtlS };
   const longpoll = { handle: (r: Parameters<LongPollRegistry['handle']>[0]) => host.longpoll()?.handle(r) ?? Promise.resolve({ status: 410 as const, token: null }) };
   const shared = {
-    secret: config.auth.secret,
+    verifyToken: (token: string) => host.verifyToken(token),
+    onRefused: (code: string, reason: string, ip: string, transport: 'websocket' | 'longpoll') => host.onRefused(code, reason, ip, transport),
+    maxTokenBytes: config.auth.maxTokenBytes,
     maxFrameBytes: config.session.maxFrameBytes,
-    onSocket: (socket: WebSocket, userId: string) => host.onSocket(socket, userId),
+    onSocket: (socket: WebSocket, identity: Identity) => host.onSocket(socket, identity),
     closeAllSessions: () => host.closeAllSessions(),
     ready: () => host.ready(),
   };

@@ -27,8 +27,7 @@ import { randomBytes } from 'node:crypto';
 import type { SessionActor, SessionTransport } from '../actors/session.js';
 import type { TimerEntry, TimerWheel } from '../actors/timer-wheel.js';
 import { SandbarError } from '../errors.js';
-import { verifyToken } from '../auth/token.js';
-import { metrics } from '../observability/metrics.js';
+import type { Identity } from '../auth/verifier.js';
 import type { Logger } from '../observability/logger.js';
 
 /** What a LongPoll request carries, after fastify parsed it (also what crosses NATS when forwarded). */
@@ -53,7 +52,10 @@ export interface LongPollAnswer {
 export interface LongPollOptions {
   readonly hostId: string;
   readonly worker: number;
-  readonly secret: string;
+  /** Verifies the auth token of a first GET (auth/verifier.ts). */
+  verifyToken(token: string): Promise<Identity>;
+  /** A refused auth token: the bounded log line (never the token). */
+  onRefused?(code: string, reason: string): void;
   /** How long a poll is held when nothing is waiting (longpoll.windowMs). */
   readonly windowMs: number;
   readonly maxFrameBytes: number;
@@ -61,7 +63,7 @@ export interface LongPollOptions {
   readonly wheel: TimerWheel;
   readonly logger: Logger;
   /** Starts the session actor for a new transport; false when the worker is stopping. */
-  startSession(transport: SessionTransport, userId: string): boolean;
+  startSession(transport: SessionTransport, identity: Identity): boolean;
   /**
    * Largest POST body forwarded in one request (NATS max_payload less room for
    * the JSON envelope, whose escaping may double the text); a larger batch is
@@ -195,7 +197,7 @@ export class LongPollRegistry {
   handle(req: LongPollRequest): Promise<LongPollAnswer> {
     if (req.lp === undefined) {
       if (req.method === 'POST') return Promise.resolve(bad('a POST needs the session token the first GET returned'));
-      return Promise.resolve(this.open(req.auth));
+      return this.open(req.auth);
     }
     const owner = ownerOf(req.lp);
     if (!owner) return Promise.resolve({ status: 410, token: null });
@@ -226,19 +228,19 @@ export class LongPollRegistry {
     return Promise.resolve(this.publish(s, req.body ?? ''));
   }
 
-  private open(auth: string | undefined): LongPollAnswer {
-    let userId: string;
+  private async open(auth: string | undefined): Promise<LongPollAnswer> {
+    let identity: Identity;
     try {
       if (auth === undefined) throw new SandbarError('SANDBAR_ERR_AUTH_MISSING', 'no token: pass params.token or authToken');
-      userId = verifyToken(this.opts.secret, auth).userId;
+      identity = await this.opts.verifyToken(auth);
     } catch (err) {
       const e = err instanceof SandbarError ? err : new SandbarError('SANDBAR_ERR_AUTH_INVALID', 'invalid token');
-      metrics.authFailures.inc(e.code);
+      this.opts.onRefused?.(e.code, e.message);
       return { status: 403, error: { code: e.code, message: e.message } };
     }
     const token = `${PREFIX}${this.hostTok}.${this.opts.worker}.${randomBytes(18).toString('base64url')}`;
     const s = new LongPollSession(token, this);
-    if (!this.opts.startSession(s, userId)) return { status: 410, token: null };
+    if (!this.opts.startSession(s, identity)) return { status: 410, token: null };
     this.sessions.set(token, s);
     return { status: 410, token };
   }

@@ -5,28 +5,32 @@
  * and the internal one for operators (admin.host:admin.port: /metrics, the
  * cluster page and the socket it uses, health), unless admin.listener =
  * "public" puts the operator routes on the public one. Authentication runs
- * before the upgrade, so a bad token gets a plain 403 and no session ever
- * starts.
+ * before the upgrade, so a bad token gets a plain 403 (with the reason in
+ * the body and, bounded, in the log) and no session ever starts.
  */
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import websocket from '@fastify/websocket';
 import type { WebSocket } from 'ws';
 import { SandbarError } from '../errors.js';
 import { SessionSocket } from '../actors/session.js';
-import { selectProtocol, tokenFromUpgrade, verifyToken } from '../auth/token.js';
+import { selectProtocol, tokenFromUpgrade } from '../auth/upgrade.js';
+import type { Identity } from '../auth/verifier.js';
 import type { ConnectionLimits } from './limits.js';
-import { metrics } from '../observability/metrics.js';
 
 export interface HttpHooks {
-  /** Auth secret and frame limit, fixed at start. */
-  readonly secret: string;
+  /** Verifies a token (auth/verifier.ts); rejects with a SandbarError saying why. */
+  verifyToken(token: string): Promise<Identity>;
+  /** A token was refused before the upgrade (code and reason, never the token): the bounded log line. */
+  onRefused?(code: string, reason: string, ip: string, transport: 'websocket' | 'longpoll'): void;
+  /** auth.maxTokenBytes. */
+  readonly maxTokenBytes: number;
   readonly maxFrameBytes: number;
   /** Per-IP and accept-rate limits checked before the upgrade (limits.ts); none (the internal listener): no limits. */
   readonly limits?: ConnectionLimits;
   /** PEM certificate and key: the listener speaks HTTPS/WSS (http.tlsCertFile, http.tlsKeyFile). */
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
   /** A new authenticated socket: the worker starts its session actor. */
-  onSocket(socket: WebSocket, userId: string): void;
+  onSocket(socket: WebSocket, identity: Identity): void;
   /** Closing every session (shutdown): called from fastify's preClose. */
   closeAllSessions(): void;
   /** Ready = NATS connected and not shutting down. */
@@ -36,7 +40,7 @@ export interface HttpHooks {
 }
 
 declare module 'fastify' {
-  interface FastifyRequest { sandbarUser?: string }
+  interface FastifyRequest { sandbarIdentity?: Identity }
 }
 
 export async function createHttpServer(hooks: HttpHooks): Promise<FastifyInstance> {
@@ -81,12 +85,12 @@ export async function createHttpServer(hooks: HttpHooks): Promise<FastifyInstanc
         return reply.code(400).send({ error: { code: 'SANDBAR_ERR_BAD_PAYLOAD', message: `protocol vsn ${String(query.vsn)} is not supported; use vsn=2.0.0` } });
       }
       try {
-        const token = tokenFromUpgrade(query, req.headers['sec-websocket-protocol']);
+        const token = tokenFromUpgrade(query, req.headers['sec-websocket-protocol'], hooks.maxTokenBytes);
         if (token === undefined) throw new SandbarError('SANDBAR_ERR_AUTH_MISSING', 'no token: pass params.token or authToken');
-        req.sandbarUser = verifyToken(hooks.secret, token).userId;
+        req.sandbarIdentity = await hooks.verifyToken(token);
       } catch (err) {
         const e = err instanceof SandbarError ? err : new SandbarError('SANDBAR_ERR_AUTH_INVALID', 'invalid token');
-        metrics.authFailures.inc(e.code);
+        hooks.onRefused?.(e.code, e.message, req.ip, 'websocket');
         return reply.code(403).send({ error: { code: e.code, message: e.message } });
       }
     },
@@ -100,7 +104,10 @@ export async function createHttpServer(hooks: HttpHooks): Promise<FastifyInstanc
     // for the socket's lifetime; nothing will ever be written through it.
     const raw = (socket as unknown as { _socket?: { _httpMessage?: { detachSocket?(s: unknown): void } | null } })._socket;
     raw?._httpMessage?.detachSocket?.(raw);
-    hooks.onSocket(socket, req.sandbarUser!);
+    const identity = req.sandbarIdentity!;
+    // The request object may live on in fastify's internals; the identity lives in the session.
+    req.sandbarIdentity = undefined;
+    hooks.onSocket(socket, identity);
   });
 
   return app;

@@ -80,8 +80,6 @@ export class ProcessMetrics {
   readonly refusals = new KeyedCounter(REFUSAL_CODES);
   /** WebSocket and LongPoll handshakes refused by the connection limits. */
   readonly upgradesRefused = new KeyedCounter(['ip_sessions', 'ip_rate', 'accept_rate']);
-  /** Handshakes refused for their token, by code. */
-  readonly authFailures = new KeyedCounter(['SANDBAR_ERR_AUTH_MISSING', 'SANDBAR_ERR_AUTH_INVALID', 'SANDBAR_ERR_AUTH_EXPIRED']);
   /** Sessions ended, by reason: the client, a shutdown, a crash, or the SANDBAR_ERR_* code they were closed with. */
   readonly sessionCloses = new KeyedCounter(CLOSE_REASONS);
   /** Times this worker stopped serving as master on its own (self-fencing), by reason. */
@@ -117,7 +115,6 @@ export class ProcessMetrics {
         [{ labels: { kind: 'failover' }, hist: this.takeoverTime.failover }, { labels: { kind: 'handoff' }, hist: this.takeoverTime.handoff }]),
       keyed('sandbar_refusals_total', 'Error replies to client frames, by SANDBAR_ERR_* code (rate limit, full inbox, forbidden join, ...).', 'code', this.refusals),
       keyed('sandbar_upgrades_refused_total', 'Connections refused before the upgrade by the connection limits: ip_sessions (http.ipMaxSessions), ip_rate (http.ipConnectRate), accept_rate (http.acceptRate).', 'reason', this.upgradesRefused),
-      keyed('sandbar_auth_failures_total', 'Handshakes refused for their token (HTTP 403), by SANDBAR_ERR_* code.', 'code', this.authFailures),
       keyed('sandbar_session_closes_total', 'Sessions ended, by reason: client (closed by the client), shutdown, crash, or the SANDBAR_ERR_* code the server closed it with (SANDBAR_ERR_SLOW_CONSUMER: a slow consumer).', 'reason', this.sessionCloses),
       keyed('sandbar_fences_total', 'Times this worker stopped serving as master on its own (self-fencing): reason lease (the host lost its cluster lease) or nats (its NATS connection was down for cluster.selfFenceMs).', 'reason', this.fences),
     ];
@@ -166,6 +163,13 @@ export const STAT_METRICS: { readonly [K in keyof WorkerStats]-?: StatMetric | n
   natsReconnects: { name: 'sandbar_nats_reconnects_total', type: 'counter', help: 'NATS reconnects of this worker.' },
   fenced: { name: 'sandbar_fenced', type: 'gauge', help: '1 while this worker has stopped serving as master on its own (lost cluster lease, or NATS down for cluster.selfFenceMs).' },
   shardsWithoutMaster: { name: 'sandbar_shards_without_master', type: 'gauge', help: 'Shards whose ownership record is missing or names a worker outside the cluster view, as this worker sees them (every worker reports the whole cluster: use max).' },
+  eventsPublished: { name: 'sandbar_events_published_total', type: 'counter', help: 'Events published to the events stream (events.enabled).' },
+  eventsDropped: { name: 'sandbar_events_dropped_total', type: 'counter', help: 'Events lost: over events.maxPending, or not stored after every retry.' },
+  eventsPending: { name: 'sandbar_events_pending', type: 'gauge', help: 'Events waiting for their PubAck from JetStream.' },
+  webhookDeliveries: { name: 'sandbar_webhook_deliveries_total', type: 'counter', help: 'Events a webhook answered 2xx to (worker 0).' },
+  webhookFailures: { name: 'sandbar_webhook_failures_total', type: 'counter', help: 'Failed webhook attempts (retried with backoff).' },
+  webhookDeadLetters: { name: 'sandbar_webhook_dead_letters_total', type: 'counter', help: 'Events given up after webhooks.maxAttempts (sent to the dead-letter subject).' },
+  apiUnauthorized: { name: 'sandbar_api_unauthorized_total', type: 'counter', help: 'Server API requests refused for a missing or unknown API key.' },
 };
 
 /** The families of a worker's stats, by STAT_METRICS. */
@@ -174,7 +178,8 @@ export function statFamilies(stats: WorkerStats): Family[] {
   for (const key of Object.keys(STAT_METRICS) as (keyof WorkerStats)[]) {
     const m = STAT_METRICS[key];
     if (m === null) continue;
-    const v = stats[key];
+    // Optional fields (a feature that is off) are exported as 0, so the series exist from the start.
+    const v = stats[key] ?? 0;
     out.push({ name: m.name, help: m.help, type: m.type, samples: [{ labels: {}, value: typeof v === 'boolean' ? (v ? 1 : 0) : v }] });
   }
   return out;

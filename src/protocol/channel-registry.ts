@@ -16,6 +16,8 @@ export interface JoinedChannel {
   joined: boolean;
   /** Handler-owned state. */
   state: unknown;
+  /** What the join was granted beyond joining (room channels: auth/room-authorizer.ts PUBLISH_*); 0 elsewhere. */
+  grant: number;
 }
 
 export interface ChannelHandler {

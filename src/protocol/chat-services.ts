@@ -8,17 +8,15 @@ import type { SandbarConfig } from '../config/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { Meta } from '../bus/messages.js';
 import type { PresenceDiff, PresenceEntry } from './presence.js';
-
-/** Decides whether a user may join a room. Default: any authenticated user may join any room. */
-export type RoomAuthorizer = (userId: string, roomId: string) => boolean;
-export const allowAllRooms: RoomAuthorizer = () => true;
+import type { RoomAuthorizer } from '../auth/room-authorizer.js';
 
 export interface ChatServices {
   readonly bus: WorkerBus;
   readonly config: SandbarConfig;
   readonly logger: Logger;
   readonly shardOf: (id: string) => number;
-  readonly authorizeRoom: RoomAuthorizer;
+  /** Who may join, read the history of, publish into and appear in a room (auth/room-authorizer.ts). */
+  readonly authorizer: RoomAuthorizer;
   readonly rooms: LocalRooms;
 }
 
@@ -79,10 +77,12 @@ export class LocalRooms {
    * presence_state for a joining session, from this worker's copy, with the
    * joiner's own meta in it (the copy hears of the join with the next diff).
    */
-  presenceState(roomId: string, self: { uid: string; meta: Meta }): Record<string, PresenceEntry> {
+  presenceState(roomId: string, self: { uid: string; meta: Meta } | null): Record<string, PresenceEntry> {
     const out: Record<string, PresenceEntry> = {};
     const p = this.byRoom.get(roomId)?.presence;
     if (p) for (const [uid, metas] of p) if (metas.size > 0) out[uid] = { metas: [...metas.values()] };
+    // A member who joined hidden (presence policy) is not in it, not even for itself.
+    if (self === null) return out;
     const mine = (out[self.uid] ??= { metas: [] });
     if (!mine.metas.some((m) => m.phx_ref === self.meta.phx_ref)) mine.metas.push(self.meta);
     return out;

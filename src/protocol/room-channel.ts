@@ -6,10 +6,12 @@
  *   pass 0 for the whole kept history). Then `presence_diff` as members come
  *   and go (coalesced over 50 ms) and `msg {from, seq, id, body, at}`.
  * - push `msg {id?, body}` → ok `{seq}` once the room actor has sequenced and stored it.
- * Who may join is the `authorizeRoom` hook (default: any authenticated user).
+ * Who may join, read the history, publish and appear in presence is
+ * decided by the room authorizer (auth/room-authorizer.ts, docs/auth.md):
+ * before the join is sent, and at each msg when the publish policy is proxy.
  */
 import { SandbarError } from '../errors.js';
-import type { SessionActor } from '../actors/session.js';
+import type { SessionActor, SessionInfo } from '../actors/session.js';
 import type { ReplyTarget } from '../bus/worker-bus.js';
 import type { Meta, RoomCmd } from '../bus/messages.js';
 import type { ChannelHandler, JoinedChannel } from './channel-registry.js';
@@ -17,6 +19,8 @@ import type { ChatServices } from './chat-services.js';
 import { isValidId } from './ids.js';
 import { metaFor, type PresenceEntry } from './presence.js';
 import { checkBody, lastSeqOf, messageId, PushReply } from './user-channel.js';
+import { PRESENCE_EVENT, RoomClientEvents } from './room-events.js';
+import { HIDDEN, PUBLISH_ALLOW, PUBLISH_DENY, PUBLISH_MASK, type JoinGrant } from '../auth/room-authorizer.js';
 
 interface RoomJoinResult { seq: number; presence?: Record<string, PresenceEntry>; history: unknown[] }
 
@@ -41,35 +45,86 @@ class RoomJoinReply implements ReplyTarget {
         return;
       }
       svc.rooms.settle(ch.id, s, r.presence);
-      s.push(ch, 'presence_state', r.presence ?? svc.rooms.presenceState(ch.id, { uid: s.userId, meta: ch.state as Meta }));
+      s.push(ch, 'presence_state', r.presence ?? svc.rooms.presenceState(ch.id, (ch.grant & HIDDEN) !== 0 ? null : { uid: s.userId, meta: ch.state as Meta }));
       for (const m of r.history) s.push(ch, 'msg', m);
     } });
   }
 }
 
+/** Sends the join to the room actor, once authorized. */
+function sendJoin(svc: ChatServices, session: SessionActor, ch: JoinedChannel, params: unknown, ref: string | null, last: number | null, grant: JoinGrant): void {
+  ch.grant = grant.publish | (grant.presence ? 0 : HIDDEN);
+  const meta: Meta = metaFor(session.id, params);
+  ch.state = meta;
+  const cmd: RoomCmd = { op: 'r.join', id: ch.id, sid: session.id, w: svc.bus.addr, uid: session.userId, meta, last, cid: 0, rw: '' };
+  if (!grant.presence) cmd.hidden = true;
+  const target = new RoomJoinReply(svc, session, ch, ref);
+  svc.rooms.prepare(ch.id).then(
+    (needState) => { cmd.state = needState; svc.bus.request(svc.shardOf(ch.id), cmd, target); },
+    (err: unknown) => target.onReply(false, undefined, new SandbarError('SANDBAR_ERR_UNAVAILABLE', 'could not subscribe to the room', { cause: err })),
+  );
+}
+
+/** An authorization that needed the proxy or a subscription token, back in the session's mailbox. */
+class JoinAuthorized implements SessionInfo {
+  constructor(readonly svc: ChatServices, readonly ch: JoinedChannel, readonly params: unknown, readonly ref: string | null, readonly last: number | null, readonly grant: JoinGrant | SandbarError) {}
+  run(s: SessionActor): void {
+    // Left or replaced while the authorizer was asked: nothing to do.
+    if (s.channel(this.ch.topic) !== this.ch) return;
+    if (this.grant instanceof SandbarError) return s.joinError(this.ch, this.ref, this.grant);
+    sendJoin(this.svc, s, this.ch, this.params, this.ref, this.last, this.grant);
+  }
+}
+
+/** A msg whose publish permission the proxy had to be asked for. */
+class PublishAuthorized implements SessionInfo {
+  constructor(readonly svc: ChatServices, readonly ch: JoinedChannel, readonly ref: string | null, readonly mid: string, readonly body: unknown, readonly ok: true | SandbarError) {}
+  run(s: SessionActor): void {
+    if (s.channel(this.ch.topic) !== this.ch) return;
+    if (this.ok !== true) return s.replyError(this.ch.joinRef, this.ref, this.ch.topic, this.ok);
+    sendMsg(this.svc, s, this.ch, this.ref, this.mid, this.body);
+  }
+}
+
+function sendMsg(svc: ChatServices, session: SessionActor, ch: JoinedChannel, ref: string | null, mid: string, body: unknown): void {
+  svc.bus.request(svc.shardOf(ch.id), { op: 'r.msg', id: ch.id, from: session.userId, mid, body, cid: 0, rw: '' }, new PushReply(session, ch, ref));
+}
+
 export function roomChannel(svc: ChatServices): ChannelHandler {
   const maxBytes = svc.config.message.maxBytes;
+  const clientEvents = new RoomClientEvents(svc);
   return {
     join(session, ch, params, ref) {
       if (!isValidId(ch.id)) throw new SandbarError('SANDBAR_ERR_INVALID_ID', 'room id must be 1-64 characters of A-Z a-z 0-9 _ - . @');
-      if (!svc.authorizeRoom(session.userId, ch.id)) throw new SandbarError('SANDBAR_ERR_FORBIDDEN', `${session.userId} may not join ${ch.topic}`);
       const last = lastSeqOf(params);
-      const meta: Meta = metaFor(session.id, params);
-      ch.state = meta;
-      const cmd: RoomCmd = { op: 'r.join', id: ch.id, sid: session.id, w: svc.bus.addr, uid: session.userId, meta, last, cid: 0, rw: '' };
-      const target = new RoomJoinReply(svc, session, ch, ref);
-      svc.rooms.prepare(ch.id).then(
-        (needState) => { cmd.state = needState; svc.bus.request(svc.shardOf(ch.id), cmd, target); },
-        (err: unknown) => target.onReply(false, undefined, new SandbarError('SANDBAR_ERR_UNAVAILABLE', 'could not subscribe to the room', { cause: err })),
-      );
+      const grant = svc.authorizer.join(session.identity, ch.id, params, last !== null);
+      if (grant instanceof SandbarError) throw grant;
+      if (grant instanceof Promise) {
+        grant.then((g) => session.post(new JoinAuthorized(svc, ch, params, ref, last, g)));
+        return;
+      }
+      sendJoin(svc, session, ch, params, ref, last, grant);
     },
     handleIn(session, ch, event, payload, ref) {
-      if (event !== 'msg') throw new SandbarError('SANDBAR_ERR_UNKNOWN_EVENT', `unknown event ${event} on ${ch.topic} (expected msg)`);
+      if (event !== 'msg') {
+        // Ephemeral client events are publishing too: they need the room's
+        // publish policy to allow them outright (a proxy-decided publish is
+        // asked per msg, which an ephemeral hint does not wait for).
+        if (event !== PRESENCE_EVENT && (ch.grant & PUBLISH_MASK) !== PUBLISH_ALLOW) throw new SandbarError('SANDBAR_ERR_FORBIDDEN', `${session.userId} may not send events into ${ch.topic}: the room's publish policy does not allow it outright`);
+        // Client events and presence updates: room-events.ts.
+        if (clientEvents.handle(session, ch, event, payload, ref)) return;
+        throw new SandbarError('SANDBAR_ERR_UNKNOWN_EVENT', `unknown event ${event} on ${ch.topic} (expected msg, presence, or an event of room.clientEvents)`);
+      }
       if (!payload || typeof payload !== 'object' || Array.isArray(payload)) throw new SandbarError('SANDBAR_ERR_BAD_PAYLOAD', 'payload must be an object');
       const p = payload as Record<string, unknown>;
       const body = checkBody(p.body, maxBytes);
       const mid = messageId(session, ref, p.id);
-      svc.bus.request(svc.shardOf(ch.id), { op: 'r.msg', id: ch.id, from: session.userId, mid, body, cid: 0, rw: '' }, new PushReply(session, ch, ref));
+      const publish = ch.grant & PUBLISH_MASK;
+      if (publish === PUBLISH_ALLOW) return sendMsg(svc, session, ch, ref, mid, body);
+      if (publish === PUBLISH_DENY) throw new SandbarError('SANDBAR_ERR_FORBIDDEN', `${session.userId} may not publish into ${ch.topic}: the room policy does not allow it`);
+      const ok = svc.authorizer.publish(session.identity, ch.id);
+      if (ok instanceof Promise) ok.then((r) => session.post(new PublishAuthorized(svc, ch, ref, mid, body, r)));
+      else new PublishAuthorized(svc, ch, ref, mid, body, ok).run(session);
     },
     leave(session, ch) {
       if (ch.joined) svc.rooms.remove(ch.id, session);

@@ -52,7 +52,7 @@ function payloadObject(payload: unknown): Record<string, unknown> {
  * fresh closure.
  */
 export class PushReply implements ReplyTarget, SessionInfo {
-  private ok = false;
+  protected ok = false;
   private res: unknown = undefined;
   private err: SandbarError | null = null;
   constructor(readonly session: SessionActor, readonly ch: JoinedChannel, readonly ref: string | null) {}

@@ -76,6 +76,8 @@ export async function startHost(opts: HostOptions): Promise<HostHandle> {
     'nats.servers': opts.nats,
     'nats.embedded': false,
     'auth.secret': SECRET,
+    // Rooms open to any signed-in user, as before room authorization (the default is deny); auth tests set their own.
+    'authz.default': 'public',
     dataDir,
     hostId: 'h1',
     ...opts.flags,

@@ -6,6 +6,7 @@
  */
 import { ProcessMetrics, statFamilies, STAT_METRICS } from '../../src/observability/metrics.js';
 import { hostFamilies } from '../../src/observability/host-metrics.js';
+import { authFamilies } from '../../src/observability/auth-metrics.js';
 import { runtimeFamilies } from '../../src/observability/runtime-metrics.js';
 import type { Family } from '../../src/observability/exposition.js';
 import type { WorkerStats } from '../../src/cluster/ipc.js';
@@ -16,7 +17,7 @@ export const SAMPLE_STATS: WorkerStats = Object.fromEntries(Object.keys(STAT_MET
 /** Sandbar's own families: per worker, then per host. */
 export function sandbarFamilies(): { worker: Family[]; host: Family[] } {
   return {
-    worker: [...statFamilies(SAMPLE_STATS), ...new ProcessMetrics().families()],
+    worker: [...statFamilies(SAMPLE_STATS), ...new ProcessMetrics().families(), ...authFamilies({ refused: {}, proxy: null, jwks: null, revokedUsers: 0 })],
     host: hostFamilies({ version: '0', node: 'v0', nats: '0', restarts: 0, workers: 1, workersUp: 1, hosts: 1, suspectHosts: 0, natsConnected: true, leaseValid: true, leaseLost: 0 }),
   };
 }

@@ -4,7 +4,11 @@ import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSandbar, startHost, SECRET } from '../helpers/host.js';
-import { verifyToken } from '../../src/auth/token.js';
+import pino from 'pino';
+import { exportPKCS8 } from 'jose';
+import { TokenVerifier } from '../../src/auth/verifier.js';
+import { loadConfig } from '../../src/config/index.js';
+import { makeKey } from '../helpers/auth-keys.js';
 import { RawClient } from '../helpers/clients.js';
 import { freePort } from '../helpers/ports.js';
 
@@ -63,10 +67,35 @@ describe('cli: sandbar check-config | token | start failures', function () {
     }
   });
 
-  it('token mints a token that verifies for the user', async () => {
-    const r = await run(['token', 'alice', `--auth.secret=${SECRET}`]);
-    expect(r.code).to.equal(0);
-    expect(verifyToken(SECRET, r.stdout.trim()).userId).to.equal('alice');
+  it('token mints a JWT that verifies for the user, with --ttl and --claims; token --check explains a refusal', async () => {
+    const verifier = new TokenVerifier(loadConfig({ argv: [`--auth.secret=${SECRET}`], env: {} }).config.auth, pino({ level: 'silent' }));
+    const r = await run(['token', 'alice', `--auth.secret=${SECRET}`, '--ttl', '120', '--claims={"rooms":["team-*"]}']);
+    expect(r.code, r.stderr).to.equal(0);
+    const id = await verifier.verify(r.stdout.trim());
+    expect(id.userId).to.equal('alice');
+    expect(id.exp - id.iat!).to.equal(120);
+    expect(id.claims.rooms).to.deep.equal(['team-*']);
+    const ok = await run(['token', '--check', r.stdout.trim(), `--auth.secret=${SECRET}`]);
+    expect(ok.code, ok.stderr).to.equal(0);
+    expect(JSON.parse(ok.stdout)).to.deep.include({ valid: true, user: 'alice' });
+    const bad = await run(['token', '--check', r.stdout.trim(), '--auth.secret=another-secret']);
+    expect(bad.code).to.equal(1);
+    expect(bad.stderr).to.match(/refused: SANDBAR_ERR_AUTH_INVALID: token signature does not match/).and.match(/claims \(unverified\): .*"sub":"alice"/);
+    expect((await run(['token', 'alice', '--claims', '[1]'])).code).to.equal(64);
+    expect((await run(['token', 'alice', '--claims={"sub":"admin"}'])).stderr).to.match(/claim sub is set from the user/);
+  });
+
+  it('token --key signs with a private key file (RS256 with a kid) that a host with the public key accepts', async () => {
+    const k = await makeKey('RS256', 'cli-1');
+    const keyFile = join(dir, 'cli.key.pem');
+    writeFileSync(keyFile, await exportPKCS8(k.privateKey));
+    const conf = join(dir, 'keys.toml');
+    writeFileSync(conf, `[[auth.keys]]\nkid = "cli-1"\nalg = "RS256"\npublicKey = """${k.pem}"""\n`);
+    const r = await run(['token', 'bob', '--key', keyFile, '--alg', 'RS256', '--kid', 'cli-1', '--config', conf]);
+    expect(r.code, r.stderr).to.equal(0);
+    const ok = await run(['token', '--check', r.stdout.trim(), '--config', conf]);
+    expect(ok.code, ok.stderr).to.equal(0);
+    expect(JSON.parse(ok.stdout)).to.deep.include({ user: 'bob', kid: 'cli-1' });
   });
 
   it('--help answers for each command', async () => {

@@ -29,7 +29,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.js';
-import { startHost, token, type HostHandle } from '../helpers/host.js';
+import { SECRET, startHost, token, type HostHandle } from '../helpers/host.js';
+import { mintToken } from '../../src/auth/token.js';
 import { RawClient } from '../helpers/clients.js';
 
 const MAX_FRAME = 8192;
@@ -223,15 +224,30 @@ const validId = fc.string({ unit: fc.constantFrom(...ID_CHARS), minLength: 1, ma
 /** A small pool of ids, so the state that fuzzing creates (actors, inboxes) stays bounded. */
 const poolId = fc.constantFrom('fuzz', 'fz-a', 'fz-b', 'lobby');
 const topicArb = fc.oneof(
-  { weight: 4, arbitrary: fc.constantFrom('phoenix', 'echo:x', 'echo:calm', 'user:fuzz', 'user:other', 'room:lobby', 'room:fz-a') },
+  { weight: 4, arbitrary: fc.constantFrom('phoenix', 'echo:x', 'echo:calm', 'user:fuzz', 'user:other', 'room:lobby', 'room:fz-a', 'room:fz-team', 'room:fz-hidden', 'sandbar:session', 'sandbar:other') },
   { weight: 3, arbitrary: fc.tuple(fc.constantFrom('echo:', 'user:', 'room:'), fc.oneof(poolId, validId, anyString)).map(([p, s]) => p + s) },
   { weight: 1, arbitrary: anyString },
 );
 const eventArb = fc.oneof(
-  { weight: 3, arbitrary: fc.constantFrom('phx_join', 'phx_leave', 'heartbeat', 'dm', 'ack', 'msg', 'phx_reply', 'phx_close', 'phx_error', 'crash') },
+  { weight: 3, arbitrary: fc.constantFrom('phx_join', 'phx_leave', 'heartbeat', 'dm', 'ack', 'msg', 'phx_reply', 'phx_close', 'phx_error', 'crash', 'refresh') },
   { weight: 1, arbitrary: anyString },
 );
 const smallInt = fc.integer({ min: -2, max: 30 });
+const b64json = (v: unknown) => Buffer.from(JSON.stringify(v) ?? 'null').toString('base64url');
+/** JWT-shaped text: random header and claims (alg none, unknown kids, odd sub/exp/nbf/aud/room), random or empty signature. */
+const jwtLikeArb = fc.tuple(
+  fc.record({ alg: fc.oneof(fc.constantFrom('HS256', 'HS384', 'HS512', 'RS256', 'ES256', 'EdDSA', 'none', 'None', 'nOnE', ''), anyString, fc.jsonValue({ maxDepth: 1 })), kid: fc.oneof(anyString, fc.jsonValue({ maxDepth: 1 })), typ: anyString, crit: fc.jsonValue({ maxDepth: 1 }) }, { requiredKeys: [] }),
+  fc.record({ sub: fc.oneof(fc.constantFrom('fuzz', 'other'), anyString, fc.jsonValue({ maxDepth: 1 })), exp: fc.oneof(fc.integer(), fc.double(), anyString), nbf: fc.oneof(fc.integer(), anyString), aud: fc.jsonValue({ maxDepth: 2 }), room: fc.oneof(fc.constantFrom('fz-a', 'lobby'), anyString), rooms: fc.jsonValue({ maxDepth: 2 }) }, { requiredKeys: [] }),
+  fc.oneof(fc.constant(''), fc.base64String({ maxLength: 90 }).map((x) => x.replace(/=/g, '').replace(/\+/g, '-').replace(/\//g, '_')), anyString),
+).map(([h, c, sig]) => `${b64json(h)}.${b64json(c)}.${sig}`);
+/** Whether a string can go in a query (a lone surrogate cannot: the client, not the server, refuses it). */
+function encodable(t: string): boolean {
+  try { encodeURIComponent(t); return true; } catch { return false; }
+}
+/** A genuine token (auth.secret) with random extra claims: a subscription token for a random room, or a refresh token of another user. */
+const signedArb = fc.record({ user: fc.constantFrom('fuzz', 'other'), ttl: fc.integer({ min: 1, max: 3600 }), room: fc.oneof(fc.constantFrom('fz-a', 'lobby', 'fz-team'), anyString), actions: fc.jsonValue({ maxDepth: 1 }) }, { requiredKeys: ['user', 'ttl'] })
+  .map(({ user, ttl, ...claims }) => mintToken(SECRET, user, ttl, Date.now(), claims));
+const tokenArb = fc.oneof(jwtLikeArb, signedArb, anyString, fc.jsonValue({ maxDepth: 2 }));
 const payloadArb = fc.oneof(
   fc.jsonValue({ maxDepth: 4 }),
   fc.record({
@@ -239,6 +255,8 @@ const payloadArb = fc.oneof(
     body: fc.jsonValue({ maxDepth: 3 }),
     id: fc.oneof(anyString, fc.integer(), fc.jsonValue({ maxDepth: 1 })),
   }, { requiredKeys: [] }),
+  // Join params of the room authorization (a subscription token) and refresh payloads.
+  fc.record({ token: tokenArb, last_seq: fc.oneof(smallInt, anyString), device: anyString }, { requiredKeys: ['token'] }),
   fc.record({
     seq: fc.oneof(smallInt, fc.double(), fc.jsonValue({ maxDepth: 1 })),
     last_seq: fc.oneof(smallInt, fc.double(), anyString),
@@ -372,11 +390,15 @@ describe('fuzz: random and mutated frames cost at most the offending session', f
     gcDir = mkdtempSync(join(tmpdir(), 'sandbar-fuzz-'));
     const gcPreload = join(gcDir, 'gc-on-sigusr2.cjs');
     writeFileSync(gcPreload, GC_PRELOAD);
+    // Room authorization in play: claims (subscription tokens) and a hidden-presence room; the rest public.
+    const authz = join(gcDir, 'authz.toml');
+    writeFileSync(authz, '[authz]\nrooms = [{ match = "fz-team", join = "claims" }, { match = "fz-hidden", join = "public", presence = "deny" }]\n');
     host = await startHost({
       nats: nats.url,
       workers: 2,
       env: { NODE_OPTIONS: [process.env.NODE_OPTIONS, `--require "${gcPreload}"`].filter(Boolean).join(' ') },
       flags: {
+        config: authz,
         'session.maxFrameBytes': MAX_FRAME,
         'session.idleTimeoutMs': 5000,
         'cluster.workerPingMs': 250,
@@ -689,6 +711,40 @@ describe('fuzz: random and mutated frames cost at most the offending session', f
     c.close();
     await c.closed;
   }
+
+  it('tokens at the upgrade: JWT-shaped text with random header and claims, genuine tokens, garbage; 403 with an SANDBAR_ERR_AUTH_* code unless genuine and unexpired', async () => {
+    property = 'upgrade tokens';
+    let ran = 0;
+    const deadline = Date.now() + TIME_BUDGET_MS;
+    const details = await fc.check(fc.asyncProperty(fc.oneof(jwtLikeArb, signedArb, anyString, fc.string({ minLength: 4000, maxLength: 6000 })).filter(encodable), async (tok) => {
+      if (Date.now() > deadline) return;
+      ran++;
+      const from = host.lines.length;
+      const genuine = await RawClient.open(host.url, tok).then((c) => { c.close(); return true; }, (e: { statusCode?: number; code?: string }) => {
+        expect(e.statusCode, `answer to ${tok.slice(0, 200)}`).to.equal(403);
+        expect(String(e.code)).to.match(/^SANDBAR_ERR_AUTH_(MISSING|INVALID|EXPIRED)$/);
+        replyCodes.set(`${property}: ${e.code}`, (replyCodes.get(`${property}: ${e.code}`) ?? 0) + 1);
+        return false;
+      });
+      // Only a token signed with auth.secret (what signedArb makes) may open a session.
+      if (genuine) expect(tok.split('.').length).to.equal(3);
+      const health = hostHealth(from);
+      if (health) throw new Error(health);
+    }), { numRuns: RUNS, seed: SEED });
+    counts.push(`${property} ${ran}`);
+    totalCases += ran;
+    if (details.failed) throw new Error(`${fc.defaultReportMessage(details)}\nReplay: FUZZ_SEED=${details.seed}`);
+    expect(ran).to.be.greaterThan(0);
+  });
+
+  it('room joins with authorization params (subscription tokens, last_seq) and refresh pushes: a reply each, the session stays', async () => {
+    const join = fc.record({
+      topic: fc.constantFrom('room:fz-team', 'room:fz-hidden', 'room:lobby', 'sandbar:session', 'phoenix'),
+      event: fc.constantFrom('phx_join', 'refresh'),
+      payload: fc.oneof(fc.record({ token: tokenArb, last_seq: fc.oneof(smallInt, anyString), device: anyString }, { requiredKeys: [] }), fc.jsonValue({ maxDepth: 2 })),
+    }).map(({ topic, event, payload }): Out => ({ kind: 'text', data: JSON.stringify([event === 'phx_join' ? 'aj' : null, 'ar', topic, topic === 'phoenix' ? 'refresh' : event, payload]) }));
+    await fuzz('authz params', fc.record({ join: fc.boolean(), out: fc.array(join, { minLength: 1, maxLength: 3 }) }));
+  });
 
   it('afterwards: no worker restarted, no session left, no crash, and the workers\' heap back within the margin of the baseline', async () => {
     expect(hostHealth(0)).to.equal(null);

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { parse } from 'smol-toml';
-import { loadConfig, schema, type ConfigKey } from '../../../src/config/index.js';
+import { loadConfig, schema, tableKeys, type ConfigKey } from '../../../src/config/index.js';
 
 const SHIPPED = 'config/sandbar.toml';
 /**
@@ -9,6 +9,11 @@ const SHIPPED = 'config/sandbar.toml';
  * DEVELOPMENT in a comment: the demo page of `npm start` needs dev tokens.
  */
 const DEV_OVERRIDES: Partial<Record<ConfigKey, unknown>> = { 'auth.devTokenEndpoint': true };
+/**
+ * Table keys (arrays of tables) the shipped file sets, marked DEVELOPMENT too:
+ * the demo page's rooms are open to any signed-in user (the default is deny).
+ */
+const DEV_TABLES: Record<string, unknown> = { 'authz.rooms': [{ match: 'lobby', join: 'public' }, { match: 'demo-*', join: 'public' }] };
 
 /** Every leaf of a parsed TOML document as dotted key → value. */
 function leaves(table: Record<string, unknown>, prefix = ''): Map<string, unknown> {
@@ -35,6 +40,11 @@ describe('config: shipped config/sandbar.toml and docs', () => {
 
   it('has exactly the schema keys, each with its default value', () => {
     const found = leaves(parse(text));
+    for (const [key, value] of Object.entries(DEV_TABLES)) {
+      expect(found.get(key), key).to.deep.equal(value);
+      expect(text, key).to.match(new RegExp(`# DEVELOPMENT[^\n]*\n(#[^\n]*\n)*${key.split('.').pop()} = `));
+      found.delete(key);
+    }
     expect([...found.keys()].sort()).to.deep.equal(keys.filter((k) => !derived.includes(k)).sort());
     for (const [key, value] of found) {
       const want = key in DEV_OVERRIDES ? DEV_OVERRIDES[key as ConfigKey] : schema[key as ConfigKey].default;
@@ -54,7 +64,17 @@ describe('config: shipped config/sandbar.toml and docs', () => {
 
   it('loads to the same config as no file at all (but for the DEVELOPMENT overrides)', () => {
     const plain = loadConfig({ argv: Object.entries(DEV_OVERRIDES).map(([k, v]) => `--${k}=${String(v)}`), env: {} }).config;
-    expect(loadConfig({ argv: ['--config', SHIPPED], env: {} }).config).to.deep.equal(plain);
+    const shipped = loadConfig({ argv: ['--config', SHIPPED], env: {} }).config;
+    expect(shipped.authz.rooms).to.deep.equal((DEV_TABLES['authz.rooms'] as object[]).map((r) => ({ ...r, history: 'public', publish: 'public', presence: 'public' })));
+    expect({ ...shipped, authz: { ...shipped.authz, rooms: [] } }).to.deep.equal(plain);
+  });
+
+  it('documents every table key ([[...]]) in the shipped file and docs/configuration.md', () => {
+    const doc = readFileSync('docs/configuration.md', 'utf8');
+    for (const key of Object.keys(tableKeys)) {
+      expect(doc, key).to.include(`| \`${key}\` |`);
+      expect(text, key).to.include(`[[${key}]]`);
+    }
   });
 
   it('docs/configuration.md has a table row for every key', () => {

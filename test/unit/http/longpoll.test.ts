@@ -8,6 +8,8 @@ import { ChannelRegistry } from '../../../src/protocol/channel-registry.js';
 import { echoChannel } from '../../../src/protocol/echo-channel.js';
 import { LongPollRegistry, ownerOf, type LongPollAnswer, type LongPollRequest } from '../../../src/http/longpoll.js';
 import { mintToken } from '../../../src/auth/token.js';
+import { TokenVerifier } from '../../../src/auth/verifier.js';
+import { loadConfig } from '../../../src/config/index.js';
 
 const SECRET = 'unit-secret';
 const WINDOW = 1000;
@@ -19,20 +21,22 @@ function setup(limits: Partial<SessionHost['limits']> = {}, maxForwardBytes = 10
   const exits: { user: string; reason: StopReason }[] = [];
   const channels = new ChannelRegistry();
   channels.register('echo', echoChannel({ faultInjection: false }));
+  const verifier = new TokenVerifier(loadConfig({ argv: [`--auth.secret=${SECRET}`], env: {} }).config.auth, pino({ level: 'silent' }));
   const host: SessionHost = {
+    verifyToken: (t) => verifier.verify(t),
     wheel: new TimerWheel(clock, 100),
     channels,
     logger: pino({ level: 'silent' }),
-    limits: { idleTimeoutMs: IDLE, maxBufferedBytes: 1 << 20, maxChannels: 10, rate: null, rateMaxRefused: 50, ...limits },
+    limits: { idleTimeoutMs: IDLE, maxBufferedBytes: 1 << 20, maxChannels: 10, rate: null, rateMaxRefused: 50, expiryWarningMs: 0, ...limits },
     counters: { framesIn: 0, framesOut: 0, bytesOut: 0 },
     onActorExit: (a, reason) => { exits.push({ user: (a as SessionActor).userId, reason }); },
   };
   const forwarded: { hostId: string; worker: number; req: LongPollRequest }[] = [];
   let n = 0;
   const registry = new LongPollRegistry({
-    hostId: 'h1', worker: 0, secret: SECRET, windowMs: WINDOW, maxFrameBytes: 1024,
+    hostId: 'h1', worker: 0, verifyToken: host.verifyToken, windowMs: WINDOW, maxFrameBytes: 1024,
     wheel: new TimerWheel(clock, 25), logger: host.logger, maxForwardBytes,
-    startSession: (t, userId) => { new SessionActor(host, `h1.0.x.${n++}`, userId, t); return true; },
+    startSession: (t, identity) => { new SessionActor(host, `h1.0.x.${n++}`, identity, t); return true; },
     forward: async (hostId, worker, req) => {
       forwarded.push({ hostId, worker, req });
       if (hostId === 'gone') throw new Error('503 no responders');
@@ -174,7 +178,7 @@ describe('LongPoll sessions (src/http/longpoll.ts)', () => {
     const parts: string[] = [];
     let refuseAfter = Infinity;
     const reg = new LongPollRegistry({
-      hostId: 'h1', worker: 0, secret: SECRET, windowMs: WINDOW, maxFrameBytes: 1024, maxForwardBytes: 200,
+      hostId: 'h1', worker: 0, verifyToken: () => Promise.reject(new Error('no auth in this test')), windowMs: WINDOW, maxFrameBytes: 1024, maxForwardBytes: 200,
       wheel: new TimerWheel(new SimulatedClock(), 25), logger: pino({ level: 'silent' }),
       startSession: () => false,
       forward: async (_h, _w, req) => { parts.push(req.body!); return parts.length > refuseAfter ? { status: 410, token: req.lp } : { status: 200 }; },

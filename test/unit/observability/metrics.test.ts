@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { ProcessMetrics, requestKind, statFamilies, STAT_METRICS } from '../../../src/observability/metrics.js';
 import { hostFamilies } from '../../../src/observability/host-metrics.js';
+import { authFamilies } from '../../../src/observability/auth-metrics.js';
 import { renderText } from '../../../src/observability/exposition.js';
 import { sandbarFamilies } from '../../helpers/metric-catalogue.js';
 import type { WorkerStats } from '../../../src/cluster/ipc.js';
@@ -9,6 +10,7 @@ const STATS: WorkerStats = {
   sessions: 3, heapUsed: 1, rss: 2, framesIn: 4, framesOut: 5, bytesOut: 6, crashes: 0, natsConnected: true, loopDelayMs: 1.5,
   masterShards: 10, replicaShards: 11, promotions: 1, handoffs: 2, pendingRequests: 0, roomDeliveries: 7, natsReconnects: 0,
   longpollSessions: 1, fenced: false, shardsWithoutMaster: 0,
+  eventsPublished: 0, eventsDropped: 0, eventsPending: 0, webhookDeliveries: 0, webhookFailures: 0, webhookDeadLetters: 0, apiUnauthorized: 0,
 };
 
 
@@ -69,8 +71,24 @@ describe('observability: Sandbar metrics by convention', () => {
     expect(text).to.include('sandbar_session_closes_total{reason="client"} 0\n');
     expect(text).to.include('sandbar_upgrades_refused_total{reason="accept_rate"} 1\n');
     expect(text).to.include('sandbar_upgrades_refused_total{reason="ip_rate"} 0\n');
-    expect(text).to.include('sandbar_auth_failures_total{code="SANDBAR_ERR_AUTH_INVALID"} 0\n');
     expect(text).to.include('sandbar_fences_total{reason="lease"} 0\n');
+  });
+
+  it('optional stats (a feature that is off) are exported as 0', () => {
+    const { eventsPublished: _e, ...without } = STATS;
+    expect(renderText(statFamilies(without as WorkerStats))).to.include('sandbar_events_published_total 0\n');
+  });
+
+  it('auth counters: refusals by code (the known ones from 0), the proxy\'s answers, JWKS fetches, revoked users', () => {
+    const none = renderText(authFamilies({ refused: {}, proxy: null, jwks: null, revokedUsers: 0 }));
+    expect(none).to.include('sandbar_auth_failures_total{code="SANDBAR_ERR_AUTH_REVOKED"} 0\n');
+    expect(none).to.include('sandbar_authz_proxy_answers_total{answer="failure"} 0\n');
+    const some = renderText(authFamilies({ refused: { SANDBAR_ERR_AUTH_EXPIRED: 3 }, proxy: { requests: 9, allowed: 5, denied: 2, failures: 2, cacheHits: 4 }, jwks: { fetches: 7, failures: 1 }, revokedUsers: 2 }));
+    expect(some).to.include('sandbar_auth_failures_total{code="SANDBAR_ERR_AUTH_EXPIRED"} 3\n');
+    expect(some).to.include('sandbar_authz_proxy_answers_total{answer="deny"} 2\n');
+    expect(some).to.include('sandbar_authz_proxy_cache_hits_total 4\n');
+    expect(some).to.include('sandbar_jwks_fetch_failures_total 1\n');
+    expect(some).to.include('sandbar_revoked_users 2\n');
   });
 
   it('build info carries the versions as labels, value 1', () => {
