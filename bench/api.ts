@@ -48,7 +48,7 @@ const MAIN = fileURLToPath(new URL('../src/main.js', import.meta.url));
 interface Opts { workers: number; seconds: number; warmup: number; senders: number; window: number; posters: number; rooms: number }
 
 async function startSandbar(dir: string, natsUrl: string, workers: number, flags: Record<string, string | number | boolean>): Promise<ServerHandle & { apiPort: number }> {
-  const args = [MAIN, 'start', '--http.host=127.0.0.1', '--http.port=0', `--cluster.workers=${workers}`, `--nats.servers=${natsUrl}`, '--nats.embedded=false',
+  const args = [MAIN, 'start', '--http.host=127.0.0.1', '--http.port=0', '--admin.port=0', `--cluster.workers=${workers}`, `--nats.servers=${natsUrl}`, '--nats.embedded=false',
     `--auth.secret=${SECRET}`, `--dataDir=${dir}`, '--hostId=bench', '--http.ipConnectRate=0', '--http.ipMaxSessions=0', '--http.acceptRate=0', '--session.ratePerSecond=0',
     ...Object.entries(flags).map(([k, v]) => `--${k}=${v}`)];
   const h = await spawnServer({ name: 'sandbar', command: process.execPath, args, logPath: join(dir, 'sandbar.log'), readyTimeoutMs: 30000, readyMsg: 'host ready' });

@@ -132,7 +132,7 @@ rooms = [{ match = "pub-*", join = "public" }, { match = "prx-*", join = "proxy"
   const nats = await startNats(dir, join(dir, 'nats.log'));
   const host = await spawnServer({
     name: 'sandbar', command: process.execPath, logPath: join(dir, 'sandbar.log'), readyTimeoutMs: 30000, readyMsg: 'host ready',
-    args: [here('../src/main.js'), 'start', '--config', conf, '--http.host=127.0.0.1', '--http.port=0', `--cluster.workers=${workers}`,
+    args: [here('../src/main.js'), 'start', '--config', conf, '--http.host=127.0.0.1', '--http.port=0', '--admin.port=0', `--cluster.workers=${workers}`,
       `--nats.servers=${nats.url}`, '--nats.embedded=false', `--auth.secret=${SECRET}`, '--auth.legacyTokens=true', `--dataDir=${join(dir, 'data')}`,
       '--http.ipConnectRate=0', '--http.ipMaxSessions=0', '--http.acceptRate=0', '--log.level=info'],
   });

@@ -24,7 +24,11 @@
  *          every target, for latency at the same absolute load.
  * With --persistence snapshots,log Sandbar runs once per persistence.mode in
  * every repeat (its own row each), and the log/snapshots ratios of peak
- * throughput and delivery p50 are reported (docs/durability.md).
+ * throughput and delivery p50 are reported (docs/durability.md). With
+ * --histograms on,off it runs once with metrics.histograms = true and once
+ * with false in every repeat, and the off/on ratios of peak throughput and
+ * server CPU per dm are reported: the cost of timing every request
+ * (docs/benchmarks.md, "Cost of the metrics").
  * Server CPU per delivered dm: utime+stime of the server's process tree over
  * the measured interval, nats-server included for Sandbar (it routes the
  * messages between Sandbar's workers).
@@ -64,6 +68,7 @@ export const DM_FLAGS: Flags = {
   'max-minutes': { doc: 'Bound on the whole run: what is left is skipped and the partial table printed.', default: '30 (3 with --quick)' },
   sandbar: { doc: 'Sandbar entry point.', default: 'dist/src/main.js' },
   persistence: { doc: 'Comma-separated persistence.mode values (snapshots, log, none): Sandbar runs once with each in every repeat, its own row; log/snapshots ratios are reported.' },
+  histograms: { doc: 'on,off: Sandbar runs with metrics.histograms true and false in every repeat, its own row each; off/on ratios of peak and CPU per dm are reported (not with --persistence).' },
   'sandbar-args': { doc: 'Extra flags for `sandbar start`, space-separated (e.g. "--user.inboxMax=100000").' },
   'cpu-prof': { boolean: true, doc: 'Start every server with --cpu-prof (profiles of primary and workers in <log-dir>/<target>-*/prof, written at exit).' },
   json: { doc: 'Also write every run\'s raw result to this file.' },
@@ -93,6 +98,8 @@ export interface DmSettings {
   sandbarArgs: string[];
   /** persistence.mode values to run Sandbar with (empty: its configured default only). */
   persistence: string[];
+  /** Sandbar's variants in every repeat: the persistence modes, or histograms-on/-off (empty: one run as configured). */
+  variants: string[];
   cpuProf: boolean;
   jsonPath: string | undefined;
   logDir: string;
@@ -185,11 +192,26 @@ export function dmSettings(argv: string[]): DmSettings | undefined {
     sandbarMain: f.get('sandbar') ?? here('../src/main.js'),
     sandbarArgs: (f.get('sandbar-args') ?? '').split(/\s+/).filter(Boolean),
     persistence: persistenceModes(f.get('persistence')),
+    variants: variantsOf(persistenceModes(f.get('persistence')), f.get('histograms')),
     cpuProf: boolFlag(f, 'cpu-prof'),
     jsonPath: f.get('json'),
     logDir,
     secret: randomBytes(16).toString('hex'),
   };
+}
+
+function variantsOf(persistence: string[], histograms: string | undefined): string[] {
+  if (histograms === undefined) return persistence;
+  if (persistence.length) throw new UsageError('--histograms and --persistence cannot be combined: each makes its own variants');
+  const v = histograms.split(',').map((x) => x.trim()).filter(Boolean);
+  for (const x of v) if (x !== 'on' && x !== 'off') throw new UsageError(`--histograms: "${x}" is not on or off`);
+  return v.map((x) => `histograms-${x}`);
+}
+
+/** The sandbar flags of a variant. */
+function variantArgs(variant: string): string[] {
+  if (variant.startsWith('histograms-')) return [`--metrics.histograms=${variant === 'histograms-on'}`];
+  return [`--persistence.mode=${variant}`];
 }
 
 function persistenceModes(v: string | undefined): string[] {
@@ -246,7 +268,7 @@ function fmtPhase(p: PhaseResult): string {
 
 export async function runDmOnce(s: DmSettings, target: TargetName, repeat: number, variant?: string): Promise<DmRun> {
   const r: DmRun = { target, ...(variant ? { variant } : {}), repeat, startedAt: new Date().toISOString(), clients: 2 * s.pairs, ready: 0, paced: [] };
-  const sandbarArgs = variant ? [...s.sandbarArgs, `--persistence.mode=${variant}`] : s.sandbarArgs;
+  const sandbarArgs = variant ? [...s.sandbarArgs, ...variantArgs(variant)] : s.sandbarArgs;
   let t: RunningTarget | undefined;
   let fleet: WorkloadFleet | undefined;
   try {
@@ -324,7 +346,7 @@ export function dmReport(s: DmSettings, runs: DmRun[]): DmSummary {
   const headers = ['target', 'runs', 'pairs crossing', 'peak dm/s', 'server CPU us/dm (nats)'];
   for (const pt of points) headers.push(`@${pt.label}: dm/s`, 'deliv p50/p90/p99 ms', 'ok p50/p90/p99 ms');
   const body: string[][] = [];
-  const rows = s.targets.flatMap((target) => (target === 'sandbar' && s.persistence.length ? s.persistence : [undefined]).map((variant) => ({ target, variant })));
+  const rows = s.targets.flatMap((target) => (target === 'sandbar' && s.variants.length ? s.variants : [undefined]).map((variant) => ({ target, variant })));
   for (const { target, variant } of rows) {
     const label = variant ? `${target} (${variant})` : target;
     const mine = runs.filter((r) => r.target === target && r.variant === variant && !r.error && r.peak);
@@ -352,14 +374,14 @@ export function dmReport(s: DmSettings, runs: DmRun[]): DmSummary {
       pts[pt.key] = v;
       row.push(num(v.rate), `${num(v.p50, 2)}/${num(v.p90, 2)}/${num(v.p99, 2)}`, `${num(v.okP50, 2)}/${num(ok90, 2)}/${num(ok99, 2)}`);
     }
-    perTarget[variant && variant !== s.persistence[0] ? label : target] = { ...(peak !== undefined ? { peak } : {}), ...(cpu !== undefined ? { cpu } : {}), ...(nats !== undefined ? { nats } : {}), ...(crossShare !== undefined ? { crossShare } : {}), points: pts };
+    perTarget[variant && variant !== s.variants[0] ? label : target] = { ...(peak !== undefined ? { peak } : {}), ...(cpu !== undefined ? { cpu } : {}), ...(nats !== undefined ? { nats } : {}), ...(crossShare !== undefined ? { crossShare } : {}), points: pts };
     body.push(row);
   }
   const lines = [table(headers, body), ''];
   lines.push('Server CPU: utime+stime of the server process tree over the measured interval of the peak phase, per delivered dm; for Sandbar it includes nats-server (in brackets: its part).');
   const ratios: DmSummary['ratios'] = { points: {} };
   let summary = `SUMMARY dm (pairs=${s.pairs}, workers=${s.workers}): `;
-  const v0 = s.persistence[0];
+  const v0 = s.variants[0];
   if (s.targets.includes('sandbar') && s.persistence.includes('log') && s.persistence.includes('snapshots')) {
     const first = pointsOf(s)[0];
     const peak = pairedRatio(runs, 'sandbar', 'sandbar', (r) => r.peak?.throughput, 'log', 'snapshots');
@@ -367,6 +389,14 @@ export function dmReport(s: DmSettings, runs: DmRun[]): DmSummary {
     lines.push('', 'persistence.mode log / snapshots (median over repeats of the per-repeat ratio):');
     lines.push(`  peak throughput ${times(peak)} (goal >= 0.6: ${peak !== undefined && peak >= 0.6 ? 'met' : 'NOT met'})${first ? `, delivery p50 at ${first.label} ${times(p50)}` : ''}`);
     summary += `log/snapshots peak ${times(peak)}${first ? ` p50 ${times(p50)}` : ''}; `;
+  }
+  if (s.targets.includes('sandbar') && s.variants.includes('histograms-on') && s.variants.includes('histograms-off')) {
+    const peak = pairedRatio(runs, 'sandbar', 'sandbar', (r) => r.peak?.throughput, 'histograms-off', 'histograms-on');
+    const cpu = pairedRatio(runs, 'sandbar', 'sandbar', (r) => r.peak?.serverCpuPerMsgUs, 'histograms-on', 'histograms-off');
+    const met = peak !== undefined && cpu !== undefined && peak <= 1.03 && cpu <= 1.03;
+    lines.push('', 'metrics.histograms: peak throughput off / on, and server CPU per dm on / off (median over repeats of the per-repeat ratio):');
+    lines.push(`  peak ${times(peak)}, CPU per dm ${times(cpu)} (goal: both <= 1.03, a cost of at most 3 %: ${met ? 'met' : 'NOT met'})`);
+    summary += `histograms peak off/on ${times(peak)} cpu on/off ${times(cpu)}; `;
   }
   if (s.targets.includes('sandbar') && s.targets.includes('socketio')) {
     ratios.peak = pairedRatio(runs, 'sandbar', 'socketio', (r) => r.peak?.throughput, v0);
@@ -420,8 +450,8 @@ export async function runDmBench(s: DmSettings): Promise<{ runs: DmRun[]; stoppe
         stoppedEarly = `--max-minutes reached before ${target} repeat ${rep}`;
         break outer;
       }
-      for (const variant of target === 'sandbar' && s.persistence.length ? s.persistence : [undefined]) {
-        log(`dm: ${target}${variant ? ` (persistence.mode ${variant})` : ''}, ${s.pairs} pairs, workers=${s.workers}, repeat ${rep}/${s.repeat}`);
+      for (const variant of target === 'sandbar' && s.variants.length ? s.variants : [undefined]) {
+        log(`dm: ${target}${variant ? ` (${variant})` : ''}, ${s.pairs} pairs, workers=${s.workers}, repeat ${rep}/${s.repeat}`);
         runs.push(await runDmOnce(s, target, rep, variant));
       }
     }

@@ -193,7 +193,7 @@ async function startTarget(s: Settings, target: Target, policy: Policy, dir: str
       command: process.execPath,
       args: [
         s.sandbarMain, 'start',
-        '--http.port=0',
+        '--http.port=0', '--admin.listener=public',
         `--cluster.workers=${s.workers}`,
         `--cluster.schedulingPolicy=${policy}`,
         `--nats.servers=nats://127.0.0.1:${nats.port}`,

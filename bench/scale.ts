@@ -343,7 +343,7 @@ async function main(): Promise<number> {
       command: process.execPath,
       args: [
         sandbarMain, 'start',
-        '--http.host=127.0.0.1', '--http.port=0',
+        '--http.host=127.0.0.1', '--http.port=0', '--admin.listener=public',
         `--cluster.workers=${p.workers}`, '--cluster.schedulingPolicy=rr',
         // A worker busy for seconds during the ramp on an overloaded machine must not be killed as hung.
         '--cluster.workerHangMs=60000',

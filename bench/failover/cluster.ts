@@ -70,7 +70,7 @@ export async function startHosts(o: {
       name: hostId,
       command: process.execPath,
       args: [
-        o.sandbarMain, 'start', `--hostId=${hostId}`, '--http.host=127.0.0.1', '--http.port=0', `--cluster.workers=${o.workers}`,
+        o.sandbarMain, 'start', `--hostId=${hostId}`, '--http.host=127.0.0.1', '--http.port=0', '--admin.listener=public', `--cluster.workers=${o.workers}`,
         `--nats.servers=${servers}`, '--nats.embedded=false', `--auth.secret=${o.secret}`, '--authz.default=public', `--dataDir=${dataDir}`,
         '--log.level=info', '--session.idleTimeoutMs=600000', '--cluster.workerHangMs=60000',
         // Clients from a few loopback addresses at full speed: no per-IP, admission or frame-rate limits.

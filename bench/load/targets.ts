@@ -70,7 +70,7 @@ export async function startTarget(name: TargetName, o: TargetOptions, tag: strin
         args: [
           ...profArgs(o, dir),
           o.sandbarMain, 'start',
-          '--http.port=0',
+          '--http.port=0', '--admin.listener=public',
           `--cluster.workers=${o.workers}`,
           `--cluster.schedulingPolicy=${o.policy}`,
           `--nats.servers=nats://127.0.0.1:${nats.port}`,

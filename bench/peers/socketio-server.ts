@@ -56,8 +56,8 @@ function renderMetrics(stats: ReadonlyMap<number, WorkerStats>): string {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
     for (const i of ids) lines.push(`${name}{worker="${i}"} ${pick(stats.get(i)!)}`);
   };
-  metric('sandbar_process_heap_used_bytes', 'V8 heap used by the worker process.', (s) => s.heapUsed);
-  metric('sandbar_process_resident_memory_bytes', 'Resident set size of the worker process.', (s) => s.rss);
+  metric('nodejs_heap_size_used_bytes', 'V8 heap used by the worker process.', (s) => s.heapUsed);
+  metric('process_resident_memory_bytes', 'Resident set size of the worker process.', (s) => s.rss);
   metric('sandbar_sessions', 'Connected Socket.IO sockets in the worker.', (s) => s.sessions);
   return lines.join('\n') + '\n';
 }

@@ -8,8 +8,8 @@
  *
  * Prints `{"msg":"host ready","port":<port>,...}` on stdout once every worker
  * listens. `GET /metrics` (on any worker) returns, for every worker i:
- *   sandbar_process_heap_used_bytes{worker="i"}        process.memoryUsage().heapUsed
- *   sandbar_process_resident_memory_bytes{worker="i"}  process.memoryUsage().rss
+ *   nodejs_heap_size_used_bytes{worker="i"}            process.memoryUsage().heapUsed
+ *   process_resident_memory_bytes{worker="i"}          process.memoryUsage().rss
  *   sandbar_sessions{worker="i"}                       open WebSocket connections
  * The primary collects these from every worker over cluster IPC every 500 ms;
  * the worker serving the GET asks the primary for the latest set.
@@ -57,8 +57,8 @@ function renderMetrics(stats: ReadonlyMap<number, WorkerStats>): string {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
     for (const i of ids) lines.push(`${name}{worker="${i}"} ${pick(stats.get(i)!)}`);
   };
-  metric('sandbar_process_heap_used_bytes', 'V8 heap used by the worker process.', (s) => s.heapUsed);
-  metric('sandbar_process_resident_memory_bytes', 'Resident set size of the worker process.', (s) => s.rss);
+  metric('nodejs_heap_size_used_bytes', 'V8 heap used by the worker process.', (s) => s.heapUsed);
+  metric('process_resident_memory_bytes', 'Resident set size of the worker process.', (s) => s.rss);
   metric('sandbar_sessions', 'Open WebSocket sessions in the worker.', (s) => s.sessions);
   return lines.join('\n') + '\n';
 }

@@ -5,8 +5,8 @@
  *
  * `cid` is the correlation id of a request (0: no reply wanted) and `rw` the
  * address of the worker waiting for the reply: replies are published to that
- * worker's subject, not to a per-request inbox (DESIGN.md 3a: no request()
- * per message on hot paths).
+ * worker's subject, not to a per-request inbox (no request() per message on
+ * hot paths: docs/architecture.md, "Users, rooms and shards").
  */
 import type { WireError } from '../errors.js';
 

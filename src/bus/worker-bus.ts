@@ -3,9 +3,10 @@
  * command subjects of the shards it masters, room subjects while it has
  * members there, and the control subject.
  *
- * Requests follow DESIGN.md 3a: publish with the correlation id and this
- * worker's address, keep the pending request in a Map, and expire or resend
- * it from one shared coarse timer; no nc.request() per message. A target in
+ * Requests publish with the correlation id and this worker's address, keep
+ * the pending request in a Map, and expire or resend it from one shared
+ * coarse timer; no nc.request() per message (docs/architecture.md, "Users,
+ * rooms and shards"). A target in
  * this same worker is called in-process through the same path, with the same
  * semantics. Every command is idempotent (dm and msg carry a message id the
  * actor dedups), so resending while a shard has no responder (start-up, a
@@ -16,6 +17,7 @@ import { errors, type NatsConnection, type Subscription } from '@nats-io/transpo
 import { SandbarError, fromWire, type WireError } from '../errors.js';
 import type { TimerEntry, TimerWheel } from '../actors/timer-wheel.js';
 import type { Logger } from '../observability/logger.js';
+import { metrics } from '../observability/metrics.js';
 import type { Subjects } from './subjects.js';
 import type { Cmd, CtlMsg, HistoryQuery, WorkerAddr, WorkerMsg } from './messages.js';
 import type { ReplMsg, ShardMsg } from '../actors/replication.js';
@@ -212,6 +214,7 @@ export class WorkerBus {
     if (!set) return;
     const now = this.wheel.clock.now();
     for (const p of set) {
+      metrics.resends.inc('new_master');
       this.cast(p.shard, p.cmd);
       p.resends = 0;
       this.wheel.schedule(p, Math.min(p.deadline, now + this.opts.resendMs));
@@ -223,9 +226,11 @@ export class WorkerBus {
     if (now >= p.deadline) {
       this.pending.delete(p.cid);
       this.unindex(p);
+      metrics.requestTimeouts++;
       p.target.onReply(false, undefined, new SandbarError('SANDBAR_ERR_UNAVAILABLE', `shard ${p.shard} did not answer within ${this.opts.timeoutMs} ms (request.timeoutMs)`));
       return;
     }
+    metrics.resends.inc('timeout');
     this.cast(p.shard, p.cmd);
     // Backs off (×2 per resend, at most 4 × resendMs): a slow master is not
     // buried under copies of what it is already working on.
@@ -289,6 +294,8 @@ export class WorkerBus {
       this.pending.delete(msg.cid);
       this.unindex(p);
       this.wheel.cancel(p);
+      // The request was first sent timeoutMs before its deadline; no clock is read with the histograms off.
+      metrics.reply(p.cmd.op, metrics.histograms ? this.wheel.clock.now() - p.deadline + this.opts.timeoutMs : 0);
       if (msg.ok) p.target.onReply(true, msg.res, null);
       else p.target.onReply(false, undefined, fromWire(msg.err));
     } else if (msg.t === 'deliver') {

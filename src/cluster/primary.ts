@@ -9,7 +9,9 @@ import { accessSync, constants } from 'node:fs';
 import type { SandbarConfig } from '../config/types.js';
 import { ErrorCodes, SandbarError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import { renderMetrics } from '../observability/metrics.js';
+import { MetricsGatherer } from '../observability/gather.js';
+import { hostFamilies } from '../observability/host-metrics.js';
+import { runtimeFamilies, startRuntimeMetrics } from '../observability/runtime-metrics.js';
 import { natsReachable, startEmbeddedNats, type EmbeddedNats } from '../bus/embedded.js';
 import { connectBus, natsAuthOptions, type NatsConnection } from '../bus/connection.js';
 import { ExitStreaks, RESTORE_HANG_FACTOR, RestartPolicy, SAME_EXIT_IN_A_ROW, classifyExit } from './supervisor.js';
@@ -46,7 +48,8 @@ interface Slot {
   answered: boolean;
 }
 
-
+/** How long a scrape waits for the workers' metrics (the worker that took it waits 3 s for the primary). */
+const SCRAPE_TIMEOUT_MS = 1500;
 
 export const EXIT = { ok: 0, software: 70, unavailable: 69, config: 78, gaveUp: 1 } as const;
 
@@ -59,6 +62,12 @@ export class Primary {
   private pinger: NodeJS.Timeout | null = null;
   private readyLogged = false;
   private port = 0;
+  private adminPort: number | null = null;
+  /** Asks the workers for their metrics at each scrape (src/observability/gather.ts). */
+  private readonly gatherer: MetricsGatherer;
+  /** Times the cluster lease was lost, and whether the host acts as master now. */
+  private leaseLost = 0;
+  private acting = true;
   private pingSeq = 0;
   /** When pingAll last ran (0: never), to tell the primary's own stalls from a worker's. */
   private lastPingAt = 0;
@@ -78,12 +87,30 @@ export class Primary {
     this.policy = new RestartPolicy({ maxRestarts: c.maxRestarts, windowMs: c.restartWindowMs, backoffMs: c.restartBackoffMs });
     this.api = new ApiForwarder(() => this.slots.filter((s) => s.serving && s.worker?.isConnected()).map((s) => s.worker!), config.request.timeoutMs + 2000);
     this.heapMb = workerHeapMb(config);
+    this.gatherer = new MetricsGatherer({
+      hostId: config.hostId,
+      workers: () => this.slots.filter((s) => s.worker?.isConnected()).map((s) => ({ index: s.index, ask: (id: number) => s.worker!.send({ t: 'scrape', id } satisfies ToWorker) })),
+      own: async () => ({ host: hostFamilies(this.hostState()), process: await runtimeFamilies() }),
+    }, SCRAPE_TIMEOUT_MS);
+  }
+
+  /** What the host-level metrics say now. */
+  private hostState(): Parameters<typeof hostFamilies>[0] {
+    const members = this.membership?.members() ?? [];
+    return {
+      version: VERSION, node: process.version, nats: this.nc?.info?.version ?? '',
+      restarts: this.policy.total, workers: this.config.cluster.workers, workersUp: this.slots.filter((s) => s.listening).length,
+      hosts: members.length, suspectHosts: members.filter((m) => m.suspect).length,
+      natsConnected: this.nc !== null && !this.nc.isClosed(),
+      leaseValid: this.lease ? Date.now() < this.lease.okUntil() : null, leaseLost: this.leaseLost,
+    };
   }
 
   async start(): Promise<void> {
     const { config, logger } = this;
     // systemd's watchdog (WatchdogSec) is fed while the primary's loop runs; a no-op outside systemd.
     startWatchdog();
+    startRuntimeMetrics();
     process.on('SIGTERM', () => void this.stop(EXIT.ok, 'SIGTERM'));
     process.on('SIGINT', () => void this.stop(EXIT.ok, 'SIGINT'));
 
@@ -162,6 +189,7 @@ export class Primary {
         slot.listening = true;
         slot.lastPong = performance.now();
         this.port = msg.port;
+        this.adminPort = msg.adminPort;
         if (!this.membership && this.slots.every((s) => s.listening)) {
           // Join the cluster only with every worker up, so shards are not
           // first placed on one worker and then moved.
@@ -177,20 +205,21 @@ export class Primary {
         slot.serving = true;
         if (!this.readyLogged && this.slots.every((s) => s.serving)) {
           this.readyLogged = true;
-          this.logger.info({ port: this.port, workers: this.slots.length, hostId: this.config.hostId }, 'host ready');
+          this.logger.info({ port: this.port, adminPort: this.adminPort, workers: this.slots.length, hostId: this.config.hostId }, 'host ready');
           void notifyReady(`host ready: ${this.slots.length} workers on port ${this.port} (${this.config.hostId})`);
         }
         break;
       case 'api':
         this.api.onReply(msg);
         break;
-      case 'metrics?': {
-        const stats = new Map<number, WorkerStats>();
-        for (const s of this.slots) if (s.stats) stats.set(s.index, s.stats);
-        const text = renderMetrics(this.config.hostId, stats, { restarts: this.policy.total });
-        w.send({ t: 'metrics', id: msg.id, text } satisfies ToWorker);
+      case 'metrics?':
+        void this.gatherer.gather()
+          .catch((err: Error) => ({ status: 503 as const, text: `# metrics unavailable: ${err.message}\n` }))
+          .then((r) => { if (w.isConnected()) w.send({ t: 'metrics', id: msg.id, status: r.status, text: r.text } satisfies ToWorker); });
         break;
-      }
+      case 'scraped':
+        this.gatherer.onFamilies(slot.index, msg.id, msg.families);
+        break;
     }
   }
 
@@ -212,6 +241,8 @@ export class Primary {
     this.lease = new Lease(this.ownership!, c.hostId, this.incarnation, { heartbeatMs: c.cluster.heartbeatMs, selfFenceMs: c.cluster.selfFenceMs },
       () => membership.majorityHeardAt(),
       (okUntil, acting) => {
+        if (this.acting && !acting) this.leaseLost++;
+        this.acting = acting;
         membership.setActing(acting);
         for (const s of this.slots) if (s.listening && s.worker?.isConnected()) s.worker.send({ t: 'lease', okUntil } satisfies ToWorker);
       },
@@ -247,7 +278,8 @@ export class Primary {
           this.logger.info({ level }, 'log level changed by an operator');
         },
       })],
-      onError: (err, endpoint) => this.logger.error({ err, endpoint }, 'admin endpoint failed'),
+      // The operator who asked gets the error; nothing is lost.
+      onError: (err, endpoint) => this.logger.warn({ err, endpoint }, 'admin endpoint failed'),
     });
   }
 
@@ -284,18 +316,23 @@ export class Primary {
     const late = this.lastPingAt === 0 ? 0 : Math.max(0, now - this.lastPingAt - this.config.cluster.workerPingMs);
     this.lastPingAt = now;
     const n = ++this.pingSeq;
+    const ping = this.pingMsg(n);
     const suspects: Slot[] = [];
     for (const slot of this.slots) {
       const w = slot.worker;
       if (!w || w.isDead()) continue;
       if (late > 0) slot.lastPong = Math.min(now, slot.lastPong + late);
       if (now - slot.lastPong > this.config.cluster.workerHangMs) suspects.push(slot);
-      else if (w.isConnected()) w.send({ t: 'ping', n } satisfies ToWorker);
+      else if (w.isConnected()) w.send(ping);
     }
     // Decide after this turn's I/O: pongs already in the IPC pipe are read
     // first, so a worker whose answer was queued behind the primary's own
     // work is not killed for it.
     if (suspects.length > 0) setImmediate(() => this.killSilent(suspects, n));
+  }
+
+  private pingMsg(n: number): ToWorker {
+    return { t: 'ping', n, restarts: this.policy.total, suspect: (this.membership?.members() ?? []).filter((m) => m.suspect).map((m) => m.hostId) };
   }
 
   private killSilent(suspects: readonly Slot[], n: number): void {
@@ -311,14 +348,14 @@ export class Primary {
           slot.lateLogged = true;
           this.logger.warn({ workerIndex: slot.index, pid: w.process.pid, silentMs: Math.round(silent), waitUpToMs: hangMs * RESTORE_HANG_FACTOR }, `worker is ${state} and late answering pings; not killed yet`);
         }
-        if (w.isConnected()) w.send({ t: 'ping', n } satisfies ToWorker);
+        if (w.isConnected()) w.send(this.pingMsg(n));
       } else if (silent > hangMs) {
         slot.killedAsHung = true;
         this.logger.error({ workerIndex: slot.index, pid: w.process.pid, silentMs: Math.round(silent), restoring: slot.restoring, starting: !slot.answered },
           `worker stopped answering pings${state ? ` while ${state}` : ''}; killing it (SIGKILL)`);
         w.process.kill('SIGKILL');
       } else if (w.isConnected()) {
-        w.send({ t: 'ping', n } satisfies ToWorker);
+        w.send(this.pingMsg(n));
       }
     }
   }
@@ -336,6 +373,7 @@ export class Primary {
     slot.serving = false;
     slot.stats = null;
     slot.restoring = false;
+    this.gatherer.onWorkerGone(slot.index);
     if (this.stopping) return;
     // The cluster (and our own workers) see the worker gone from the view: its
     // sessions leave every user and room, its shards are promoted.
@@ -353,7 +391,10 @@ export class Primary {
       void this.stop(EXIT.gaveUp, 'restart intensity exceeded');
       return;
     }
-    this.logger.warn({ workerIndex: slot.index, exitCode: code, signal, exitKind: cause.kind, restartInMs: delay, restartsInWindow: this.policy.inWindow }, 'worker died; restarting');
+    // A worker that exits 0 was stopped on purpose (SIGTERM to recycle it); any other exit dropped its sessions and is a fault to look into.
+    const detail = { workerIndex: slot.index, exitCode: code, signal, exitKind: cause.kind, restartInMs: delay, restartsInWindow: this.policy.inWindow };
+    if (code === 0) this.logger.info(detail, 'worker exited; restarting');
+    else this.logger.error(detail, 'worker died; restarting');
     setTimeout(() => { if (!this.stopping) this.fork(slot.index); }, delay);
   }
 

@@ -106,6 +106,10 @@ export const schema = {
   'longpoll.windowMs': { type: 'integer', default: 10000, min: 100, max: 60000, unit: 'ms', doc: 'How long a LongPoll poll is held when no frame waits; answered 204 after it. Keep it below the phoenix client\'s longpollerTimeout (20 s by default). A LongPoll session with no poll for session.idleTimeoutMs is closed.' },
 
   'admin.token': { type: 'string', default: '', allowEmpty: true, doc: 'Token that opens the cluster page (/cluster) and its channel. Empty (default): the cluster page is off (404).' },
+  'admin.listener': { type: 'enum', default: 'internal', values: ['internal', 'public'], doc: 'Where the operator endpoints (/metrics, /cluster) are served: "internal" (default) on their own listener at admin.host:admin.port, so the public port serves only WebSocket, LongPoll, the demo page and health; "public" on the public listener (http.host:http.port) too, with no second listener.' },
+  'admin.host': { type: 'string', default: '127.0.0.1', doc: 'Address the internal listener (admin.listener = "internal") binds: loopback by default; an address on a private network for a Prometheus on another machine. Never a public one.' },
+  'admin.port': { type: 'integer', default: 4001, min: 0, max: 65535, doc: 'Port of the internal listener (/metrics, /cluster, health); 0 picks a free one (logged at start). Each host on one machine needs its own.' },
+  'metrics.histograms': { type: 'boolean', default: true, doc: 'Time requests (dm, room msg, join) and shard takeovers into the latency histograms of /metrics. false: counters only (to measure what the timing costs; docs/benchmarks.md).' },
 
   shards: { type: 'integer', default: 1024, min: 1, max: 65536, unit: 'count', doc: 'Number of shards users and rooms are hashed into (FNV-1a 32 of the id, mod shards). Every host of a cluster needs the same value.' },
   'replication.replicas': { type: 'integer', default: 1, min: 0, max: 5, unit: 'count', doc: 'Replicas per shard besides its master.' },
@@ -161,6 +165,7 @@ export const schema = {
   'webhooks.timeoutMs': { type: 'integer', default: 5000, min: 100, max: 600000, unit: 'ms', doc: 'A webhook request not answered 2xx within this is a failed attempt.' },
 
   'log.level': { type: 'enum', default: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], doc: 'pino log level.' },
+  'log.syslogPrefix': { type: 'enum', default: 'auto', values: ['auto', 'on', 'off'], doc: 'Start each log line with its syslog priority (<3> error, <4> warning, <6> info, <7> debug), which journald reads (SyslogLevelPrefix=, on by default), so journalctl -p works. "auto": when stdout is the journal (systemd\'s $JOURNAL_STREAM names it).' },
   'debug.faultInjection': { type: 'boolean', default: false, doc: 'Enables the fault-injection hooks used by tests (the "crash" event on echo: topics). Never enable in production.' },
 } as const satisfies Record<string, KeySpec>;
 

@@ -78,7 +78,8 @@ export interface SandbarConfig {
     readonly proxyToken?: string;
   };
   readonly longpoll: { readonly windowMs: number };
-  readonly admin: { readonly token: string };
+  readonly admin: { readonly token: string; readonly listener: 'internal' | 'public'; readonly host: string; readonly port: number };
+  readonly metrics: { readonly histograms: boolean };
   readonly session: {
     readonly idleTimeoutMs: number;
     readonly maxFrameBytes: number;
@@ -120,6 +121,6 @@ export interface SandbarConfig {
   };
   readonly message: { readonly maxBytes: number };
   readonly request: { readonly timeoutMs: number };
-  readonly log: { readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
+  readonly log: { readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; readonly syslogPrefix: 'auto' | 'on' | 'off' };
   readonly debug: { readonly faultInjection: boolean };
 }

@@ -22,6 +22,7 @@
 import type { Socket } from 'node:net';
 import type { ErrorCode } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
+import { metrics, type UpgradeRefusal } from '../observability/metrics.js';
 import { msUntilToken, rate, take, type Bucket, type Rate } from '../actors/rate-limit.js';
 
 export interface ConnectionLimitSettings {
@@ -95,7 +96,7 @@ export class ConnectionLimits {
     const now = this.now();
     const held = this.ipSessions.get(ip) ?? 0;
     if (this.maxPerIp > 0 && held >= this.maxPerIp) {
-      return this.refuse(ip, now, 429, 'SANDBAR_ERR_TOO_MANY_CONNECTIONS', `${ip} holds ${held} sessions on this worker, the most http.ipMaxSessions allows`, SESSIONS_RETRY_S);
+      return this.refuse('ip_sessions', ip, now, 429, 'SANDBAR_ERR_TOO_MANY_CONNECTIONS', `${ip} holds ${held} sessions on this worker, the most http.ipMaxSessions allows`, SESSIONS_RETRY_S);
     }
     const refused = this.rates(ip, now);
     if (refused) return refused;
@@ -119,7 +120,7 @@ export class ConnectionLimits {
     if (this.ipRate !== null) {
       const b = this.ipBucket(ip, now);
       if (!take(b, now, this.ipRate)) {
-        return this.refuse(ip, now, 429, 'SANDBAR_ERR_TOO_MANY_CONNECTIONS', `${ip} opens connections faster than http.ipConnectRate`, Math.ceil(msUntilToken(b, this.ipRate) / 1000));
+        return this.refuse('ip_rate', ip, now, 429, 'SANDBAR_ERR_TOO_MANY_CONNECTIONS', `${ip} opens connections faster than http.ipConnectRate`, Math.ceil(msUntilToken(b, this.ipRate) / 1000));
       }
     }
     if (this.acceptRate !== null && !take(this.acceptBucket, now, this.acceptRate)) {
@@ -130,7 +131,7 @@ export class ConnectionLimits {
       // Spread the refused clients over the seconds this worker needs to
       // admit them all, instead of sending them all back in one second.
       const retry = Math.ceil(++this.shed / (this.acceptRate.perMs * 1000));
-      return this.refuse(ip, now, 503, 'SANDBAR_ERR_OVERLOADED', 'this worker admits new sessions at http.acceptRate; retry later', Math.min(MAX_RETRY_S, retry));
+      return this.refuse('accept_rate', ip, now, 503, 'SANDBAR_ERR_OVERLOADED', 'this worker admits new sessions at http.acceptRate; retry later', Math.min(MAX_RETRY_S, retry));
     }
     return null;
   }
@@ -157,11 +158,15 @@ export class ConnectionLimits {
     return b;
   }
 
-  private refuse(ip: string, now: number, status: 429 | 503, code: ErrorCode, message: string, retryAfterS: number): Refusal {
+  private refuse(why: UpgradeRefusal, ip: string, now: number, status: 429 | 503, code: ErrorCode, message: string, retryAfterS: number): Refusal {
+    metrics.upgradesRefused.inc(why);
     this.refusedSinceLog[code] = (this.refusedSinceLog[code] ?? 0) + 1;
     if (now - this.lastLog >= 1000) {
       // One line a second at most, however hard the flood: counts since the last line and the latest address.
-      this.logger.warn({ refused: this.refusedSinceLog, ip, code }, 'connections refused before the upgrade (connection limits)');
+      // Shedding a reconnect storm (accept rate) is the limit doing its job: info. Clients refused for
+      // their address may be many users behind one proxy, which a person may need to fix: warn.
+      const byAddress = (this.refusedSinceLog.SANDBAR_ERR_TOO_MANY_CONNECTIONS ?? 0) > 0;
+      this.logger[byAddress ? 'warn' : 'info']({ refused: this.refusedSinceLog, ip, code }, 'connections refused before the upgrade (connection limits)');
       this.refusedSinceLog = {};
       this.lastLog = now;
     }

@@ -4,7 +4,7 @@
  * `sandbar_<cluster>_log` (file storage, subject `sandbar.<c>.log.<n>`), and
  * the entry's outputs (the client's `ok`) wait for its PubAck.
  *
- * No request per entry (DESIGN.md 3a): each append is a plain publish whose
+ * No request per entry (as for every hot path): each append is a plain publish whose
  * reply subject names the shard and seq under this worker's one PubAck
  * subscription, so many appends are in flight at once and an ack needs no
  * lookup table beyond the per-shard queue of entries not yet acked. A

@@ -1,5 +1,5 @@
 /**
- * Durability beyond the in-memory replicas (DESIGN.md 3b, docs/durability.md):
+ * Durability beyond the in-memory replicas (docs/durability.md):
  * one per worker, it writes the snapshots of the shards the worker masters
  * (periodically, only those that changed, and on a graceful stop with no
  * live successor), owns the durable log in mode "log", and loads a shard's

@@ -17,6 +17,8 @@ export interface ConfigHostHandle {
   readonly lines: LogLine[];
   /** The HTTP port from the "host ready" line (0 until then). */
   port: number;
+  /** The internal listener's port from the "host ready" line (0 until then; port with admin.listener = "public"). */
+  adminPort: number;
   stderr(): string;
   /** Resolves with the first log line (already seen, from index `from`, or future) matching pred. */
   waitFor(pred: (l: LogLine) => boolean, timeoutMs?: number, from?: number): Promise<LogLine>;
@@ -29,11 +31,14 @@ export interface ConfigHostHandle {
  * Spawns `sandbar start --config <config>` in its own process group and, unless
  * `noWait`, waits for "host ready". `env` is added to this process's
  * environment (after removing any inherited SANDBAR_* variable, so that only
- * the file and `env` configure the host).
+ * the file and `env` configure the host). The internal listener gets a free
+ * port (SANDBAR_ADMIN_PORT=0) unless `env` says otherwise: several test hosts
+ * share this machine, and the files' default, 4001, is one per machine.
  */
 export async function startHostFromConfig(config: string, opts: { env?: Record<string, string>; readyTimeoutMs?: number; noWait?: boolean } = {}): Promise<ConfigHostHandle> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('SANDBAR_')) env[k] = v;
+  env.SANDBAR_ADMIN_PORT = '0';
   Object.assign(env, opts.env ?? {});
   const proc = spawn(process.execPath, [MAIN, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'], env, detached: true });
   const lines: LogLine[] = [];
@@ -65,6 +70,7 @@ export async function startHostFromConfig(config: string, opts: { env?: Record<s
     config,
     lines,
     port: 0,
+    adminPort: 0,
     stderr: () => stderr,
     waitFor,
     exit,
@@ -84,6 +90,7 @@ export async function startHostFromConfig(config: string, opts: { env?: Record<s
     try {
       const ready = await waitFor((l) => l.msg === 'host ready', opts.readyTimeoutMs ?? 30000);
       handle.port = ready.port as number;
+      handle.adminPort = (ready.adminPort as number | null) ?? handle.port;
     } catch (err) {
       await handle.stop(2000);
       throw err;

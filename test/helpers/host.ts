@@ -19,6 +19,8 @@ export type LogLine = Record<string, unknown> & { msg?: string; level?: number; 
 export interface HostHandle {
   readonly proc: ChildProcess;
   readonly port: number;
+  /** The internal listener's port (/metrics, /cluster): from "host ready"; equal to port with admin.listener = "public". */
+  readonly adminPort: number;
   readonly url: string;
   readonly lines: LogLine[];
   /** stderr text (config errors, warnings). */
@@ -68,6 +70,8 @@ export async function startHost(opts: HostOptions): Promise<HostHandle> {
   const flags: Record<string, string | number | boolean> = {
     'http.host': '127.0.0.1',
     'http.port': 0,
+    // Every test host gets its own internal listener port (the default, 4001, is one per machine).
+    'admin.port': 0,
     'cluster.workers': opts.workers ?? 2,
     'nats.servers': opts.nats,
     'nats.embedded': false,
@@ -105,6 +109,7 @@ export async function startHost(opts: HostOptions): Promise<HostHandle> {
     });
   };
   let port = 0;
+  let adminPort = 0;
   if (!opts.noWait) {
     let ready: LogLine;
     try {
@@ -117,10 +122,12 @@ export async function startHost(opts: HostOptions): Promise<HostHandle> {
       throw err;
     }
     port = ready.port as number;
+    adminPort = (ready.adminPort as number | null) ?? port;
   }
   const handle: HostHandle = {
     proc,
     port,
+    adminPort,
     url: `ws://${opts.reachHost ?? '127.0.0.1'}:${port}`,
     lines,
     stderr: () => stderr,

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { once } from 'node:events';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSandbar, startHost, SECRET } from '../helpers/host.js';
@@ -57,6 +57,15 @@ describe('cli: sandbar check-config | token | start failures', function () {
       }
     });
   }
+
+  it('--version prints the version of package.json and exits 0, with no configuration needed', async () => {
+    const { version } = JSON.parse(readFileSync(join(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string };
+    for (const args of [['--version'], ['start', '--version'], ['version']]) {
+      const r = await run(args, { SANDBAR_HTTP_PROT: 'would be an error' });
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).to.equal(0);
+      expect(r.stdout).to.equal(`sandbar ${version}\n`);
+    }
+  });
 
   it('token mints a JWT that verifies for the user, with --ttl and --claims; token --check explains a refusal', async () => {
     const verifier = new TokenVerifier(loadConfig({ argv: [`--auth.secret=${SECRET}`], env: {} }).config.auth, pino({ level: 'silent' }));

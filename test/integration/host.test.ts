@@ -101,7 +101,7 @@ describe('host: phoenix client end to end', function () {
 
   it('/metrics: sessions per worker sum to the real number of open sessions, under load', async () => {
     const sum = async () => {
-      const text = await (await fetch(`http://127.0.0.1:${host.port}/metrics`)).text();
+      const text = await (await fetch(`http://127.0.0.1:${host.adminPort}/metrics`)).text();
       return [...text.matchAll(/^sandbar_sessions\{[^}]*\} (\d+)$/gm)].map((m) => Number(m[1]));
     };
     const settle = async (want: (n: number) => boolean) => {
@@ -150,7 +150,7 @@ describe('host: phoenix client end to end', function () {
     const deadline = Date.now() + 5000;
     // Stats arrive with the primary's pings (cluster.workerPingMs).
     while (Date.now() < deadline) {
-      text = await (await fetch(`http://127.0.0.1:${host.port}/metrics`)).text();
+      text = await (await fetch(`http://127.0.0.1:${host.adminPort}/metrics`)).text();
       const sum = [...text.matchAll(/^sandbar_sessions\{[^}]*\} (\d+)$/gm)].reduce((a, m) => a + Number(m[1]), 0);
       if (sum >= 1) break;
       await new Promise((r) => setTimeout(r, 200));
