@@ -48,13 +48,6 @@ import { authFamilies } from '../observability/auth-metrics.js';
 import type { ScrapeResult } from '../observability/gather.js';
 import { WORKER_ENV, type ToPrimary, type ToWorker, type WorkerStats } from './ipc.js';
 
-/**
- * A shard's state is sent to a replica or a new master in one NATS message;
- * what the storage budget counts is somewhat more than its JSON, and
- * presence travels with it, so a shard may count 3/4 of max_payload.
- */
-const SHARD_SHARE_OF_MAX_PAYLOAD = 0.75;
-
 export class WorkerHost implements SessionHost {
   readonly wheel: TimerWheel;
   /** Tens of ms: request resends and deadlines, presence batching. */
@@ -127,7 +120,6 @@ export class WorkerHost implements SessionHost {
     this.bus = bus;
     // Before any actor or channel exists: they find it through the bus.
     attachStorage(bus, this.storage);
-    this.storage.budget.capShards(Math.floor((nc.info?.max_payload ?? 1048576) * SHARD_SHARE_OF_MAX_PAYLOAD));
     const ownership = await Ownership.open(nc, c.cluster.name, this.logger);
     this.shardHost = new ShardHost(bus, c, this.wheel, this.fastWheel, this.logger, ownership);
     this.shardHost.events = this.apps.startEvents(nc);

@@ -31,8 +31,7 @@ const WARN_LOG_MS = 60_000;
 /**
  * Why a master refuses a write: `full`, the worker's budget; `share`, the
  * sender's share of it while the worker is past its warning mark; `shard`, the
- * shard's (persistence.maxSnapshotBytes, so its snapshot always fits, and
- * 3/4 of NATS's max_payload, so its replicas can be seeded);
+ * shard's (persistence.maxSnapshotBytes, so its snapshot always fits);
  * `log`, the durable log in JetStream is full.
  */
 export type Refusal = 'full' | 'share' | 'shard' | 'log';
@@ -76,8 +75,8 @@ export class StorageBudget {
   private readonly perShard: Float64Array;
   /** Bytes of stored messages per sender (user id), master and replica copies on this worker. */
   private readonly bySender = new Map<string, number>();
-  /** Most bytes one shard may hold: limits.perShard, lowered by {@link capShards}. */
-  shardCap: number;
+  /** Most bytes one shard may hold: limits.perShard (persistence.maxSnapshotBytes). */
+  readonly shardCap: number;
   private above = false;
   private lastWarn = -Infinity;
   private readonly logs = { full: new ThrottledLog(REFUSAL_LOG_MS), share: new ThrottledLog(REFUSAL_LOG_MS), shard: new ThrottledLog(REFUSAL_LOG_MS), log: new ThrottledLog(REFUSAL_LOG_MS) };
@@ -85,16 +84,6 @@ export class StorageBudget {
   constructor(readonly limits: BudgetLimits, private readonly logger: Logger | null = null, private readonly now: () => number = Date.now) {
     this.perShard = new Float64Array(limits.shards);
     this.shardCap = limits.perShard;
-  }
-
-  /**
-   * A shard's whole state travels in one NATS message when a replica is
-   * seeded or the shard is handed over (actors/shard-host.ts), so no shard
-   * may hold more than fits in one: the worker caps shards at a share of the
-   * server's max_payload once it knows it.
-   */
-  capShards(bytes: number): void {
-    if (bytes < this.shardCap) this.shardCap = bytes;
   }
 
   /** Counts delta bytes (negative: freed) in shard n. */
@@ -151,7 +140,7 @@ export class StorageBudget {
       } else if (why === 'share') {
         this.logger.warn({ code: 'SANDBAR_ERR_STORAGE_FULL', sender: from, senderBytes: Math.round(this.bySender.get(from!) ?? 0), senderShareBytes: this.limits.perSender, storedBytes: Math.round(this.bytes), refused }, 'storage past its warning mark: senders holding more than storage.senderSharePercent of the budget are refused, others still get in');
       } else if (why === 'shard') {
-        this.logger.error({ code: 'SANDBAR_ERR_STORAGE_FULL', shard, shardBytes: Math.round(this.perShard[shard!]!), shardCapBytes: this.shardCap, refused }, 'shard holds the most one shard may (persistence.maxSnapshotBytes, or 3/4 of the NATS max_payload its replicas are seeded with): new writes to it are refused');
+        this.logger.error({ code: 'SANDBAR_ERR_STORAGE_FULL', shard, shardBytes: Math.round(this.perShard[shard!]!), shardCapBytes: this.shardCap, refused }, 'shard holds the most one shard may (persistence.maxSnapshotBytes): new writes to it are refused');
       } else {
         this.logger.error({ code: 'SANDBAR_ERR_JETSTREAM_FULL', refused }, 'the durable log in JetStream is full: new writes are refused until snapshots trim it (persistence.logMaxBytes)');
       }

@@ -42,8 +42,6 @@ describe('storage/budget: the per-worker storage budget', () => {
     expect([b.refusedFull, b.refusedShard]).to.deep.equal([1, 1]);
     b.add(0, -500);
     expect(b.admit(0, 51, 'a')).to.equal(undefined);
-    b.capShards(100);
-    expect(b.admit(0, 51, 'a')).to.equal('shard');
   });
 
   it('past the warning mark, a sender holding more than its share is refused ("share") while others still get in', () => {
