@@ -169,7 +169,7 @@ describe('abuse: no client can take a host down (storage budget, quotas)', funct
     // The host stayed up: no worker died, none was killed as hung, no restart.
     expect(host.proc.exitCode).to.equal(null);
     expect(host.lines.slice(logFrom).filter(hungOrDied).map((l) => l.msg)).to.deep.equal([]);
-    expect((await metrics(host.port)).get('sandbar_worker_restarts_total')).to.equal(0);
+    expect((await metrics(host.adminPort)).get('sandbar_worker_restarts_total')).to.equal(0);
     // The ordinary pair: every push answered ok, every dm received, every ack ok.
     expect(ordinary.sent).to.be.greaterThan(2 * (ATTACK_MS / 250) * 0.8);
     expect(ordinary.failed).to.deep.equal([]);

@@ -40,7 +40,7 @@ describe('prometheus: what ships in deploy/prometheus passes promtool', function
     expect(config.status, config.out).to.equal(0);
     const rules = promtool(['check', 'rules', 'sandbar.rules.yml']);
     expect(rules.status, rules.out).to.equal(0);
-    expect(rules.out).to.match(/SUCCESS: 11 rules found/);
+    expect(rules.out).to.match(/SUCCESS: 12 rules found/);
   });
 
   it('promtool test rules: every alert fires where it should and not where it should not', () => {
@@ -158,7 +158,7 @@ describe('prometheus: a real Prometheus scraping a 3-host cluster', function () 
     }
     const rules = await prom.api<{ groups: { rules: { name: string; health: string; lastError?: string }[] }[] }>('rules');
     const loaded = rules.groups.flatMap((g) => g.rules);
-    expect(loaded).to.have.length(11);
+    expect(loaded).to.have.length(12);
     await eventually('every rule evaluated', async () => {
       const r = await prom.api<{ groups: { rules: { health: string }[] }[] }>('rules');
       return r.groups.flatMap((g) => g.rules).every((x) => x.health === 'ok') ? true : undefined;
