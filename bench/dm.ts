@@ -24,7 +24,11 @@
  *          every target, for latency at the same absolute load.
  * With --persistence snapshots,log Sandbar runs once per persistence.mode in
  * every repeat (its own row each), and the log/snapshots ratios of peak
- * throughput and delivery p50 are reported (docs/durability.md).
+ * throughput and delivery p50 are reported (docs/durability.md). With
+ * --histograms on,off it runs once with metrics.histograms = true and once
+ * with false in every repeat, and the off/on ratios of peak throughput and
+ * server CPU per dm are reported: the cost of timing every request
+ * (docs/benchmarks.md, "Cost of the metrics").
  * Server CPU per delivered dm: utime+stime of the server's process tree over
  * the measured interval, nats-server included for Sandbar (it routes the
  * messages between Sandbar's workers).
@@ -61,6 +65,8 @@ export const DM_FLAGS: Flags = targetBenchFlags(DM_SPEC, {
   'drain-s': { doc: 'After each phase, the longest wait for outstanding dms.', default: '5' },
   'timeout-ms': { doc: 'A dm not acknowledged and delivered within this is counted as a timeout.', default: '10000' },
   persistence: { doc: 'Comma-separated persistence.mode values (snapshots, log, none): Sandbar runs once with each in every repeat, its own row; log/snapshots ratios are reported.' },
+  histograms: { doc: 'on,off: Sandbar runs with metrics.histograms true and false in every repeat, its own row each; off/on ratios of peak and CPU per dm are reported (not with --persistence).' },
+  base: { doc: 'Another Sandbar build\'s entry point (e.g. main before a change, built in another checkout): Sandbar runs from --sandbar ("this") and from this one ("base") in every repeat, its own row each; this/base ratios of peak and CPU per dm are reported (not with --persistence or --histograms).' },
 });
 
 export interface DmSettings extends TargetBenchSettings {
@@ -79,6 +85,10 @@ export interface DmSettings extends TargetBenchSettings {
   timeoutMs: number;
   /** persistence.mode values to run Sandbar with (empty: its configured default only). */
   persistence: string[];
+  /** Sandbar's variants in every repeat: the persistence modes, histograms-on/-off, or this/base builds (empty: one run as configured). */
+  variants: string[];
+  /** --base: the other build's entry point. */
+  baseMain: string | undefined;
 }
 
 export interface PhaseResult {
@@ -148,8 +158,26 @@ export function dmSettings(argv: string[]): DmSettings | undefined {
       drainMs: numFlag(f, 'drain-s', 5, 0) * 1000,
       timeoutMs: intFlag(f, 'timeout-ms', 10000, 100),
       persistence: persistenceModes(f.get('persistence')),
+      variants: variantsOf(persistenceModes(f.get('persistence')), f.get('histograms'), f.get('base')),
+      baseMain: f.get('base'),
     };
   });
+}
+
+function variantsOf(persistence: string[], histograms: string | undefined, base: string | undefined): string[] {
+  if ([persistence.length > 0, histograms !== undefined, base !== undefined].filter(Boolean).length > 1) throw new UsageError('--persistence, --histograms and --base cannot be combined: each makes its own variants');
+  if (base !== undefined) return ['this', 'base'];
+  if (histograms === undefined) return persistence;
+  const v = histograms.split(',').map((x) => x.trim()).filter(Boolean);
+  for (const x of v) if (x !== 'on' && x !== 'off') throw new UsageError(`--histograms: "${x}" is not on or off`);
+  return v.map((x) => `histograms-${x}`);
+}
+
+/** The sandbar flags of a variant. */
+function variantArgs(variant: string): string[] {
+  if (variant === 'this' || variant === 'base') return [];
+  if (variant.startsWith('histograms-')) return [`--metrics.histograms=${variant === 'histograms-on'}`];
+  return [`--persistence.mode=${variant}`];
 }
 
 function persistenceModes(v: string | undefined): string[] {
@@ -206,9 +234,10 @@ function fmtPhase(p: PhaseResult): string {
 
 export function runDmOnce(s: DmSettings, target: TargetName, repeat: number, variant?: string): Promise<DmRun> {
   const r: DmRun = { target, ...(variant ? { variant } : {}), repeat, startedAt: new Date().toISOString(), clients: 2 * s.pairs, ready: 0, paced: [] };
-  const sandbarArgs = variant ? [...s.sandbarArgs, `--persistence.mode=${variant}`] : s.sandbarArgs;
+  const sandbarArgs = variant ? [...s.sandbarArgs, ...variantArgs(variant)] : s.sandbarArgs;
+  const sandbarMain = variant === 'base' ? s.baseMain! : s.sandbarMain;
   return runScoped(r, async (scope) => {
-    const t = scope.server(await startTarget(target, { ...s, sandbarArgs }, `dm-r${repeat}`));
+    const t = scope.server(await startTarget(target, { ...s, sandbarArgs, sandbarMain }, `dm-r${repeat}`));
     r.logDir = t.dir;
     const fleet = scope.fleet(await WorkloadFleet.start({ url: t.url, proto: t.proto, processes: s.processes, secret: s.secret, connectConcurrency: s.concurrency, connectTimeoutMs: 15000 }));
     const prefix = `dm${repeat}${target.charAt(0)}${randomBytes(3).toString('hex')}`;
@@ -271,7 +300,7 @@ export function dmReport(s: DmSettings, runs: DmRun[]): DmSummary {
   const headers = ['target', 'runs', 'pairs crossing', 'peak dm/s', 'server CPU us/dm (nats)'];
   for (const pt of points) headers.push(`@${pt.label}: dm/s`, 'deliv p50/p90/p99 ms', 'ok p50/p90/p99 ms');
   const body: string[][] = [];
-  const rows = s.targets.flatMap((target) => (target === 'sandbar' && s.persistence.length ? s.persistence : [undefined]).map((variant) => ({ target, variant })));
+  const rows = s.targets.flatMap((target) => (target === 'sandbar' && s.variants.length ? s.variants : [undefined]).map((variant) => ({ target, variant })));
   for (const { target, variant } of rows) {
     const label = variant ? `${target} (${variant})` : target;
     const mine = runs.filter((r) => r.target === target && r.variant === variant && !r.error && r.peak);
@@ -299,14 +328,14 @@ export function dmReport(s: DmSettings, runs: DmRun[]): DmSummary {
       pts[pt.key] = v;
       row.push(num(v.rate), `${num(v.p50, 2)}/${num(v.p90, 2)}/${num(v.p99, 2)}`, `${num(v.okP50, 2)}/${num(ok90, 2)}/${num(ok99, 2)}`);
     }
-    perTarget[variant && variant !== s.persistence[0] ? label : target] = { ...(peak !== undefined ? { peak } : {}), ...(cpu !== undefined ? { cpu } : {}), ...(nats !== undefined ? { nats } : {}), ...(crossShare !== undefined ? { crossShare } : {}), points: pts };
+    perTarget[variant && variant !== s.variants[0] ? label : target] = { ...(peak !== undefined ? { peak } : {}), ...(cpu !== undefined ? { cpu } : {}), ...(nats !== undefined ? { nats } : {}), ...(crossShare !== undefined ? { crossShare } : {}), points: pts };
     body.push(row);
   }
   const lines = [table(headers, body), ''];
   lines.push('Server CPU: utime+stime of the server process tree over the measured interval of the peak phase, per delivered dm; for Sandbar it includes nats-server (in brackets: its part).');
   const ratios: DmSummary['ratios'] = { points: {} };
   let summary = `SUMMARY dm (pairs=${s.pairs}, workers=${s.workers}): `;
-  const v0 = s.persistence[0];
+  const v0 = s.variants[0];
   if (s.targets.includes('sandbar') && s.persistence.includes('log') && s.persistence.includes('snapshots')) {
     const first = pointsOf(s)[0];
     const peak = pairedRatio(runs, 'sandbar', 'sandbar', (r) => r.peak?.throughput, 'log', 'snapshots');
@@ -314,6 +343,21 @@ export function dmReport(s: DmSettings, runs: DmRun[]): DmSummary {
     lines.push('', 'persistence.mode log / snapshots (median over repeats of the per-repeat ratio):');
     lines.push(`  peak throughput ${times(peak)} (goal >= 0.6: ${peak !== undefined && peak >= 0.6 ? 'met' : 'NOT met'})${first ? `, delivery p50 at ${first.label} ${times(p50)}` : ''}`);
     summary += `log/snapshots peak ${times(peak)}${first ? ` p50 ${times(p50)}` : ''}; `;
+  }
+  if (s.targets.includes('sandbar') && s.variants.includes('histograms-on') && s.variants.includes('histograms-off')) {
+    const peak = pairedRatio(runs, 'sandbar', 'sandbar', (r) => r.peak?.throughput, 'histograms-off', 'histograms-on');
+    const cpu = pairedRatio(runs, 'sandbar', 'sandbar', (r) => r.peak?.serverCpuPerMsgUs, 'histograms-on', 'histograms-off');
+    const met = peak !== undefined && cpu !== undefined && peak <= 1.03 && cpu <= 1.03;
+    lines.push('', 'metrics.histograms: peak throughput off / on, and server CPU per dm on / off (median over repeats of the per-repeat ratio):');
+    lines.push(`  peak ${times(peak)}, CPU per dm ${times(cpu)} (goal: both <= 1.03, a cost of at most 3 %: ${met ? 'met' : 'NOT met'})`);
+    summary += `histograms peak off/on ${times(peak)} cpu on/off ${times(cpu)}; `;
+  }
+  if (s.targets.includes('sandbar') && s.variants.includes('this') && s.variants.includes('base')) {
+    const peak = pairedRatio(runs, 'sandbar', 'sandbar', (r) => r.peak?.throughput, 'this', 'base');
+    const cpu = pairedRatio(runs, 'sandbar', 'sandbar', (r) => r.peak?.serverCpuPerMsgUs, 'this', 'base');
+    lines.push('', `this build / --base (${s.baseMain}): peak throughput, and server CPU per dm (median over repeats of the per-repeat ratio):`);
+    lines.push(`  peak ${times(peak)}, CPU per dm ${times(cpu)}`);
+    summary += `this/base peak ${times(peak)} cpu ${times(cpu)}; `;
   }
   if (s.targets.includes('sandbar') && s.targets.includes('socketio')) {
     ratios.peak = pairedRatio(runs, 'sandbar', 'socketio', (r) => r.peak?.throughput, v0);
@@ -360,9 +404,9 @@ export function dmReport(s: DmSettings, runs: DmRun[]): DmSummary {
 
 export function runDmBench(s: DmSettings): Promise<{ runs: DmRun[]; stoppedEarly: string }> {
   return runRepeats(s,
-    (target, rep, variant) => `dm: ${target}${variant ? ` (persistence.mode ${variant})` : ''}, ${s.pairs} pairs, workers=${s.workers}, repeat ${rep}/${s.repeat}`,
+    (target, rep, variant) => `dm: ${target}${variant ? ` (${variant})` : ''}, ${s.pairs} pairs, workers=${s.workers}, repeat ${rep}/${s.repeat}`,
     (target, rep, variant) => runDmOnce(s, target, rep, variant),
-    (target) => (target === 'sandbar' && s.persistence.length ? s.persistence : [undefined]));
+    (target) => (target === 'sandbar' && s.variants.length ? s.variants : [undefined]));
 }
 
 async function main(): Promise<number> {

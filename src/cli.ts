@@ -1,5 +1,5 @@
 /**
- * The `sandbar` command: start | check-config | token <userId>.
+ * The `sandbar` command: start | check-config | token <userId> | status, and --version.
  * Every failure is one line on stderr and a sysexits-style exit code
  * (78 EX_CONFIG for configuration, 69 EX_UNAVAILABLE for NATS, 64 EX_USAGE).
  */
@@ -9,6 +9,9 @@ import { Errors, SandbarError } from './errors.js';
 import { createLogger } from './observability/logger.js';
 import { tokenCommand, TOKEN_HELP } from './auth/token-cli.js';
 import { EXIT, Primary } from './cluster/primary.js';
+import { VERSION } from './version.js';
+import { formatStatus, type StatusReply } from './status-table.js';
+import { isJournalStream, SYSLOG } from './observability/journald.js';
 
 const HELP: Record<string, string> = {
   '': `usage: sandbar <command> [--config file.toml] [--<key>=<value> ...]
@@ -17,7 +20,10 @@ commands:
   start           run a host: the primary and its workers (default)
   check-config    validate the configuration and print it; exit 78 if invalid
   token <userId>  mint a session token (JWT) for userId; token --check <token> says why one is refused
-  status          ask the cluster (over NATS) for its status: hosts, workers, sessions, shards
+  status          ask the cluster (over NATS) for its status: hosts, workers, sessions, shards (--json: as JSON)
+
+options:
+  --version       print the version and exit
 
 Configuration: defaults < file (--config or SANDBAR_CONFIG) < SANDBAR_* env < --key=value flags.
 See docs/configuration.md. Run "sandbar <command> --help" for one command.`,
@@ -25,15 +31,19 @@ See docs/configuration.md. Run "sandbar <command> --help" for one command.`,
 Runs the host in the foreground: NATS check (embedded nats-server if allowed), W workers, graceful stop on SIGTERM/SIGINT.`,
   'check-config': `usage: sandbar check-config [--config file.toml] [--<key>=<value> ...]
 Validates the configuration without starting anything; prints the resolved values as JSON. Exit 0 if valid, 78 if not.`,
-  status: `usage: sandbar status [--config file.toml] [--nats.servers=nats://host:4222]
-Prints the reply of sandbar.<cluster>.admin.status as JSON (the same as: nats req sandbar.<cluster>.admin.status '').`,
+  status: `usage: sandbar status [--json] [--config file.toml] [--nats.servers=nats://host:4222]
+Asks sandbar.<cluster>.admin.status over NATS and prints the hosts (as the answering host sees them) and that host's workers as tables.
+--json prints the reply as it is (the same as: nats req sandbar.<cluster>.admin.status '').`,
   token: TOKEN_HELP,
 };
 
 const COMMANDS = new Set(['start', 'check-config', 'token', 'status']);
+/** Flags of one command that are not configuration keys. */
+const COMMAND_FLAGS: Record<string, readonly string[]> = { status: ['--json'] };
 
 function fail(code: number, line: string): never {
-  process.stderr.write(`sandbar: ${line}\n`);
+  // Under systemd this line lands in the journal: at priority err, not info.
+  process.stderr.write(`${isJournalStream(2) ? `<${SYSLOG.err}>` : ''}sandbar: ${line}\n`);
   process.exit(code);
 }
 
@@ -72,14 +82,19 @@ export async function runCli(args: string[]): Promise<void> {
     command = args[0];
     args = args.slice(1);
   }
+  if (args.includes('--version') || command === 'version') {
+    process.stdout.write(`sandbar ${VERSION}\n`);
+    return;
+  }
   if (args.includes('--help') || args.includes('-h') || command === 'help') {
     process.stdout.write((HELP[COMMANDS.has(command) ? command : ''] ?? HELP['']!) + '\n');
     return;
   }
   if (!COMMANDS.has(command)) fail(64, `unknown command "${command}" (SANDBAR_ERR_USAGE); run sandbar --help`);
 
-  // The token command's own options are not configuration keys.
-  const own = command === 'token' ? splitTokenOptions(args) : { rest: args, opts: {} };
+  // The token command's own options, and the status command's --json, are not configuration keys.
+  const own = command === 'token' ? splitTokenOptions(args) : { rest: args.filter((a) => !(COMMAND_FLAGS[command] ?? []).includes(a)), opts: {} };
+  const flags = new Set(args.filter((a) => (COMMAND_FLAGS[command] ?? []).includes(a)));
   const { config, positionals } = load(own.rest);
   switch (command) {
     case 'check-config':
@@ -88,7 +103,7 @@ export async function runCli(args: string[]): Promise<void> {
         ...config,
         auth: { ...config.auth, secret: '<redacted>', keys: config.auth.keys.map((k) => (k.secret !== undefined ? { ...k, secret: '<redacted>' } : k)) },
         authz: { ...config.authz, ...(config.authz.proxyToken !== undefined ? { proxyToken: '<redacted>' } : {}) },
-        admin: { token: config.admin.token === '' ? '' : '<redacted>' },
+        admin: { ...config.admin, token: config.admin.token === '' ? '' : '<redacted>' },
         nats: { ...config.nats, ...(config.nats.pass !== undefined ? { pass: '<redacted>' } : {}) },
         api: { ...config.api, ...(config.api.keys ? { keys: config.api.keys.map((k) => k.slice(0, k.lastIndexOf(':') + 1) + '<redacted>') } : {}) },
         webhooks: { ...config.webhooks, ...(config.webhooks.secret !== undefined ? { secret: '<redacted>' } : {}) },
@@ -113,7 +128,7 @@ export async function runCli(args: string[]): Promise<void> {
       }
       try {
         const r = await nc.request(new Subjects(config.cluster.name).admin('status'), undefined, { timeout: 3000 });
-        process.stdout.write(JSON.stringify(r.json(), null, 2) + '\n');
+        process.stdout.write(flags.has('--json') ? JSON.stringify(r.json(), null, 2) + '\n' : formatStatus(r.json<StatusReply>()));
       } catch (err) {
         fail(EXIT.unavailable, `no Sandbar host of cluster "${config.cluster.name}" answered: ${(err as Error).message}`);
       } finally {
@@ -123,7 +138,7 @@ export async function runCli(args: string[]): Promise<void> {
     }
     case 'start': {
       if (positionals.length) fail(64, `start takes no arguments, got "${positionals.join(' ')}"`);
-      const logger = createLogger({ level: config.log.level, hostId: config.hostId, worker: 'primary' });
+      const logger = createLogger({ level: config.log.level, hostId: config.hostId, worker: 'primary', syslogPrefix: config.log.syslogPrefix });
       const primary = new Primary(config, logger);
       try {
         await primary.start();

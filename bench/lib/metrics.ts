@@ -3,17 +3,19 @@
  * ws peer serve on `GET /metrics` (Prometheus text format), one line per
  * worker, aggregated across workers by the primary:
  *
- *   sandbar_process_heap_used_bytes{worker="<i>"} <bytes>
- *   sandbar_process_resident_memory_bytes{worker="<i>"} <bytes>
+ *   nodejs_heap_size_used_bytes{worker="<i>"} <bytes>
+ *   process_resident_memory_bytes{worker="<i>"} <bytes>
  *   sandbar_sessions{worker="<i>"} <count>
  *
- * Other metrics, other labels, comments and an optional timestamp after the
- * value are ignored.
+ * (Sandbar's /metrics is on its internal listener: the benches start it with
+ * --admin.listener=public so it is on the one port.) The primary's own
+ * series (worker="primary"), other metrics, other labels, comments and an
+ * optional timestamp after the value are ignored.
  */
 import http from 'node:http';
 
-export const HEAP = 'sandbar_process_heap_used_bytes';
-export const RSS = 'sandbar_process_resident_memory_bytes';
+export const HEAP = 'nodejs_heap_size_used_bytes';
+export const RSS = 'process_resident_memory_bytes';
 export const SESSIONS = 'sandbar_sessions';
 
 export interface WorkerMetrics {
@@ -48,6 +50,7 @@ export function parseWorkerGauges(text: string): Map<string, Map<string, number>
     if (!byWorker) continue;
     let worker = '';
     for (const l of (m[2] ?? '').matchAll(LABEL)) if (l[1] === 'worker') worker = l[2]!;
+    if (worker === 'primary') continue;
     const v = Number(m[3]);
     if (Number.isFinite(v)) byWorker.set(worker, v);
   }

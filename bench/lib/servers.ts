@@ -19,12 +19,14 @@ export interface BenchServer {
 
 /**
  * Every bench host's flags: loopback, no embedded NATS, rooms open to every
- * signed-in user, and no per-IP, admission or per-session rate limits (the
+ * signed-in user, /metrics on the public port, and no per-IP, admission or per-session rate limits (the
  * clients run from a few loopback addresses at full speed: the limits would
  * measure themselves, not the server); idle sessions kept for 10 minutes.
  */
 export const BENCH_HOST_FLAGS: Flags = {
   'authz.default': 'public',
+  // /metrics on the host's own port, where the benches read it (docs/operations.md, the internal port).
+  'admin.listener': 'public',
   'log.level': 'info',
   'session.idleTimeoutMs': 600000,
   'http.ipConnectRate': 0,

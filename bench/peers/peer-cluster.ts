@@ -5,8 +5,8 @@
  * stops them all on SIGTERM; and in every worker an HTTP server whose
  * `GET /metrics` returns, for every worker i:
  *
- *   sandbar_process_heap_used_bytes{worker="i"}        process.memoryUsage().heapUsed
- *   sandbar_process_resident_memory_bytes{worker="i"}  process.memoryUsage().rss
+ *   nodejs_heap_size_used_bytes{worker="i"}            process.memoryUsage().heapUsed
+ *   process_resident_memory_bytes{worker="i"}          process.memoryUsage().rss
  *   sandbar_sessions{worker="i"}                       open sessions
  *
  * (the gauges bench/lib/metrics.ts reads of Sandbar too). The primary
@@ -41,8 +41,8 @@ function renderMetrics(stats: ReadonlyMap<number, WorkerStats>, sessionsHelp: st
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
     for (const i of ids) lines.push(`${name}{worker="${i}"} ${pick(stats.get(i)!)}`);
   };
-  metric('sandbar_process_heap_used_bytes', 'V8 heap used by the worker process.', (s) => s.heapUsed);
-  metric('sandbar_process_resident_memory_bytes', 'Resident set size of the worker process.', (s) => s.rss);
+  metric('nodejs_heap_size_used_bytes', 'V8 heap used by the worker process.', (s) => s.heapUsed);
+  metric('process_resident_memory_bytes', 'Resident set size of the worker process.', (s) => s.rss);
   metric('sandbar_sessions', sessionsHelp, (s) => s.sessions);
   return lines.join('\n') + '\n';
 }

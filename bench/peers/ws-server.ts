@@ -8,8 +8,8 @@
  *
  * Prints `{"msg":"host ready","port":<port>,...}` on stdout once every worker
  * listens. `GET /metrics` (on any worker) returns, for every worker i:
- *   sandbar_process_heap_used_bytes{worker="i"}        process.memoryUsage().heapUsed
- *   sandbar_process_resident_memory_bytes{worker="i"}  process.memoryUsage().rss
+ *   nodejs_heap_size_used_bytes{worker="i"}            process.memoryUsage().heapUsed
+ *   process_resident_memory_bytes{worker="i"}          process.memoryUsage().rss
  *   sandbar_sessions{worker="i"}                       open WebSocket connections
  * The primary collects these from every worker over cluster IPC every 500 ms;
  * the worker serving the GET asks the primary for the latest set.

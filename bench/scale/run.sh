@@ -4,6 +4,7 @@
 # modules; no Node.js, npm or network needed there):
 #
 #   OUT=/some/dir bash <pack>/run.sh [scale.js flags, e.g. --target 2000000]
+#   BENCH=dm OUT=/some/dir bash <pack>/run.sh [dm.js flags, e.g. --targets sandbar --histograms on,off]
 #
 # Unpacks into $SCALE_DIR (default /tmp/scale), puts the carried node and
 # nats-server first on PATH, runs dist/bench/scale.js, and leaves in $OUT:
@@ -36,7 +37,12 @@ cd "$DEST"
 echo "run.sh: node $(command -v node) $(node --version), $("$DEST/bin/nats-server" --version), ulimit -n $(ulimit -n), $(nproc) cores, $(uname -srm)"
 
 set +e
-node dist/bench/scale.js --nats-server "$DEST/bin/nats-server" --log-dir "$DEST/logs" --out "$OUT/scale.json" "$@" 2>&1 | tee "$OUT/scale.txt"
+if [ "${BENCH:-scale}" = dm ]; then
+  # The dm bench (bench/dm.ts) against Sandbar only: nats-server from PATH, every run's result in dm.json.
+  node dist/bench/dm.js --log-dir "$DEST/logs" --json "$OUT/dm.json" "$@" 2>&1 | tee "$OUT/dm.txt"
+else
+  node dist/bench/scale.js --nats-server "$DEST/bin/nats-server" --log-dir "$DEST/logs" --out "$OUT/scale.json" "$@" 2>&1 | tee "$OUT/scale.txt"
+fi
 rc=${PIPESTATUS[0]}
 if [ -f "$DEST/logs/host.log" ]; then
   grep -E '"level":(40|50|60)' "$DEST/logs/host.log" | tail -c 4000000 > "$OUT/host-warnings.txt"

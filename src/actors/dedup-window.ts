@@ -15,11 +15,15 @@
  *   - stamped less than `ttlMs` (user.dedupTtlMs) before the newest message stored here, and
  *   - among the last `maxIds` (user.dedupMaxIds) messages stored here, by anyone.
  *
+ * `bytes` is what the window holds as the storage budget counts it
+ * (storage/estimate.ts): its owner counts the change of it into the budget.
+ *
  * So one actor holds at most `maxIds` ids (about 150 bytes each); within that,
  * other senders never push a sender's own ids out. Eviction happens only when
  * an id is added, and uses the master's stamp of the message (`at`), never the
  * local clock: a replica applying the same commands evicts the same ids.
  */
+import { dedupBytes } from '../storage/estimate.js';
 
 /** One remembered id; also a link in its sender's chain (oldest first). */
 class Entry {
@@ -42,6 +46,8 @@ export interface DedupLimits {
 export type DedupEntry = [string, number, number?];
 
 export class DedupWindow {
+  /** The stored ids as the storage budget counts them (dedupBytes each). */
+  bytes = 0;
   /** key → entry, in insertion order (oldest first): the global age order. */
   private readonly byKey = new Map<string, Entry>();
   private readonly bySender = new Map<string, Chain>();
@@ -63,6 +69,7 @@ export class DedupWindow {
     if (this.byKey.has(k)) return;
     const e = new Entry(k, from, seq, at);
     this.byKey.set(k, e);
+    this.bytes += dedupBytes(k);
     const chain = this.bySender.get(from);
     if (chain) {
       chain.newest.next = e;
@@ -85,6 +92,7 @@ export class DedupWindow {
   /** Forgets a chain head. */
   private evict(e: Entry): void {
     this.byKey.delete(e.key);
+    this.bytes -= dedupBytes(e.key);
     const chain = this.bySender.get(e.sender)!;
     if (--chain.count === 0) this.bySender.delete(e.sender);
     else chain.oldest = e.next!;
@@ -104,6 +112,7 @@ export class DedupWindow {
   restore(entries: readonly DedupEntry[], now: number): void {
     this.byKey.clear();
     this.bySender.clear();
+    this.bytes = 0;
     for (const [k, seq, at] of entries) {
       const nl = k.indexOf('\n');
       const from = nl < 0 ? '' : k.slice(0, nl);

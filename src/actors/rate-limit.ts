@@ -3,7 +3,7 @@
  * gains `perSecond` of them each second, but nothing runs between takes; the
  * refill is computed from the time elapsed when the next take arrives. So a
  * bucket costs two numbers and no timer, which is what lets every session
- * actor have one (DESIGN.md 2: no per-actor timers).
+ * actor have one (no per-actor timers: docs/architecture.md, "Actors").
  */
 
 /** The state of one bucket: tokens left and when they were counted (ms, monotonic). */

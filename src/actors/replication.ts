@@ -1,6 +1,6 @@
 /**
  * The replication stream of one shard, as the master sends it and replicas
- * apply it (DESIGN.md section 3): ordered entries (epoch, seq, command), a
+ * apply it (docs/architecture.md, "Replication"): ordered entries (epoch, seq, command), a
  * snapshot for a new or lagging replica, acks back to the master.
  *
  * The user and room actors are deterministic given their commands (the master

@@ -4,11 +4,19 @@
  * sequence numbers, and broadcast: each message is encoded once, as the
  * complete Phoenix frame, and published on the room's subject; every worker
  * with members subscribes once and writes the same bytes to its sockets.
+ *
+ * Its history is bounded by count and bytes (room.historyMax,
+ * room.historyMaxBytes: the oldest go first), and every byte it holds is
+ * counted into the worker's storage budget; the master refuses a message,
+ * or a join that would create the room, when the budget is full, and stamps
+ * the refusal so every copy applies it (docs/storage.md). A room with no
+ * member and no message ever stops (nothing in it is worth keeping).
  */
-import { Actor } from './actor.js';
+import { StoredActor } from './stored-actor.js';
 import type { TimerEntry } from './timer-wheel.js';
 import type { ShardHost } from './shard-host.js';
 import { SandbarError, toWire } from '../errors.js';
+import { ROOM_OVERHEAD, dedupSlotBytes, entryBytes, measureBody, refusalError } from '../storage/index.js';
 import { encodePush } from '../protocol/frame.js';
 import type { PresenceDiff, PresenceEntry } from '../protocol/presence.js';
 import type { Meta, PurgeCmd, RoomCmd, WorkerAddr } from '../bus/messages.js';
@@ -17,12 +25,15 @@ import { emitting, presence, roomMessage } from '../events/schema.js';
 
 export interface RoomMessage { readonly seq: number; readonly from: string; readonly id: string; readonly body: unknown; readonly at: number }
 
+/** hidden: a member the presence policy keeps out of presence (docs/auth.md). */
 interface Member { readonly w: WorkerAddr; readonly uid: string; readonly meta: Meta; readonly hidden?: true }
 
 export interface RoomSnapshot {
   id: string;
   seq: number;
   history: RoomMessage[];
+  /** Counted bytes of each history message (absent in older snapshots: computed on restore). */
+  sizes?: number[];
   dedup: DedupEntry[];
   members: [string, WorkerAddr, string, Meta, (1 | undefined)?][];
 }
@@ -33,21 +44,29 @@ export interface RoomSnapshot {
  */
 export const PRESENCE_BATCH_MS = 50;
 
-export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
+export class RoomActor extends StoredActor<RoomCmd | PurgeCmd> implements TimerEntry {
   timerSlot = -1;
   private diff: PresenceDiff | null = null;
   readonly members = new Map<string, Member>();
   /** Ring of the last room.historyMax messages, oldest first. */
   history: RoomMessage[] = [];
+  /** Counted bytes of each history message, in step with history. */
+  private sizes: number[] = [];
+  /** Sum of sizes: what room.historyMaxBytes bounds. */
+  historyBytes = 0;
   seq = 0;
+  /** Recent client message ids per sender (dedup-window.ts). */
   private readonly dedup: DedupWindow;
   readonly topic: string;
 
-  constructor(private readonly host: ShardHost, readonly id: string) {
-    super(host);
+  constructor(private readonly host: ShardHost, id: string) {
+    super(host, id, ROOM_OVERHEAD);
     this.topic = `room:${id}`;
     this.dedup = new DedupWindow(dedupLimits(host.config));
   }
+
+  /** No member and no message ever: the same as no actor at all. */
+  private get empty(): boolean { return this.members.size === 0 && this.seq === 0; }
 
   protected handle(cmd: RoomCmd | PurgeCmd): void {
     switch (cmd.op) {
@@ -56,6 +75,15 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
         if (!this.members.has(cmd.sid) && this.members.size >= max) {
           this.host.replyError(cmd, toWire(new SandbarError('SANDBAR_ERR_ROOM_FULL', `room ${this.id} has ${max} members (room.maxMembers)`)));
           return;
+        }
+        // A join that creates a room stores something; one to a room that exists never asks.
+        if (this.empty) {
+          if (!this.host.silent) cmd.refused = this.storage.budget.admit(this.shard, 0, cmd.uid);
+          if (cmd.refused) {
+            this.host.replyError(cmd, toWire(refusalError(cmd.refused, `room ${this.id}`)));
+            this.stop();
+            return;
+          }
         }
         this.members.set(cmd.sid, cmd.hidden ? { w: cmd.w, uid: cmd.uid, meta: cmd.meta, hidden: true } : { w: cmd.w, uid: cmd.uid, meta: cmd.meta });
         this.host.reply(cmd, {
@@ -77,20 +105,14 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
         const m = this.members.get(cmd.sid);
         if (!m) return;
         this.members.delete(cmd.sid);
-        if (!m.hidden) {
-          this.queueDiff('leaves', m.uid, m.meta);
-          this.leftEvent(m);
-        }
+        this.left(m);
         return;
       }
       case 'purge': {
         for (const [sid, m] of this.members) {
           if (m.w !== cmd.w) continue;
           this.members.delete(sid);
-          if (!m.hidden) {
-            this.queueDiff('leaves', m.uid, m.meta);
-            this.leftEvent(m);
-          }
+          this.left(m);
         }
         return;
       }
@@ -119,19 +141,54 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
           this.host.reply(cmd, { seq: seen, duplicate: true });
           return;
         }
-        const msg: RoomMessage = { seq: ++this.seq, from: cmd.from, id: cmd.mid, body: cmd.body, at: cmd.at ?? 0 };
         const max = this.host.config.room.historyMax;
-        if (max > 0) {
-          this.history.push(msg);
-          if (this.history.length > max) this.history.shift();
+        const size = max > 0 ? entryBytes(cmd.size ?? measureBody(cmd.body), cmd.from, cmd.mid) : 0;
+        const window = this.host.config.user.dedupWindow;
+        const slot = window > 0 ? dedupSlotBytes(cmd.from, cmd.mid) : 0;
+        // The master asks its budget and stamps the answer; copies apply the stamp.
+        if (!this.host.silent) cmd.refused = this.storage.budget.admit(this.shard, size + slot, cmd.from);
+        if (cmd.refused) {
+          this.host.replyError(cmd, toWire(refusalError(cmd.refused, `room ${this.id}`)));
+          return;
         }
-        this.dedup.add(cmd.from, cmd.mid, msg.seq, msg.at);
+        const msg: RoomMessage = { seq: ++this.seq, from: cmd.from, id: cmd.mid, body: cmd.body, at: cmd.at ?? 0 };
+        if (max > 0) this.keep(msg, size, max);
+        if (window > 0) {
+          const before = this.dedup.bytes;
+          this.dedup.add(cmd.from, cmd.mid, msg.seq, msg.at);
+          this.count(this.dedup.bytes - before);
+        }
         this.host.reply(cmd, { seq: msg.seq });
         this.publish('msg', msg);
         if (emitting(this.host, 'room.message')) this.host.event(roomMessage(this.id, msg), this.id);
         return;
       }
     }
+  }
+
+  /** A member left (a leave, or its worker died): out of presence, and an event out. */
+  private left(m: Member): void {
+    if (m.hidden) return;
+    this.queueDiff('leaves', m.uid, m.meta);
+    if (emitting(this.host, 'presence.leave')) this.host.event(presence('presence.leave', this.id, m.uid, m.meta, Date.now()), this.id);
+  }
+
+  /** Appends to the history, dropping the oldest past room.historyMax or room.historyMaxBytes. */
+  private keep(msg: RoomMessage, size: number, max: number): void {
+    this.history.push(msg);
+    this.sizes.push(size);
+    this.historyBytes += size;
+    this.countEntry(msg.from, size);
+    const maxBytes = this.host.config.room.historyMaxBytes;
+    let trimmed = 0;
+    while (this.history.length > max || (this.historyBytes > maxBytes && this.history.length > 1)) {
+      const gone = this.history.shift()!;
+      const freed = this.sizes.shift()!;
+      this.historyBytes -= freed;
+      this.countEntry(gone.from, -freed);
+      trimmed++;
+    }
+    if (trimmed > 0 && !this.host.silent) this.storage.historyTrimmed += trimmed;
   }
 
   private queueDiff(kind: 'joins' | 'leaves', uid: string, meta: Meta): void {
@@ -143,16 +200,20 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
     (side[uid] ??= { metas: [] }).metas.push(meta);
   }
 
-  /** Flushes the coalesced presence diff. */
+  /** Flushes the coalesced presence diff; a room left empty with no message ever then stops. */
   onTimer(): void {
     this.guard(() => {
       const d = this.diff;
       this.diff = null;
       if (d) this.publish('presence_diff', d);
+      if (this.empty) this.stop();
     });
   }
 
-  protected override terminate(): void { this.host.fastWheel.cancel(this); }
+  protected override terminate(): void {
+    this.host.fastWheel.cancel(this);
+    this.uncountAll(this.history, this.sizes);
+  }
 
   /** One encode, one publish; workers fan the bytes out to their members. */
   private publish(event: string, payload: unknown): void {
@@ -178,18 +239,26 @@ export class RoomActor extends Actor<RoomCmd | PurgeCmd> implements TimerEntry {
     if (emitting(this.host, 'room.message')) this.host.event(roomMessage(this.id, msg), this.id);
   }
 
-  private leftEvent(m: Member): void {
-    if (emitting(this.host, 'presence.leave')) this.host.event(presence('presence.leave', this.id, m.uid, m.meta, Date.now()), this.id);
-  }
-
+  /** The room's state at this instant (copies of the arrays: see UserActor.snapshot). */
   snapshot(): RoomSnapshot {
-    return { id: this.id, seq: this.seq, history: this.history, dedup: this.dedup.snapshot(), members: [...this.members].map(([sid, m]) => m.hidden ? [sid, m.w, m.uid, m.meta, 1] : [sid, m.w, m.uid, m.meta]) };
+    return { id: this.id, seq: this.seq, history: this.history.slice(), sizes: this.sizes.slice(), dedup: this.dedup.snapshot(), members: [...this.members].map(([sid, m]) => m.hidden ? [sid, m.w, m.uid, m.meta, 1] : [sid, m.w, m.uid, m.meta]) };
   }
 
   restore(s: RoomSnapshot): void {
+    this.uncountAll(this.history, this.sizes);
+    this.count(ROOM_OVERHEAD);
     this.seq = s.seq;
     this.history = s.history;
+    this.sizes = s.sizes && s.sizes.length === s.history.length ? s.sizes : s.history.map((m) => entryBytes(measureBody(m.body), m.from, m.id));
+    let bytes = 0;
+    for (let i = 0; i < this.history.length; i++) {
+      bytes += this.sizes[i]!;
+      this.countEntry(this.history[i]!.from, this.sizes[i]!);
+    }
+    this.historyBytes = bytes;
+    // uncountAll above took the old ids out with everything else.
     this.dedup.restore(s.dedup, Date.now());
+    this.count(this.dedup.bytes);
     this.members.clear();
     for (const [sid, w, uid, meta, hidden] of s.members) this.members.set(sid, hidden ? { w, uid, meta, hidden: true } : { w, uid, meta });
   }

@@ -17,6 +17,7 @@ import { decodeBinary, encodeBinaryReply } from '../protocol/binary.js';
 import type { ChannelRegistry, JoinedChannel } from '../protocol/channel-registry.js';
 import type { Logger } from '../observability/logger.js';
 import { take, type Bucket, type Rate } from './rate-limit.js';
+import { metrics } from '../observability/metrics.js';
 import type { Identity } from '../auth/verifier.js';
 
 /** Topic of the session's own channel: token_expiring pushes and refresh (docs/auth.md). */
@@ -238,6 +239,7 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry, Bucke
     if (++this.refused > max) {
       return this.stop({ kind: 'other', code: Errors.RATE_ABUSE.code, message: `more than ${max} frames refused for the rate limit within 1 s (session.rateMaxRefused)` });
     }
+    metrics.refusals.inc(RATE_LIMITED.code);
     this.write(encodeReply(f.joinRef, f.ref, f.topic, 'error', RATE_LIMITED));
   }
 
@@ -295,6 +297,7 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry, Bucke
   }
 
   replyError(joinRef: string | null, ref: string | null, topic: string, err: SandbarError): void {
+    metrics.refusals.inc(err.code);
     this.write(encodeReply(joinRef, ref, topic, 'error', { reason: err.message, code: err.code }));
   }
 

@@ -89,7 +89,7 @@ export class ApiService {
       case 'publish': return this.publish(b.room as string, b);
       case 'broadcast': return this.broadcast(b);
       case 'dm': {
-        const cmd: Cmd = { op: 'u.dm', id: b.to as string, from: this.sender(b), mid: b.id as string, body: this.body(b), cid: 0, rw: '' };
+        const cmd: Cmd = { op: 'u.dm', id: b.to as string, from: this.sender(b), mid: b.id as string, body: b.body, size: this.size(b), cid: 0, rw: '' };
         return this.write(cmd);
       }
       case 'presence': {
@@ -127,7 +127,8 @@ export class ApiService {
     return (b.from as string | undefined) ?? SYSTEM_SENDER;
   }
 
-  private body(b: Record<string, unknown>): unknown {
+  /** Checks the body against message.maxBytes; its encoded length (counted by the storage budget). */
+  private size(b: Record<string, unknown>): number {
     try {
       return checkBody(b.body, this.d.config.message.maxBytes);
     } catch (err) {
@@ -135,16 +136,16 @@ export class ApiService {
     }
   }
 
-  private publish(room: string, b: Record<string, unknown>, body = this.body(b)): Promise<unknown> {
-    return this.write({ op: 'r.msg', id: room, from: this.sender(b), mid: b.id as string, body, cid: 0, rw: '' });
+  private publish(room: string, b: Record<string, unknown>, size = this.size(b)): Promise<unknown> {
+    return this.write({ op: 'r.msg', id: room, from: this.sender(b), mid: b.id as string, body: b.body, size, cid: 0, rw: '' });
   }
 
   private async broadcast(b: Record<string, unknown>): Promise<unknown> {
     const rooms = b.rooms as string[];
     const max = this.d.config.api.maxBroadcastRooms;
     if (rooms.length > max) throw new FieldError(Errors.BAD_PAYLOAD.code, 'rooms', `rooms names ${rooms.length} rooms; at most ${max} (api.maxBroadcastRooms)`);
-    const body = this.body(b);
-    const results = await Promise.all(rooms.map((room) => this.publish(room, b, body).then(
+    const size = this.size(b);
+    const results = await Promise.all(rooms.map((room) => this.publish(room, b, size).then(
       (r) => ({ room, ...(r as object) }),
       (err: unknown) => ({ room, error: httpError(err).body.error }),
     )));

@@ -69,7 +69,8 @@ export async function connectBus(opts: { servers: readonly string[]; auth?: Part
         case 'disconnect': opts.logger.warn({ nats: s.server }, 'NATS disconnected; reconnecting'); opts.onStatus?.('disconnect'); break;
         case 'reconnect': natsReconnects++; opts.logger.info({ nats: s.server }, 'NATS reconnected'); opts.onStatus?.('reconnect'); break;
         case 'error': opts.logger.error({ err: s.error }, 'NATS error'); break;
-        case 'slowConsumer': opts.logger.warn({ sub: s.sub.getSubject() }, 'NATS slow consumer: messages dropped on a subscription'); break;
+        // Messages were dropped: lost, not merely late.
+        case 'slowConsumer': opts.logger.error({ sub: s.sub.getSubject() }, 'NATS slow consumer: messages dropped on a subscription'); break;
         default: break;
       }
     }

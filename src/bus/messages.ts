@@ -5,8 +5,8 @@
  *
  * `cid` is the correlation id of a request (0: no reply wanted) and `rw` the
  * address of the worker waiting for the reply: replies are published to that
- * worker's subject, not to a per-request inbox (DESIGN.md 3a: no request()
- * per message on hot paths).
+ * worker's subject, not to a per-request inbox (no request() per message on
+ * hot paths: docs/architecture.md, "Users, rooms and shards").
  */
 import type { WireError } from '../errors.js';
 
@@ -23,18 +23,29 @@ export interface Meta { readonly phx_ref: string; readonly online_at: number; re
 
 interface Req { cid: number; rw: WorkerAddr }
 
+/**
+ * Stamped by the master while it applies a write, so that every copy applies
+ * the same decision (docs/storage.md): `at`, the master's time; `refused`,
+ * why the master refused it (its storage budget is its own, never a
+ * replica's). `size` is the body's encoded length, measured once by the
+ * sender's worker.
+ */
+interface Stamps { at?: number; refused?: 'full' | 'share' | 'shard' | 'log' }
+
 export type UserCmd =
   | ({ op: 'u.join'; id: string; sid: string; w: WorkerAddr; meta: Meta; last: number | null } & Req)
   | { op: 'u.leave'; id: string; sid: string }
   /** `at` is stamped by the master before applying, so replicas apply the same value. */
-  | ({ op: 'u.dm'; id: string; from: string; mid: string; body: unknown; at?: number } & Req)
-  | ({ op: 'u.ack'; id: string; seq: number } & Req);
+  | ({ op: 'u.dm'; id: string; from: string; mid: string; body: unknown; size?: number } & Stamps & Req)
+  | ({ op: 'u.ack'; id: string; seq: number } & Req)
+  /** Drops the inbox messages older than user.inboxTtlMs at the master's `at` (sent by the user actor's timer; no reply). */
+  | { op: 'u.expire'; id: string; at?: number };
 
 export type RoomCmd =
   /** `state`: the joining worker has no presence copy of the room yet and needs the whole state in the reply. */
-  | ({ op: 'r.join'; id: string; sid: string; w: WorkerAddr; uid: string; meta: Meta; last: number | null; state?: boolean; /** A member the presence policy keeps out of presence (docs/auth.md). */ hidden?: true } & Req)
+  | ({ op: 'r.join'; id: string; sid: string; w: WorkerAddr; uid: string; meta: Meta; last: number | null; state?: boolean; /** A member the presence policy keeps out of presence (docs/auth.md). */ hidden?: true; refused?: Stamps['refused'] } & Req)
   | { op: 'r.leave'; id: string; sid: string }
-  | ({ op: 'r.msg'; id: string; from: string; mid: string; body: unknown; at?: number } & Req)
+  | ({ op: 'r.msg'; id: string; from: string; mid: string; body: unknown; size?: number } & Stamps & Req)
   /** A member's new presence meta (a client's presence push): presence_diff with the old meta leaving and the new one joining. */
   | ({ op: 'r.meta'; id: string; sid: string; meta: Meta } & Req);
 

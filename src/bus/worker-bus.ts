@@ -3,9 +3,10 @@
  * command subjects of the shards it masters, room subjects while it has
  * members there, and the control subject.
  *
- * Requests follow DESIGN.md 3a: publish with the correlation id and this
- * worker's address, keep the pending request in a Map, and expire or resend
- * it from one shared coarse timer; no nc.request() per message. A target in
+ * Requests publish with the correlation id and this worker's address, keep
+ * the pending request in a Map, and expire or resend it from one shared
+ * coarse timer; no nc.request() per message (docs/architecture.md, "Users,
+ * rooms and shards"). A target in
  * this same worker is called in-process through the same path, with the same
  * semantics. Every command is idempotent (dm and msg carry a message id the
  * actor dedups), so resending while a shard has no responder (start-up, a
@@ -16,9 +17,20 @@ import { errors, type NatsConnection, type Subscription } from '@nats-io/transpo
 import { Errors, SandbarError, fromWire, type WireError } from '../errors.js';
 import type { TimerEntry, TimerWheel } from '../actors/timer-wheel.js';
 import type { Logger } from '../observability/logger.js';
+import { metrics } from '../observability/metrics.js';
 import type { Subjects } from './subjects.js';
 import type { Cmd, CtlMsg, HistoryQuery, WorkerAddr, WorkerMsg } from './messages.js';
 import type { ReplMsg, ShardMsg } from '../actors/replication.js';
+import { Fragmenter, Reassembler, isPiece } from './fragments.js';
+
+/**
+ * What a worker keeps of large messages still arriving in pieces
+ * (fragments.ts): a few shards' worth (persistence.maxSnapshotBytes is 64 MiB
+ * by default), for as long as a resend takes to come.
+ */
+const REASSEMBLY = { maxBytes: 256 * 1024 * 1024, maxAgeMs: 30_000 };
+/** Room left in a NATS message for the protocol line and headers. */
+const PAYLOAD_MARGIN = 1024;
 
 /** Whoever waits for a reply: called once, with the result or a typed error. */
 export interface ReplyTarget {
@@ -67,6 +79,9 @@ export class WorkerBus {
   /** Shards this worker serves as master (their cmd subject is subscribed). */
   private readonly serving = new Map<number, Subscription>();
   private readonly replicating = new Map<number, Subscription>();
+  /** Messages over max_payload go out in pieces and come back together here (fragments.ts). */
+  private readonly fragmenter: Fragmenter;
+  private readonly reassembler: Reassembler;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -79,6 +94,8 @@ export class WorkerBus {
     private readonly opts: { timeoutMs: number; resendMs: number },
   ) {
     this.addr = `${hostId}.${worker}`;
+    this.fragmenter = new Fragmenter(this.addr);
+    this.reassembler = new Reassembler(REASSEMBLY, () => wheel.clock.now());
   }
 
   /**
@@ -96,6 +113,11 @@ export class WorkerBus {
     this.subs.push(nc.subscribe(subjects.worker(this.hostId, this.worker), { callback: (err, msg) => {
       if (err) return;
       this.guarded(() => {
+        if (isPiece(msg.data)) {
+          const whole = this.reassembler.add(msg.data);
+          if (whole) this.onWorkerMsg(JSON.parse(Buffer.from(whole.buffer, whole.byteOffset, whole.byteLength).toString()) as WorkerMsg);
+          return;
+        }
         const m = msg.json<WorkerMsg | WorkerQuery | HoldsQuery>();
         if (m.t === 'kick' || m.t === 'loglevel' || m.t === 'stats') msg.respond(JSON.stringify(this.handlers.onQuery(m)));
         else if (m.t === 'holds?') msg.respond(JSON.stringify(this.handlers.onHolds(m)));
@@ -132,7 +154,11 @@ export class WorkerBus {
     const sub = this.replicating.get(shard);
     if (on && !sub) {
       this.replicating.set(shard, this.nc.subscribe(this.subjects.shardRepl(shard, this.hostId), { callback: (err, msg) => {
-        if (!err) this.guarded(() => this.handlers.onRepl(msg.json<ReplMsg>()));
+        if (!err) this.guarded(() => {
+          if (!isPiece(msg.data)) { this.handlers.onRepl(msg.json<ReplMsg>()); return; }
+          const whole = this.reassembler.add(msg.data);
+          if (whole) this.handlers.onRepl(JSON.parse(Buffer.from(whole.buffer, whole.byteOffset, whole.byteLength).toString()) as ReplMsg);
+        });
       } }));
     } else if (!on && sub) {
       sub.unsubscribe();
@@ -143,7 +169,7 @@ export class WorkerBus {
   /** A replication message (already encoded, or encoded here) to the replica on hostId. */
   sendRepl(shard: number, hostId: string, msg: ReplMsg | string): void {
     this.flushOutbox();
-    this.nc.publish(this.subjects.shardRepl(shard, hostId), typeof msg === 'string' ? msg : JSON.stringify(msg));
+    this.publishAny(this.subjects.shardRepl(shard, hostId), typeof msg === 'string' ? msg : JSON.stringify(msg));
   }
 
   /** A replication control message to another worker (or this one). */
@@ -212,6 +238,7 @@ export class WorkerBus {
     if (!set) return;
     const now = this.wheel.clock.now();
     for (const p of set) {
+      metrics.resends.inc('new_master');
       this.cast(p.shard, p.cmd);
       p.resends = 0;
       this.wheel.schedule(p, Math.min(p.deadline, now + this.opts.resendMs));
@@ -223,9 +250,11 @@ export class WorkerBus {
     if (now >= p.deadline) {
       this.pending.delete(p.cid);
       this.unindex(p);
+      metrics.requestTimeouts++;
       p.target.onReply(false, undefined, Errors.UNAVAILABLE(`shard ${p.shard} did not answer within ${this.opts.timeoutMs} ms (request.timeoutMs)`));
       return;
     }
+    metrics.resends.inc('timeout');
     this.cast(p.shard, p.cmd);
     // Backs off (×2 per resend, at most 4 × resendMs): a slow master is not
     // buried under copies of what it is already working on.
@@ -263,14 +292,65 @@ export class WorkerBus {
     if (this.nc.isClosed() || this.nc.isDraining()) return;
     for (const [addr, msgs] of boxes) {
       const dot = addr.lastIndexOf('.');
-      const m: WorkerMsg = msgs.length === 1 ? msgs[0]! : { t: 'batch', m: msgs };
+      const subject = this.subjects.worker(addr.slice(0, dot), Number(addr.slice(dot + 1)));
       try {
-        this.nc.publish(this.subjects.worker(addr.slice(0, dot), Number(addr.slice(dot + 1))), JSON.stringify(m));
+        if (msgs.length === 1) { this.publishAny(subject, JSON.stringify(msgs[0])); continue; }
+        const parts = msgs.map((m) => JSON.stringify(m));
+        let chars = 0;
+        for (const p of parts) chars += p.length;
+        // A UTF-8 byte per character at most three: below that bound it fits whatever the text.
+        if (3 * chars + 16 <= this.payloadLimit()) this.nc.publish(subject, `{"t":"batch","m":[${parts.join(',')}]}`);
+        else this.publishBatches(subject, parts);
       } catch (err) {
         this.logger.warn({ err: (err as Error).message, to: addr, messages: msgs.length }, 'worker messages not sent');
       }
     }
   };
+
+  /** What one NATS message may carry here: the server's max_payload less room for the protocol. */
+  private payloadLimit(): number {
+    return (this.nc.info?.max_payload ?? 1048576) - PAYLOAD_MARGIN;
+  }
+
+  /**
+   * Publishes an encoded message: as it is when it fits one NATS message, in
+   * pieces when it does not (fragments.ts). Before pieces, a message over
+   * max_payload threw in nats.js and was lost (a shard's snapshot or
+   * handoff, a join's replay of a large inbox).
+   */
+  private publishAny(subject: string, text: string): void {
+    const limit = this.payloadLimit();
+    if (3 * text.length <= limit) { this.nc.publish(subject, text); return; }
+    const bytes = Buffer.from(text);
+    if (bytes.length <= limit) { this.nc.publish(subject, bytes); return; }
+    for (const piece of this.fragmenter.split(bytes, limit)) this.nc.publish(subject, piece);
+  }
+
+  /** A batch too large for one NATS message: as many batches as it takes, in order; a message too large alone goes in pieces. */
+  private publishBatches(subject: string, parts: string[]): void {
+    const limit = this.payloadLimit() - 16;
+    let batch: string[] = [];
+    let bytes = 0;
+    const flush = () => {
+      if (batch.length === 1) this.nc.publish(subject, batch[0]!);
+      else if (batch.length > 1) this.nc.publish(subject, `{"t":"batch","m":[${batch.join(',')}]}`);
+      batch = [];
+      bytes = 0;
+    };
+    for (const p of parts) {
+      const n = Buffer.byteLength(p) + 1;
+      if (n > limit) { flush(); this.publishAny(subject, p); continue; }
+      if (bytes + n > limit) flush();
+      batch.push(p);
+      bytes += n;
+    }
+    flush();
+  }
+
+  /** Large messages cut and still being put together (for the worker's stats). */
+  get fragments(): { sent: number; dropped: number; pending: number } {
+    return { sent: this.fragmenter.cut, dropped: this.reassembler.dropped, pending: this.reassembler.pending.messages };
+  }
 
   reply(cmd: { cid: number; rw: WorkerAddr }, res: unknown): void {
     if (cmd.cid) this.toWorker(cmd.rw, { t: 'reply', cid: cmd.cid, ok: true, res });
@@ -289,6 +369,8 @@ export class WorkerBus {
       this.pending.delete(msg.cid);
       this.unindex(p);
       this.wheel.cancel(p);
+      // The request was first sent timeoutMs before its deadline; no clock is read with the histograms off.
+      metrics.reply(p.cmd.op, metrics.histograms ? this.wheel.clock.now() - p.deadline + this.opts.timeoutMs : 0);
       if (msg.ok) p.target.onReply(true, msg.res, null);
       else p.target.onReply(false, undefined, fromWire(msg.err));
     } else if (msg.t === 'deliver') {
@@ -301,7 +383,7 @@ export class WorkerBus {
   /** Publishes an encoded frame to every worker with members in the room. */
   publishRoom(roomId: string, frame: string): void {
     this.flushOutbox();
-    this.nc.publish(this.subjects.room(roomId), frame);
+    this.publishAny(this.subjects.room(roomId), frame);
   }
 
   /** Subscribes the room subject once for this worker; frames arrive as raw bytes. */
@@ -311,7 +393,12 @@ export class WorkerBus {
       if (err) return;
       // One copy per worker per broadcast: ws may queue the buffer on a slow
       // socket, and the client's read buffer must not be shared with that.
-      this.guarded(() => onFrame(Buffer.from(msg.data)));
+      this.guarded(() => {
+        if (!isPiece(msg.data)) { onFrame(Buffer.from(msg.data)); return; }
+        // A frame too large for one NATS message (a big room's presence_state).
+        const whole = this.reassembler.add(msg.data);
+        if (whole) onFrame(Buffer.from(whole));
+      });
     } }));
     // The join must reach the room actor only after the server has the
     // subscription, or a broadcast right after the join could miss us.

@@ -9,10 +9,13 @@ import { accessSync, constants } from 'node:fs';
 import type { SandbarConfig } from '../config/types.js';
 import { Errors, ErrorCodes } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import { renderMetrics } from '../observability/metrics.js';
+import { MetricsGatherer } from '../observability/gather.js';
+import { hostFamilies } from '../observability/host-metrics.js';
+import { runtimeFamilies, startRuntimeMetrics } from '../observability/runtime-metrics.js';
 import { natsReachable, startEmbeddedNats, type EmbeddedNats } from '../bus/embedded.js';
 import { connectBus, natsAuthOptions, type NatsConnection } from '../bus/connection.js';
-import { RestartPolicy } from './supervisor.js';
+import { ExitStreaks, RESTORE_HANG_FACTOR, RestartPolicy, SAME_EXIT_IN_A_ROW, classifyExit } from './supervisor.js';
+import { workerExecArgv, workerHeapMb } from './heap.js';
 import { Subjects } from '../bus/subjects.js';
 import { ensureBucket, Ownership } from '../placement/ownership.js';
 import { ensurePersistence } from '../persistence/index.js';
@@ -35,7 +38,18 @@ interface Slot {
   listening: boolean;
   serving: boolean;
   stats: WorkerStats | null;
+  /** The worker said it is restoring shards from JetStream (it gets more time to answer pings). */
+  restoring: boolean;
+  /** The primary killed it for not answering pings (read when it exits). */
+  killedAsHung: boolean;
+  /** A late pong while restoring was logged (once per restore). */
+  lateLogged: boolean;
+  /** A pong came since the fork: the worker's code is loaded and its loop runs. */
+  answered: boolean;
 }
+
+/** How long a scrape waits for the workers' metrics (the worker that took it waits 3 s for the primary). */
+const SCRAPE_TIMEOUT_MS = 1500;
 
 export const EXIT = { ok: 0, software: 70, unavailable: 69, config: 78, gaveUp: 1 } as const;
 
@@ -48,6 +62,12 @@ export class Primary {
   private pinger: NodeJS.Timeout | null = null;
   private readyLogged = false;
   private port = 0;
+  private adminPort: number | null = null;
+  /** Asks the workers for their metrics at each scrape (src/observability/gather.ts). */
+  private readonly gatherer: MetricsGatherer;
+  /** Times the cluster lease was lost, and whether the host acts as master now. */
+  private leaseLost = 0;
+  private acting = true;
   private pingSeq = 0;
   /** When pingAll last ran (0: never), to tell the primary's own stalls from a worker's. */
   private lastPingAt = 0;
@@ -59,17 +79,38 @@ export class Primary {
   private readonly api: ApiForwarder;
   private view: HostView[] = [];
   private readonly incarnation = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+  private readonly streaks = new ExitStreaks();
+  private readonly heapMb: number;
 
   constructor(private readonly config: SandbarConfig, private readonly logger: Logger) {
     const c = config.cluster;
     this.policy = new RestartPolicy({ maxRestarts: c.maxRestarts, windowMs: c.restartWindowMs, backoffMs: c.restartBackoffMs });
     this.api = new ApiForwarder(() => this.slots.filter((s) => s.serving && s.worker?.isConnected()).map((s) => s.worker!), config.request.timeoutMs + 2000);
+    this.heapMb = workerHeapMb(config);
+    this.gatherer = new MetricsGatherer({
+      hostId: config.hostId,
+      workers: () => this.slots.filter((s) => s.worker?.isConnected()).map((s) => ({ index: s.index, ask: (id: number) => s.worker!.send({ t: 'scrape', id } satisfies ToWorker) })),
+      own: async () => ({ host: hostFamilies(this.hostState()), process: await runtimeFamilies() }),
+    }, SCRAPE_TIMEOUT_MS);
+  }
+
+  /** What the host-level metrics say now. */
+  private hostState(): Parameters<typeof hostFamilies>[0] {
+    const members = this.membership?.members() ?? [];
+    return {
+      version: VERSION, node: process.version, nats: this.nc?.info?.version ?? '',
+      restarts: this.policy.total, workers: this.config.cluster.workers, workersUp: this.slots.filter((s) => s.listening).length,
+      hosts: members.length, suspectHosts: members.filter((m) => m.suspect).length,
+      natsConnected: this.nc !== null && !this.nc.isClosed(),
+      leaseValid: this.lease ? Date.now() < this.lease.okUntil() : null, leaseLost: this.leaseLost,
+    };
   }
 
   async start(): Promise<void> {
     const { config, logger } = this;
     // systemd's watchdog (WatchdogSec) is fed while the primary's loop runs; a no-op outside systemd.
     startWatchdog();
+    startRuntimeMetrics();
     process.on('SIGTERM', () => void this.stop(EXIT.ok, 'SIGTERM'));
     process.on('SIGINT', () => void this.stop(EXIT.ok, 'SIGINT'));
 
@@ -82,16 +123,21 @@ export class Primary {
       await ensurePersistence(this.nc, config, new Subjects(config.cluster.name), logger);
       await ensureEvents(this.nc, config, new Subjects(config.cluster.name), logger);
     } catch (err) {
+      // A store limit JetStream cannot reserve is a configuration error, named as such (exit 78).
+      if (Errors.CONFIG_INVALID.is(err)) throw err;
       throw Errors.JETSTREAM_UNAVAILABLE(`NATS at ${config.nats.servers.join(', ')} has no JetStream (${(err as Error).message}): run nats-server with -js (or "jetstream {}" in its config); Sandbar keeps shard ownership in a JetStream KV bucket`, { cause: err });
     }
     this.ownership = await Ownership.open(this.nc, config.cluster.name, logger);
 
     // Must be set before the first fork; see docs/benchmarks.md for why "none" is the default.
     cluster.schedulingPolicy = config.cluster.schedulingPolicy === 'rr' ? cluster.SCHED_RR : cluster.SCHED_NONE;
+    // The workers' heap limit: the storage budget is a share of it (docs/storage.md).
+    cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv, this.heapMb) });
+    logger.info({ workerHeapMb: this.heapMb, derived: config.cluster.workerHeapMb === 0 }, 'worker heap limit');
     cluster.on('exit', (w, code, signal) => this.onExit(w, code, signal));
     cluster.on('message', (w, msg: ToPrimary) => this.onMessage(w, msg));
     for (let i = 0; i < config.cluster.workers; i++) {
-      this.slots.push({ index: i, worker: null, lastPong: 0, listening: false, serving: false, stats: null });
+      this.slots.push({ index: i, worker: null, lastPong: 0, listening: false, serving: false, stats: null, restoring: false, killedAsHung: false, lateLogged: false, answered: false });
       this.fork(i);
     }
     this.pinger = setInterval(() => this.pingAll(), config.cluster.workerPingMs);
@@ -112,6 +158,9 @@ export class Primary {
     const worker = cluster.fork({ [WORKER_ENV.config]: JSON.stringify(this.config), [WORKER_ENV.index]: String(index) });
     slot.worker = worker;
     slot.listening = false;
+    slot.restoring = false;
+    slot.killedAsHung = false;
+    slot.answered = false;
     slot.lastPong = performance.now();
     this.logger.info({ workerIndex: index, workerPid: worker.process.pid }, 'worker forked');
   }
@@ -126,12 +175,21 @@ export class Primary {
     switch (msg.t) {
       case 'pong':
         slot.lastPong = performance.now();
+        if (!slot.answered) slot.lateLogged = false;
+        slot.answered = true;
         slot.stats = msg.stats;
+        slot.restoring = msg.stats.restoring > 0;
+        break;
+      case 'restoring':
+        // Sent before a restore starts its work: a silence from now on may be that work.
+        slot.restoring = msg.shards > 0;
+        if (!slot.restoring) slot.lateLogged = false;
         break;
       case 'listening':
         slot.listening = true;
         slot.lastPong = performance.now();
         this.port = msg.port;
+        this.adminPort = msg.adminPort;
         if (!this.membership && this.slots.every((s) => s.listening)) {
           // Join the cluster only with every worker up, so shards are not
           // first placed on one worker and then moved.
@@ -147,20 +205,21 @@ export class Primary {
         slot.serving = true;
         if (!this.readyLogged && this.slots.every((s) => s.serving)) {
           this.readyLogged = true;
-          this.logger.info({ port: this.port, workers: this.slots.length, hostId: this.config.hostId }, 'host ready');
+          this.logger.info({ port: this.port, adminPort: this.adminPort, workers: this.slots.length, hostId: this.config.hostId }, 'host ready');
           void notifyReady(`host ready: ${this.slots.length} workers on port ${this.port} (${this.config.hostId})`);
         }
         break;
       case 'api':
         this.api.onReply(msg);
         break;
-      case 'metrics?': {
-        const stats = new Map<number, WorkerStats>();
-        for (const s of this.slots) if (s.stats) stats.set(s.index, s.stats);
-        const text = renderMetrics(this.config.hostId, stats, { restarts: this.policy.total });
-        w.send({ t: 'metrics', id: msg.id, text } satisfies ToWorker);
+      case 'metrics?':
+        void this.gatherer.gather()
+          .catch((err: Error) => ({ status: 503 as const, text: `# metrics unavailable: ${err.message}\n` }))
+          .then((r) => { if (w.isConnected()) w.send({ t: 'metrics', id: msg.id, status: r.status, text: r.text } satisfies ToWorker); });
         break;
-      }
+      case 'scraped':
+        this.gatherer.onFamilies(slot.index, msg.id, msg.families);
+        break;
     }
   }
 
@@ -182,6 +241,8 @@ export class Primary {
     this.lease = new Lease(this.ownership!, c.hostId, this.incarnation, { heartbeatMs: c.cluster.heartbeatMs, selfFenceMs: c.cluster.selfFenceMs },
       () => membership.majorityHeardAt(),
       (okUntil, acting) => {
+        if (this.acting && !acting) this.leaseLost++;
+        this.acting = acting;
         membership.setActing(acting);
         for (const s of this.slots) if (s.listening && s.worker?.isConnected()) s.worker.send({ t: 'lease', okUntil } satisfies ToWorker);
       },
@@ -217,7 +278,8 @@ export class Primary {
           this.logger.info({ level }, 'log level changed by an operator');
         },
       })],
-      onError: (err, endpoint) => this.logger.error({ err, endpoint }, 'admin endpoint failed'),
+      // The operator who asked gets the error; nothing is lost.
+      onError: (err, endpoint) => this.logger.warn({ err, endpoint }, 'admin endpoint failed'),
     });
   }
 
@@ -254,13 +316,14 @@ export class Primary {
     const late = this.lastPingAt === 0 ? 0 : Math.max(0, now - this.lastPingAt - this.config.cluster.workerPingMs);
     this.lastPingAt = now;
     const n = ++this.pingSeq;
+    const ping = this.pingMsg(n);
     const suspects: Slot[] = [];
     for (const slot of this.slots) {
       const w = slot.worker;
       if (!w || w.isDead()) continue;
       if (late > 0) slot.lastPong = Math.min(now, slot.lastPong + late);
       if (now - slot.lastPong > this.config.cluster.workerHangMs) suspects.push(slot);
-      else if (w.isConnected()) w.send({ t: 'ping', n } satisfies ToWorker);
+      else if (w.isConnected()) w.send(ping);
     }
     // Decide after this turn's I/O: pongs already in the IPC pipe are read
     // first, so a worker whose answer was queued behind the primary's own
@@ -268,16 +331,31 @@ export class Primary {
     if (suspects.length > 0) setImmediate(() => this.killSilent(suspects, n));
   }
 
+  private pingMsg(n: number): ToWorker {
+    return { t: 'ping', n, restarts: this.policy.total, suspect: (this.membership?.members() ?? []).filter((m) => m.suspect).map((m) => m.hostId) };
+  }
+
   private killSilent(suspects: readonly Slot[], n: number): void {
     const now = performance.now();
     for (const slot of suspects) {
       const w = slot.worker;
       if (!w || w.isDead()) continue;
-      if (now - slot.lastPong > this.config.cluster.workerHangMs) {
-        this.logger.error({ workerIndex: slot.index, pid: w.process.pid, silentMs: Math.round(now - slot.lastPong) }, 'worker stopped answering pings; killing it (SIGKILL)');
+      const silent = now - slot.lastPong;
+      const hangMs = this.config.cluster.workerHangMs;
+      const state = !slot.answered ? 'starting' : slot.restoring ? 'restoring shards' : null;
+      if (state && silent > hangMs && silent <= hangMs * RESTORE_HANG_FACTOR) {
+        if (!slot.lateLogged) {
+          slot.lateLogged = true;
+          this.logger.warn({ workerIndex: slot.index, pid: w.process.pid, silentMs: Math.round(silent), waitUpToMs: hangMs * RESTORE_HANG_FACTOR }, `worker is ${state} and late answering pings; not killed yet`);
+        }
+        if (w.isConnected()) w.send(this.pingMsg(n));
+      } else if (silent > hangMs) {
+        slot.killedAsHung = true;
+        this.logger.error({ workerIndex: slot.index, pid: w.process.pid, silentMs: Math.round(silent), restoring: slot.restoring, starting: !slot.answered },
+          `worker stopped answering pings${state ? ` while ${state}` : ''}; killing it (SIGKILL)`);
         w.process.kill('SIGKILL');
       } else if (w.isConnected()) {
-        w.send({ t: 'ping', n } satisfies ToWorker);
+        w.send(this.pingMsg(n));
       }
     }
   }
@@ -285,23 +363,38 @@ export class Primary {
   private onExit(w: Worker, code: number | null, signal: string | null): void {
     const slot = this.slotOf(w);
     if (!slot) return;
+    const stats = slot.stats;
+    const cause = classifyExit({
+      code, signal, killedAsHung: slot.killedAsHung, restoring: slot.restoring, answered: slot.answered, started: slot.listening,
+      heapShare: stats && stats.heapLimit > 0 ? stats.heapUsed / stats.heapLimit : 0,
+    }, { workerHangMs: this.config.cluster.workerHangMs, workerHeapMb: this.heapMb, budgetMb: this.config.storage.budgetMb });
     slot.worker = null;
     slot.listening = false;
     slot.serving = false;
     slot.stats = null;
+    slot.restoring = false;
+    this.gatherer.onWorkerGone(slot.index);
     if (this.stopping) return;
     // The cluster (and our own workers) see the worker gone from the view: its
     // sessions leave every user and room, its shards are promoted.
     this.membership?.publish();
+    const inARow = this.streaks.record(slot.index, cause);
+    if (inARow === SAME_EXIT_IN_A_ROW) {
+      // One line for a loop, not one per turn of it: what it is and what to do.
+      this.logger.error({ workerIndex: slot.index, exitKind: cause.kind, inARow }, `worker ${slot.index} died the same way ${inARow} times in a row: ${cause.why}. What to do: ${cause.todo}`);
+    }
     const delay = this.policy.onCrash(Date.now());
     if (delay === null) {
       const c = this.config.cluster;
-      this.logger.fatal({ workerIndex: slot.index, exitCode: code, signal, code: ErrorCodes.SANDBAR_ERR_SUPERVISOR_INTENSITY.code },
-        `worker ${slot.index} died (code ${code}, signal ${signal}) and workers were already restarted ${c.maxRestarts} times within ${c.restartWindowMs} ms (cluster.maxRestarts): giving up, host exits`);
+      this.logger.fatal({ workerIndex: slot.index, exitCode: code, signal, exitKind: cause.kind, code: ErrorCodes.SANDBAR_ERR_SUPERVISOR_INTENSITY.code },
+        `worker ${slot.index} died (code ${code}, signal ${signal}) and workers were already restarted ${c.maxRestarts} times within ${c.restartWindowMs} ms (cluster.maxRestarts): giving up, host exits; ${this.streaks.givingUp(cause)}`);
       void this.stop(EXIT.gaveUp, 'restart intensity exceeded');
       return;
     }
-    this.logger.warn({ workerIndex: slot.index, exitCode: code, signal, restartInMs: delay, restartsInWindow: this.policy.inWindow }, 'worker died; restarting');
+    // A worker that exits 0 was stopped on purpose (SIGTERM to recycle it); any other exit dropped its sessions and is a fault to look into.
+    const detail = { workerIndex: slot.index, exitCode: code, signal, exitKind: cause.kind, restartInMs: delay, restartsInWindow: this.policy.inWindow };
+    if (code === 0) this.logger.info(detail, 'worker exited; restarting');
+    else this.logger.error(detail, 'worker died; restarting');
     setTimeout(() => { if (!this.stopping) this.fork(slot.index); }, delay);
   }
 

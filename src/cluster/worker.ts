@@ -5,6 +5,7 @@
  * and on shutdown closes every session with 1012 before exiting.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { getHeapStatistics } from 'node:v8';
 import { randomBytes } from 'node:crypto';
 import type { SandbarConfig } from '../config/types.js';
 import { createLogger, type Logger } from '../observability/logger.js';
@@ -14,9 +15,9 @@ import { SessionActor, SessionSocket, type SessionHost, type SessionTransport } 
 import { rate } from '../actors/rate-limit.js';
 import { ChannelRegistry } from '../protocol/channel-registry.js';
 import { echoChannel } from '../protocol/echo-channel.js';
-import { createHttpServer } from '../http/server.js';
-import { ConnectionLimits } from '../http/limits.js';
-import { readFileSync } from 'node:fs';
+import { createListeners } from '../http/listeners.js';
+import type { FastifyInstance } from 'fastify';
+import type { Family } from '../observability/exposition.js';
 import { Subjects } from '../bus/subjects.js';
 import { WorkerBus } from '../bus/worker-bus.js';
 import type { CtlMsg, Cmd, HistoryQuery, Meta } from '../bus/messages.js';
@@ -34,13 +35,17 @@ import { WorkerAuth } from '../auth/worker-auth.js';
 import type { Identity } from '../auth/verifier.js';
 import { sessionChannel } from '../protocol/session-channel.js';
 import { HIDDEN } from '../auth/room-authorizer.js';
+import { WorkerStorage, attachStorage } from '../storage/index.js';
 import { userChannel } from '../protocol/user-channel.js';
 import { roomChannel } from '../protocol/room-channel.js';
 import { LongPollRegistry } from '../http/longpoll.js';
-import { longPollBus, registerLongPoll } from '../http/longpoll-route.js';
+import { longPollBus } from '../http/longpoll-route.js';
 import { ClusterEvents } from '../web/cluster-events.js';
 import { clusterChannel } from '../web/cluster-channel.js';
-import { registerWeb } from '../web/routes.js';
+import { metrics, statFamilies } from '../observability/metrics.js';
+import { runtimeFamilies, startRuntimeMetrics } from '../observability/runtime-metrics.js';
+import { authFamilies } from '../observability/auth-metrics.js';
+import type { ScrapeResult } from '../observability/gather.js';
 import { WORKER_ENV, type ToPrimary, type ToWorker, type WorkerStats } from './ipc.js';
 import { goneWorkers, joinsToResync } from './view-changes.js';
 
@@ -57,7 +62,15 @@ export class WorkerHost implements SessionHost {
   nc: NatsConnection | null = null;
   private nextSession = 0;
 
+  /** The storage budget, the per-sender budgets and their counters (docs/storage.md). */
+  readonly storage: WorkerStorage;
+  /** V8's heap limit of this process (cluster.workerHeapMb, set by the primary). */
+  readonly heapLimit = getHeapStatistics().heap_size_limit;
+
   constructor(readonly config: SandbarConfig, readonly index: number, readonly logger: Logger) {
+    this.storage = WorkerStorage.create(config, this.heapLimit, logger);
+    const b = this.storage.budget.limits;
+    logger.info({ heapLimitMb: Math.round(this.heapLimit / 1048576), budgetMb: Math.round(b.budget / 1048576), warnMb: Math.round(b.warnAt / 1048576) }, 'storage budget');
     const s = config.session;
     this.limits = {
       idleTimeoutMs: s.idleTimeoutMs, maxBufferedBytes: s.maxBufferedBytes, maxChannels: s.maxChannels,
@@ -73,6 +86,7 @@ export class WorkerHost implements SessionHost {
     this.fastWheel.onError = this.wheel.onError;
     this.channels.register('echo', echoChannel({ faultInjection: config.debug.faultInjection }));
     this.channels.register('sandbar', sessionChannel());
+    this.clusterEvents = new ClusterEvents(`${config.hostId}.${index}`, (kind, ms) => metrics.takeover(kind, ms));
   }
 
   /** Tokens, revocation and room authorization of this worker (auth/worker-auth.ts). */
@@ -83,8 +97,8 @@ export class WorkerHost implements SessionHost {
   shardHost: ShardHost | null = null;
   rooms: LocalRooms | null = null;
   view: HostView[] = [];
-  /** Shard map and recent failovers/handoffs for the cluster page. */
-  readonly clusterEvents = new ClusterEvents();
+  /** Shard map and recent failovers/handoffs for the cluster page; the takeover histogram for the shards this worker claims. */
+  readonly clusterEvents: ClusterEvents;
   longpoll: LongPollRegistry | null = null;
   /** Roles of the first view taken up: ready to serve. */
   serving = false;
@@ -105,14 +119,18 @@ export class WorkerHost implements SessionHost {
       onShardMsg: (msg) => this.shardHost!.onShardMsg(msg),
     }, this.fastWheel, this.logger, { timeoutMs: c.request.timeoutMs, resendMs: Math.min(500, Math.max(50, c.request.timeoutMs >> 2)) });
     this.bus = bus;
+    // Before any actor or channel exists: they find it through the bus.
+    attachStorage(bus, this.storage);
     const ownership = await Ownership.open(nc, c.cluster.name, this.logger);
     this.shardHost = new ShardHost(bus, c, this.wheel, this.fastWheel, this.logger, ownership);
     this.shardHost.events = this.apps.startEvents(nc);
     if (this.leaseUntil > 0) this.shardHost.leaseUntil = this.leaseUntil;
     if (c.persistence.mode !== 'none') {
       const sh = this.shardHost;
-      sh.persistence = await ShardPersistence.open(nc, c, new Subjects(c.cluster.name), this.index, this.logger, (n) => sh.onLogged(n));
-      sh.persistence.start(sh);
+      const p = sh.persistence = await ShardPersistence.open(nc, c, new Subjects(c.cluster.name), this.index, this.logger, (n) => sh.onLogged(n));
+      p.onRestoring = (shards) => send({ t: 'restoring', shards });
+      this.storage.budget.logFull = () => p.log?.full ?? false;
+      p.start(sh);
     }
     await ownership.watch((n, rec) => { this.shardHost!.onOwnership(n, rec); this.clusterEvents.onOwnership(n, rec); bus.resendShard(n); });
     this.rooms = new LocalRooms(bus);
@@ -122,7 +140,7 @@ export class WorkerHost implements SessionHost {
     this.channels.register('room', roomChannel(svc));
     this.channels.register('cluster', clusterChannel({
       nc, subjects: new Subjects(c.cluster.name), adminToken: c.admin.token, shards: c.shards, replicas: c.replication.replicas,
-      self: bus.addr, events: this.clusterEvents, view: () => this.view,
+      self: bus.addr, events: this.clusterEvents, view: () => this.view, suspects: () => this.hostInfo.suspect,
     }));
     const lpBus = longPollBus(nc, new Subjects(c.cluster.name), c.hostId, this.index, this.logger);
     // A held poll must not outlast the idle deadline that polls keep pushing back.
@@ -154,7 +172,7 @@ export class WorkerHost implements SessionHost {
     this.leaseAt = Date.now();
     if (this.shardHost) this.shardHost.leaseUntil = okUntil;
     if (Date.now() < okUntil) this.shardHost?.setFence('lease', false);
-    else this.shardHost?.setFence('lease', true); // the primary itself says it is lost
+    else this.fence('lease'); // the primary itself says it is lost
     if (!this.leaseCheck) {
       // Outputs are checked against leaseUntil when they would go out (ShardHost).
       // Fencing (stop serving, drop what is held) waits one more turn of the
@@ -165,11 +183,17 @@ export class WorkerHost implements SessionHost {
         setImmediate(() => {
           if (Date.now() < this.leaseUntil || this.shardHost?.isFenced) return;
           this.logger.warn({ leaseUntil: new Date(this.leaseUntil).toISOString(), lastLeaseMessageMsAgo: Date.now() - this.leaseAt }, 'lease expired in this worker');
-          this.shardHost?.setFence('lease', true);
+          this.fence('lease');
         });
       }, 50);
       this.leaseCheck.unref();
     }
+  }
+
+  /** Stops serving as master on our own (self-fencing), counted once per fencing. */
+  fence(reason: 'lease' | 'nats'): void {
+    if (this.shardHost && !this.shardHost.isFenced) metrics.fences.inc(reason);
+    this.shardHost?.setFence(reason, true);
   }
 
   /** The primary's live view of the cluster: recompute which shards this worker masters and replicates. */
@@ -212,8 +236,12 @@ export class WorkerHost implements SessionHost {
       return { kicked: q.sid, user: s.userId };
     }
     if (q.t === 'stats') {
-      const st = this.stats(0);
-      return { sessions: st.sessions, longpoll: this.longpoll?.size ?? 0, framesIn: st.framesIn, framesOut: st.framesOut, masterShards: st.masterShards, replicaShards: st.replicaShards, heapUsed: st.heapUsed, auth: this.auth.stats() };
+      const st = this.stats(this.loopDelayMs);
+      return {
+        sessions: st.sessions, longpoll: st.longpollSessions, framesIn: st.framesIn, framesOut: st.framesOut, masterShards: st.masterShards, replicaShards: st.replicaShards, heapUsed: st.heapUsed, rss: st.rss, restoring: st.restoring,
+        dms: metrics.requests('dm'), loopDelayMs: st.loopDelayMs, nats: { connected: st.natsConnected, server: this.nc?.getServer() ?? null, reconnects: st.natsReconnects }, fenced: st.fenced, hostRestarts: this.hostInfo.restarts,
+        auth: this.auth.stats(), ...this.storage.stats(),
+      };
     }
     this.logger.level = q.level;
     return { level: q.level };
@@ -271,6 +299,7 @@ export class WorkerHost implements SessionHost {
   onActorExit(actor: any, reason: StopReason): void {
     if (actor instanceof SessionActor) {
       this.sessions.delete(actor.id);
+      metrics.sessionCloses.inc(reason.kind === 'other' ? reason.code : reason.kind === 'normal' ? 'client' : reason.kind);
       this.apps.sessionEnded(actor, reason);
     }
     if (reason.kind === 'crash') {
@@ -306,9 +335,20 @@ export class WorkerHost implements SessionHost {
       pendingRequests: this.bus?.pendingCount ?? 0,
       roomDeliveries: this.rooms?.deliveries ?? 0,
       natsReconnects,
+      longpollSessions: this.longpoll?.size ?? 0,
+      fenced: this.shardHost?.isFenced ?? false,
+      shardsWithoutMaster: this.clusterEvents.shardsWithoutMaster(this.config.shards, this.view),
       ...this.apps.stats(),
+      restoring: this.shardHost?.persistence?.restoring ?? 0,
+      heapLimit: this.heapLimit,
+      ...this.storage.stats(),
     };
   }
+
+  /** Mean event-loop delay over the last ping interval (ms), as the last pong reported it. */
+  loopDelayMs = 0;
+  /** What the primary's last ping said of the host: worker restarts, hosts it finds suspect. */
+  hostInfo: { restarts: number; suspect: readonly string[] } = { restarts: 0, suspect: [] };
 }
 
 /**
@@ -326,6 +366,14 @@ class ResyncReply implements ReplyTarget {
   }
 }
 
+/** This worker's metric families for a scrape: its stats, its counters and histograms, Node's. */
+async function scrapeFamilies(host: WorkerHost): Promise<Family[]> {
+  return [...statFamilies(host.stats(host.loopDelayMs)), ...metrics.families(), ...authFamilies(host.auth.stats()), ...await runtimeFamilies()];
+}
+
+/** The event-loop monitor's timer interval (ms). */
+const LOOP_RESOLUTION_MS = 20;
+
 function send(msg: ToPrimary): void {
   process.send?.(msg);
 }
@@ -333,7 +381,7 @@ function send(msg: ToPrimary): void {
 export async function runWorker(): Promise<void> {
   const config = JSON.parse(process.env[WORKER_ENV.config] ?? 'null') as SandbarConfig;
   const index = Number(process.env[WORKER_ENV.index]);
-  const logger = createLogger({ level: config.log.level, hostId: config.hostId, worker: index });
+  const logger = createLogger({ level: config.log.level, hostId: config.hostId, worker: index, syslogPrefix: config.log.syslogPrefix });
   const host = new WorkerHost(config, index, logger);
 
   process.on('uncaughtException', (err) => {
@@ -343,21 +391,28 @@ export async function runWorker(): Promise<void> {
     process.exit(70);
   });
 
+  metrics.histograms = config.metrics.histograms;
+  startRuntimeMetrics();
   // Answer pings from the first moment so a slow start is not taken for a hang.
-  const loop = monitorEventLoopDelay({ resolution: 20 });
+  const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   loop.enable();
-  const pendingMetrics = new Map<number, (text: string) => void>();
+  const pendingMetrics = new Map<number, (r: ScrapeResult) => void>();
   let nextMetrics = 0;
   let stopping: Promise<void> | null = null;
   const stop = (handoffView: HostView[] = []) => (stopping ??= gracefulStop(handoffView));
   process.on('message', (msg: ToWorker) => {
     if (msg.t === 'ping') {
-      const delay = loop.count > 0 ? loop.mean / 1e6 : 0;
+      // The histogram records the time between its timer's runs: the resolution itself is not delay.
+      const delay = loop.count > 0 ? Math.max(0, loop.mean / 1e6 - LOOP_RESOLUTION_MS) : 0;
       loop.reset();
-      send({ t: 'pong', n: msg.n, stats: host.stats(Math.round(delay * 100) / 100) });
+      host.loopDelayMs = Math.round(delay * 100) / 100;
+      host.hostInfo = { restarts: msg.restarts, suspect: msg.suspect };
+      send({ t: 'pong', n: msg.n, stats: host.stats(host.loopDelayMs) });
     } else if (msg.t === 'metrics') {
-      pendingMetrics.get(msg.id)?.(msg.text);
+      pendingMetrics.get(msg.id)?.({ status: msg.status, text: msg.text });
       pendingMetrics.delete(msg.id);
+    } else if (msg.t === 'scrape') {
+      void scrapeFamilies(host).then((families) => send({ t: 'scraped', id: msg.id, families }), (err) => logger.warn({ err }, 'cannot collect this worker\'s metrics (the scrape answers 503)'));
     } else if (msg.t === 'loglevel') {
       logger.level = msg.level;
     } else if (msg.t === 'lease') {
@@ -377,14 +432,14 @@ export async function runWorker(): Promise<void> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
 
-  let app: Awaited<ReturnType<typeof createHttpServer>> | null = null;
+  let apps: readonly FastifyInstance[] = [];
   try {
     let fenceTimer: NodeJS.Timeout | null = null;
     host.nc = await connectBus({
       servers: config.nats.servers, auth: natsAuthOptions(config.nats), name: `sandbar ${config.hostId} w${index}`, timeoutMs: config.nats.connectTimeoutMs, logger,
       onStatus: (st) => {
         if (st === 'disconnect' && !fenceTimer) {
-          fenceTimer = setTimeout(() => host.shardHost?.setFence('nats', true), config.cluster.selfFenceMs);
+          fenceTimer = setTimeout(() => host.fence('nats'), config.cluster.selfFenceMs);
           fenceTimer.unref();
         } else if (st === 'reconnect' && fenceTimer) {
           clearTimeout(fenceTimer);
@@ -395,21 +450,10 @@ export async function runWorker(): Promise<void> {
     });
     // The HTTP side and the shard side start side by side: a restarted worker is back sooner.
     const chat = host.startChat(host.nc);
-    const limits = new ConnectionLimits({ ...config.http, workers: config.cluster.workers }, logger);
-    app = await createHttpServer({
+    const listeners = await createListeners(config, logger, {
       verifyToken: host.verifyToken,
       onRefused: (code, reason, ip, transport) => host.auth.refusals.note(code, reason, ip, transport),
-      maxTokenBytes: config.auth.maxTokenBytes,
-      maxFrameBytes: config.session.maxFrameBytes,
-      limits,
-      ...(config.http.tlsCertFile && config.http.tlsKeyFile ? { tls: { cert: readFileSync(config.http.tlsCertFile), key: readFileSync(config.http.tlsKeyFile) } } : {}),
       onSocket: (socket, identity) => { host.startSession(socket as unknown as SessionTransport, identity); },
-      register: (app) => {
-        // The LongPoll registry exists once the chat side has started (before
-        // the listener opens); until then a poll hears "session gone" and retries.
-        registerLongPoll(app, { handle: (r) => host.longpoll ? host.longpoll.handle(r) : Promise.resolve({ status: 410, token: null }) }, config.session.maxFrameBytes, limits);
-        registerWeb(app, { secret: config.auth.secret, devTokenEndpoint: config.auth.devTokenEndpoint, adminToken: config.admin.token, tokenTtlS: config.auth.tokenTtlS });
-      },
       closeAllSessions: () => host.closeAllSessions(),
       ready: () => {
         if (host.shuttingDown) return { ok: false, reason: 'shutting down' };
@@ -417,20 +461,20 @@ export async function runWorker(): Promise<void> {
         if (!host.serving) return { ok: false, reason: 'shards not yet served' };
         return { ok: true };
       },
-      metrics: () => new Promise<string>((resolve) => {
+      longpoll: () => host.longpoll,
+      scrape: () => new Promise<ScrapeResult>((resolve) => {
         const id = nextMetrics++;
         pendingMetrics.set(id, resolve);
         send({ t: 'metrics?', id });
-        setTimeout(() => { if (pendingMetrics.delete(id)) resolve('# metrics unavailable: primary did not answer\n'); }, 2000).unref();
+        setTimeout(() => { if (pendingMetrics.delete(id)) resolve({ status: 503, text: '# metrics unavailable: the primary did not answer within 3000 ms\n' }); }, 3000).unref();
       }),
     });
+    apps = listeners.apps;
     await chat;
-    await app!.listen({ host: config.http.host, port: config.http.port });
-    const addr = app!.server.address();
-    const port = typeof addr === 'object' && addr ? addr.port : config.http.port;
+    const { port, adminPort } = await listeners.listen();
     await host.apps.listen();
-    logger.info({ port }, 'worker listening');
-    send({ t: 'listening', port });
+    logger.info({ port, adminPort }, 'worker listening');
+    send({ t: 'listening', port, adminPort });
   } catch (err) {
     // Start-up failed (NATS, a taken port): exit non-zero; the supervisor's
     // restart intensity decides whether to try again or give up.
@@ -451,7 +495,7 @@ export async function runWorker(): Promise<void> {
     // What nobody took (a single host, the last one, every host stopping at once): snapshot to JetStream.
     await host.shardHost?.persistAll(Math.max(0, deadline - Date.now()) / 2);
     logger.info({ sessions: host.sessions.size }, 'worker stopping: closing sessions with 1012');
-    const closing = (app ? app.close() : Promise.resolve()).catch((err) => logger.warn({ err }, 'http close failed'));
+    const closing = Promise.all(apps.map((a) => a.close())).catch((err) => logger.warn({ err }, 'http close failed'));
     host.closeAllSessions();
     // Sockets finish their closing handshake; wait for them, within the budget.
     await Promise.race([closing, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);

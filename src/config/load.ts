@@ -113,6 +113,7 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
   checkHeartbeatOrder(values, sources);
   checkPairs(values, sources);
   checkIntegration(values, sources, invalid);
+  checkPorts(values, sources);
   const tableValue = <T>(key: TableKey, check: (raw: unknown, inv: (what: string, value: unknown, problem: string, secret?: boolean) => SandbarError) => T): T => {
     const t = tables.get(key);
     if (t) sources[key] = t.source;
@@ -367,6 +368,15 @@ function checkPairs(values: ReadonlyMap<ConfigKey, Value>, sources: Record<strin
   }
   if (values.has('nats.credsFile') && values.has('nats.user')) {
     throw invalid('nats.credsFile', values.get('nats.credsFile'), sources['nats.credsFile'], 'expected either nats.credsFile or nats.user/nats.pass, not both');
+  }
+}
+
+/** The internal listener needs a port of its own (both listeners are opened by every worker). */
+function checkPorts(values: ReadonlyMap<ConfigKey, Value>, sources: Record<string, string>): void {
+  const port = values.get('admin.port') as number;
+  const http = values.get('http.port') as number;
+  if (values.get('admin.listener') === 'internal' && port !== 0 && port === http) {
+    throw invalid('admin.port', port, sources['admin.port'], `expected a port other than http.port = ${http} (from ${sources['http.port']}): the internal listener has its own; for one port, set admin.listener = "public"`);
   }
 }
 

@@ -22,6 +22,7 @@
 import type { Socket } from 'node:net';
 import { Errors, httpStatusOf, type ErrorCode, type SandbarError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
+import { metrics, type UpgradeRefusal } from '../observability/metrics.js';
 import { msUntilToken, rate, take, type Bucket, type Rate } from '../actors/rate-limit.js';
 
 export interface ConnectionLimitSettings {
@@ -96,7 +97,7 @@ export class ConnectionLimits {
     const now = this.now();
     const held = this.ipSessions.get(ip) ?? 0;
     if (this.maxPerIp > 0 && held >= this.maxPerIp) {
-      return this.refuse(ip, now, Errors.TOO_MANY_CONNECTIONS(`${ip} holds ${held} sessions on this worker, the most http.ipMaxSessions allows`), SESSIONS_RETRY_S);
+      return this.refuse('ip_sessions', ip, now, Errors.TOO_MANY_CONNECTIONS(`${ip} holds ${held} sessions on this worker, the most http.ipMaxSessions allows`), SESSIONS_RETRY_S);
     }
     const refused = this.rates(ip, now);
     if (refused) return refused;
@@ -120,7 +121,7 @@ export class ConnectionLimits {
     if (this.ipRate !== null) {
       const b = this.ipBucket(ip, now);
       if (!take(b, now, this.ipRate)) {
-        return this.refuse(ip, now, Errors.TOO_MANY_CONNECTIONS(`${ip} opens connections faster than http.ipConnectRate`), Math.ceil(msUntilToken(b, this.ipRate) / 1000));
+        return this.refuse('ip_rate', ip, now, Errors.TOO_MANY_CONNECTIONS(`${ip} opens connections faster than http.ipConnectRate`), Math.ceil(msUntilToken(b, this.ipRate) / 1000));
       }
     }
     if (this.acceptRate !== null && !take(this.acceptBucket, now, this.acceptRate)) {
@@ -131,7 +132,7 @@ export class ConnectionLimits {
       // Spread the refused clients over the seconds this worker needs to
       // admit them all, instead of sending them all back in one second.
       const retry = Math.ceil(++this.shed / (this.acceptRate.perMs * 1000));
-      return this.refuse(ip, now, Errors.OVERLOADED('this worker admits new sessions at http.acceptRate; retry later'), Math.min(MAX_RETRY_S, retry));
+      return this.refuse('accept_rate', ip, now, Errors.OVERLOADED('this worker admits new sessions at http.acceptRate; retry later'), Math.min(MAX_RETRY_S, retry));
     }
     return null;
   }
@@ -158,12 +159,16 @@ export class ConnectionLimits {
     return b;
   }
 
-  private refuse(ip: string, now: number, err: SandbarError, retryAfterS: number): Refusal {
+  private refuse(why: UpgradeRefusal, ip: string, now: number, err: SandbarError, retryAfterS: number): Refusal {
+    metrics.upgradesRefused.inc(why);
     const { code, message } = err;
     this.refusedSinceLog[code] = (this.refusedSinceLog[code] ?? 0) + 1;
     if (now - this.lastLog >= 1000) {
       // One line a second at most, however hard the flood: counts since the last line and the latest address.
-      this.logger.warn({ refused: this.refusedSinceLog, ip, code }, 'connections refused before the upgrade (connection limits)');
+      // Shedding a reconnect storm (accept rate) is the limit doing its job: info. Clients refused for
+      // their address may be many users behind one proxy, which a person may need to fix: warn.
+      const byAddress = (this.refusedSinceLog.SANDBAR_ERR_TOO_MANY_CONNECTIONS ?? 0) > 0;
+      this.logger[byAddress ? 'warn' : 'info']({ refused: this.refusedSinceLog, ip, code }, 'connections refused before the upgrade (connection limits)');
       this.refusedSinceLog = {};
       this.lastLog = now;
     }

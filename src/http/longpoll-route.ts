@@ -72,7 +72,8 @@ export function longPollBus(nc: NatsConnection, subjects: Subjects, hostId: stri
         try { req = msg.json<LongPollRequest>(); } catch { return; }
         registry.local(req).then((a) => msg.respond(JSON.stringify(a))).catch((e: Error) => {
           // A frame alone larger than the NATS payload limit, or a closed connection: the client retries with a new session.
-          logger.error({ err: e, session: req.lp }, 'forwarded longpoll request failed');
+          // Nothing is lost: the client polls again (warn: a person may need to look if it repeats).
+          logger.warn({ err: e, session: req.lp }, 'forwarded longpoll request failed');
           try { msg.respond(JSON.stringify({ status: 500 })); } catch { /* the requester times out */ }
         });
       } });

@@ -1,8 +1,12 @@
 /**
- * The worker's HTTP side: fastify with the Phoenix WebSocket endpoint and the
- * health checks. Authentication runs before the upgrade, so a bad token gets
- * a plain 403 (with the reason in the body and, bounded, in the log) and no
- * session ever starts.
+ * A worker's HTTP listener: fastify with the Phoenix WebSocket endpoint and
+ * the health checks, plus whatever routes `register` adds. A worker opens
+ * two: the public one (clients: WebSocket, LongPoll, the demo page, health)
+ * and the internal one for operators (admin.host:admin.port: /metrics, the
+ * cluster page and the socket it uses, health), unless admin.listener =
+ * "public" puts the operator routes on the public one. Authentication runs
+ * before the upgrade, so a bad token gets a plain 403 (with the reason in
+ * the body and, bounded, in the log) and no session ever starts.
  */
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import websocket from '@fastify/websocket';
@@ -21,7 +25,7 @@ export interface HttpHooks {
   /** auth.maxTokenBytes. */
   readonly maxTokenBytes: number;
   readonly maxFrameBytes: number;
-  /** Per-IP and accept-rate limits checked before the upgrade (limits.ts); none: no limits. */
+  /** Per-IP and accept-rate limits checked before the upgrade (limits.ts); none (the internal listener): no limits. */
   readonly limits?: ConnectionLimits;
   /** PEM certificate and key: the listener speaks HTTPS/WSS (http.tlsCertFile, http.tlsKeyFile). */
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
@@ -31,9 +35,7 @@ export interface HttpHooks {
   closeAllSessions(): void;
   /** Ready = NATS connected and not shutting down. */
   ready(): { ok: boolean; reason?: string };
-  /** Prometheus text of every worker (asked of the primary), or null if unavailable. */
-  metrics(): Promise<string>;
-  /** More routes (LongPoll, the web pages), registered after the health checks. */
+  /** More routes (LongPoll, the web pages, /metrics), registered after the health checks. */
   register?(app: FastifyInstance): void;
 }
 
@@ -68,11 +70,6 @@ export async function createHttpServer(hooks: HttpHooks): Promise<FastifyInstanc
     if (!r.ok) return reply.code(503).send({ status: 'unavailable', reason: r.reason });
     return { status: 'ready' };
   });
-  app.get('/metrics', async (_req, reply) => {
-    reply.header('content-type', 'text/plain; version=0.0.4');
-    return hooks.metrics();
-  });
-
   hooks.register?.(app);
 
   app.get('/socket/websocket', {

@@ -4,19 +4,22 @@
  * `sandbar_<cluster>_log` (file storage, subject `sandbar.<c>.log.<n>`), and
  * the entry's outputs (the client's `ok`) wait for its PubAck.
  *
- * No request per entry (DESIGN.md 3a): each append is a plain publish whose
+ * No request per entry (as for every hot path): each append is a plain publish whose
  * reply subject names the shard and seq under this worker's one PubAck
  * subscription, so many appends are in flight at once and an ack needs no
  * lookup table beyond the per-shard queue of entries not yet acked. A
  * shared timer republishes entries whose PubAck is late (restore dedups by
  * epoch and seq).
  */
-import { StorageType, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { DiscardPolicy, StorageType, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection, Msg, Subscription } from '@nats-io/transport-node';
 import type { Subjects } from '../bus/subjects.js';
 import type { ReplMsg } from '../actors/replication.js';
 import type { Logger } from '../observability/logger.js';
 import { natsReplicas } from './snapshot-store.js';
+import { applyMaxBytes, isStoreFull } from './store-limits.js';
+import { LogFill } from './log-fill.js';
+import { ThrottledLog } from '../storage/throttled-log.js';
 
 export type LogEntry = Extract<ReplMsg, { t: 'e' }>;
 
@@ -24,14 +27,16 @@ export function logStream(cluster: string): string {
   return `sandbar_${cluster}_log`;
 }
 
-export async function ensureLogStream(nc: NatsConnection, cluster: string, subjects: Subjects): Promise<void> {
+export async function ensureLogStream(nc: NatsConnection, cluster: string, subjects: Subjects, maxBytes = 0): Promise<void> {
   const jsm = await jetstreamManager(nc);
   const name = logStream(cluster);
   try {
     await jsm.streams.info(name);
   } catch {
-    await jsm.streams.add({ name, subjects: [subjects.shardLogAll()], storage: StorageType.File, num_replicas: natsReplicas(nc) });
+    // Discard "new": a full log refuses an append (the master then refuses writes) rather than drop entries a restore needs.
+    await jsm.streams.add({ name, subjects: [subjects.shardLogAll()], storage: StorageType.File, num_replicas: natsReplicas(nc), discard: DiscardPolicy.New });
   }
+  await applyMaxBytes(jsm, name, maxBytes, 'persistence.logMaxBytes');
 }
 
 /**
@@ -43,6 +48,8 @@ const COUNTS_FRESH_MS = 1000;
 
 /** A PubAck later than this gets its entry published again. */
 const RESEND_AFTER_MS = 5000;
+/** While the log is full, refused entries are published again this often (the first stored one ends the refusals). */
+const FULL_RESEND_MS = 1000;
 
 interface Pending { s: number; data: string; at: number; acked: boolean; streamSeq: number }
 
@@ -61,6 +68,10 @@ export class ShardLog {
   private timer: NodeJS.Timeout | null = null;
   private jsm: JetStreamManager | null = null;
   private readonly stream: string;
+  /** How full the stream is: masters refuse new writes while it says full (storage budget, `log`). */
+  private readonly fill: LogFill;
+  private readonly fullLog = new ThrottledLog(10_000);
+  private wasFull = false;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -70,19 +81,40 @@ export class ShardLog {
     private readonly logger: Logger,
     /** Called when entries of shard n became durable (loggedUpTo moved). */
     private readonly onLogged: (n: number) => void,
+    /** persistence.logMaxBytes (0: none of ours). */
+    maxBytes = 0,
   ) {
+    this.fill = new LogFill(maxBytes);
     this.ackPrefix = subjects.logAckPrefix(hostId, worker);
     this.stream = logStream(subjects.cluster);
   }
 
   async start(): Promise<void> {
     this.jsm = await jetstreamManager(this.nc);
+    this.fill.start(this.jsm, this.stream);
     this.sub = this.nc.subscribe(`${this.ackPrefix}>`, { callback: (err, msg) => { if (!err) this.onAck(msg); } });
     this.timer = setInterval(() => this.resendLate(), 500);
     this.timer.unref();
   }
 
+  /**
+   * Whether new writes must be refused: the log is past its high-water mark,
+   * or JetStream refused an append for lack of room. Logged (at most once
+   * every 10 s) when it starts, and when it ends.
+   */
+  get full(): boolean {
+    const full = this.fill.full;
+    if (full !== this.wasFull) {
+      this.wasFull = full;
+      if (full) {
+        if (this.fullLog.hit(Date.now())) this.logger.error({ code: 'SANDBAR_ERR_JETSTREAM_FULL', times: this.fullLog.take() }, 'durable log full (persistence.logMaxBytes or the NATS server\'s storage): new writes are refused until snapshots trim it');
+      } else this.logger.info('durable log has room again: writes are accepted');
+    }
+    return full;
+  }
+
   stop(): void {
+    this.fill.stop();
     this.sub?.unsubscribe();
     if (this.timer) clearInterval(this.timer);
   }
@@ -108,6 +140,7 @@ export class ShardLog {
     let st = this.shards.get(n);
     if (!st) { st = new ShardLogState(); st.logged = s - 1; this.shards.set(n, st); }
     st.pending.push({ s, data, at: Date.now(), acked: false, streamSeq: 0 });
+    this.fill.appended(data.length);
     this.nc.publish(this.subjects.shardLog(n), data, { reply: this.subjects.logAck(this.ackPrefix, n, s) });
   }
 
@@ -121,10 +154,16 @@ export class ShardLog {
     let ack: { seq?: number; error?: { description?: string } };
     try { ack = msg.json(); } catch { return; }
     if (ack.error || typeof ack.seq !== 'number') {
-      // Not stored (the stream is unavailable): the resend timer tries again.
-      this.logger.warn({ shard: n, seq: s, err: ack.error?.description }, 'durable log append refused by JetStream; retrying');
+      // Not stored: the resend timer tries again.
+      if (isStoreFull(ack.error)) {
+        // Applied already: its ok waits for this append, published again until there is room.
+        this.fill.refused = true;
+      } else {
+        this.logger.warn({ shard: n, seq: s, err: ack.error?.description }, 'durable log append refused by JetStream; retrying');
+      }
       return;
     }
+    this.fill.refused = false;
     const first = st.pending[0]?.s ?? s;
     const p = st.pending[s - first];
     if (!p || p.s !== s) return;
@@ -144,8 +183,8 @@ export class ShardLog {
     const now = Date.now();
     for (const [n, st] of this.shards) {
       const head = st.pending[0];
-      if (!head || now - head.at < RESEND_AFTER_MS) continue;
-      this.logger.warn({ shard: n, seq: head.s, waiting: st.pending.length }, 'durable log: no PubAck in time; publishing the entries again');
+      if (!head || now - head.at < (this.fill.refused ? FULL_RESEND_MS : RESEND_AFTER_MS)) continue;
+      if (!this.fill.refused) this.logger.warn({ shard: n, seq: head.s, waiting: st.pending.length }, 'durable log: no PubAck in time; publishing the entries again');
       for (const p of st.pending) {
         if (p.acked) continue;
         p.at = now;

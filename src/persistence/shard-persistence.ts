@@ -1,5 +1,5 @@
 /**
- * Durability beyond the in-memory replicas (DESIGN.md 3b, docs/durability.md):
+ * Durability beyond the in-memory replicas (docs/durability.md):
  * one per worker, it writes the snapshots of the shards the worker masters
  * (periodically, only those that changed, and on a graceful stop with no
  * live successor), owns the durable log in mode "log", and loads a shard's
@@ -12,7 +12,8 @@ import type { Logger } from '../observability/logger.js';
 import type { Subjects } from '../bus/subjects.js';
 import type { ShardSnapshot } from '../actors/replication.js';
 import { SandbarError } from '../errors.js';
-import { SnapshotStore, ensureSnapshotBucket, type LoadedSnapshot } from './snapshot-store.js';
+import { SnapshotStore, ensureSnapshotBucket, type LoadedSnapshot, type SaveResult } from './snapshot-store.js';
+import { ThrottledLog } from '../storage/throttled-log.js';
 import { ShardLog, chainFrom, ensureLogStream, type LogEntry } from './shard-log.js';
 
 /** What a worker's shard host offers to persistence. */
@@ -31,8 +32,9 @@ const STOP_PARALLEL = 8;
 /** The primary creates the bucket (and the stream in mode log) once, before workers claim shards. */
 export async function ensurePersistence(nc: NatsConnection, config: SandbarConfig, subjects: Subjects, logger?: Logger): Promise<void> {
   if (config.persistence.mode === 'none') return;
-  await whileJetStreamElects(() => ensureSnapshotBucket(nc, config.cluster.name), 'snapshot bucket', logger);
-  if (config.persistence.mode === 'log') await whileJetStreamElects(() => ensureLogStream(nc, config.cluster.name, subjects), 'log stream', logger);
+  const p = config.persistence;
+  await whileJetStreamElects(() => ensureSnapshotBucket(nc, config.cluster.name, p.snapshotStoreMaxBytes), 'snapshot bucket', logger);
+  if (p.mode === 'log') await whileJetStreamElects(() => ensureLogStream(nc, config.cluster.name, subjects, p.logMaxBytes), 'log stream', logger);
 }
 
 export class ShardPersistence {
@@ -41,6 +43,13 @@ export class ShardPersistence {
   private timer: NodeJS.Timeout | null = null;
   private periodic: Promise<void> | null = null;
   private stopped = false;
+  /** Shards being loaded from JetStream now (reported to the primary: restoring is not hung). */
+  restoring = 0;
+  /** Told when restoring goes from 0 to more, and back to 0. */
+  onRestoring: (shards: number) => void = () => {};
+  /** Snapshots not written because their store was full (SANDBAR_ERR_JETSTREAM_FULL). */
+  storeFull = 0;
+  private readonly fullLog = new ThrottledLog(10_000);
 
   private constructor(
     private readonly store: SnapshotStore,
@@ -51,7 +60,7 @@ export class ShardPersistence {
 
   static async open(nc: NatsConnection, config: SandbarConfig, subjects: Subjects, worker: number, logger: Logger, onLogged: (n: number) => void): Promise<ShardPersistence> {
     const store = await SnapshotStore.open(nc, config.cluster.name);
-    const log = config.persistence.mode === 'log' ? new ShardLog(nc, subjects, config.hostId, worker, logger, onLogged) : null;
+    const log = config.persistence.mode === 'log' ? new ShardLog(nc, subjects, config.hostId, worker, logger, onLogged, config.persistence.logMaxBytes) : null;
     await log?.start();
     return new ShardPersistence(store, log, config, logger);
   }
@@ -102,16 +111,27 @@ export class ShardPersistence {
     await Promise.all(Array.from({ length: parallel }, run));
   }
 
-  /** Writes shard n's snapshot at (epoch, seq), then trims the log it covers. */
+  /**
+   * Writes shard n's snapshot at (epoch, seq), a chunk at a time, then trims
+   * the log it covers. A shard past persistence.maxSnapshotBytes stops being
+   * written at that point (the storage budget keeps shards below it, so this
+   * is rare); a full bucket is an error naming the store, at once.
+   */
   async save(n: number, epoch: number, seq: number, snap: ShardSnapshot, final: boolean): Promise<void> {
-    const body = SnapshotStore.encode(snap);
     const max = this.config.persistence.maxSnapshotBytes;
-    if (body.length > max) {
-      this.logger.error({ shard: n, bytes: body.length, maxSnapshotBytes: max }, 'shard snapshot exceeds persistence.maxSnapshotBytes: not written; its previous snapshot (and, in mode log, its log) stays');
+    const trimTo = this.log?.streamSeqAt(n, seq) ?? 0;
+    let r: SaveResult;
+    try { r = await this.store.save(n, epoch, seq, snap, final, max); } catch (err) {
+      if (!(err instanceof SandbarError) || err.code !== 'SANDBAR_ERR_JETSTREAM_FULL') throw err;
+      this.storeFull++;
+      if (this.fullLog.hit(Date.now())) this.logger.error({ shard: n, code: err.code, notWritten: this.fullLog.take(), err: err.message }, 'shard snapshot not written: the snapshot bucket is full; its previous snapshot (and, in mode log, its log) stays (persistence.snapshotStoreMaxBytes)');
       return;
     }
-    const trimTo = this.log?.streamSeqAt(n, seq) ?? 0;
-    if (!(await this.store.save(n, epoch, seq, body, final))) {
+    if (!r.ok && r.why === 'too-big') {
+      this.logger.error({ shard: n, bytes: r.bytes, maxSnapshotBytes: max }, 'shard snapshot exceeds persistence.maxSnapshotBytes: not written; its previous snapshot (and, in mode log, its log) stays');
+      return;
+    }
+    if (!r.ok) {
       this.logger.warn({ shard: n, epoch }, 'a newer master wrote this shard\'s snapshot; ours is dropped');
       return;
     }
@@ -127,6 +147,13 @@ export class ShardPersistence {
    * caller retries rather than start the shard empty).
    */
   async load(n: number): Promise<Restored | null> {
+    if (this.restoring++ === 0) this.onRestoring(1);
+    try { return await this.loadShard(n); } finally {
+      if (--this.restoring === 0) this.onRestoring(0);
+    }
+  }
+
+  private async loadShard(n: number): Promise<Restored | null> {
     let loaded: LoadedSnapshot | null = null;
     let corrupt: string | null = null;
     try { loaded = await this.store.load(n); } catch (err) {

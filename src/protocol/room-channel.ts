@@ -21,6 +21,7 @@ import { metaFor, type PresenceEntry } from './presence.js';
 import { checkBody, lastSeqOf, messageId, PushReply } from './user-channel.js';
 import { PRESENCE_EVENT, RoomClientEvents } from './room-events.js';
 import { HIDDEN, PUBLISH_ALLOW, PUBLISH_DENY, PUBLISH_MASK, type JoinGrant } from '../auth/room-authorizer.js';
+import { storageOf } from '../storage/index.js';
 
 interface RoomJoinResult { seq: number; presence?: Record<string, PresenceEntry>; history: unknown[] }
 
@@ -78,16 +79,24 @@ class JoinAuthorized implements SessionInfo {
 
 /** A msg whose publish permission the proxy had to be asked for. */
 class PublishAuthorized implements SessionInfo {
-  constructor(readonly svc: ChatServices, readonly ch: JoinedChannel, readonly ref: string | null, readonly mid: string, readonly body: unknown, readonly ok: true | SandbarError) {}
+  constructor(readonly svc: ChatServices, readonly ch: JoinedChannel, readonly ref: string | null, readonly mid: string, readonly body: unknown, readonly size: number, readonly ok: true | SandbarError) {}
   run(s: SessionActor): void {
     if (s.channel(this.ch.topic) !== this.ch) return;
     if (this.ok !== true) return s.replyError(this.ch.joinRef, this.ref, this.ch.topic, this.ok);
-    sendMsg(this.svc, s, this.ch, this.ref, this.mid, this.body);
+    try {
+      sendMsg(this.svc, s, this.ch, this.ref, this.mid, this.body, this.size);
+    } catch (err) {
+      // A sender quota refusal (storage/sender-budget.ts), outside handleIn's guard here.
+      if (!(err instanceof SandbarError)) throw err;
+      s.replyError(this.ch.joinRef, this.ref, this.ch.topic, err);
+    }
   }
 }
 
-function sendMsg(svc: ChatServices, session: SessionActor, ch: JoinedChannel, ref: string | null, mid: string, body: unknown): void {
-  svc.bus.request(svc.shardOf(ch.id), { op: 'r.msg', id: ch.id, from: session.userId, mid, body, cid: 0, rw: '' }, new PushReply(session, ch, ref));
+/** An authorized msg: the sender's quota (storage/sender-budget.ts, throws SANDBAR_ERR_SEND_QUOTA), then the room actor. */
+function sendMsg(svc: ChatServices, session: SessionActor, ch: JoinedChannel, ref: string | null, mid: string, body: unknown, size: number): void {
+  storageOf(svc.bus).senders.roomMsg(session.userId, ch.id, size, Date.now());
+  svc.bus.request(svc.shardOf(ch.id), { op: 'r.msg', id: ch.id, from: session.userId, mid, body, size, cid: 0, rw: '' }, new PushReply(session, ch, ref));
 }
 
 export function roomChannel(svc: ChatServices): ChannelHandler {
@@ -117,14 +126,14 @@ export function roomChannel(svc: ChatServices): ChannelHandler {
       }
       if (!payload || typeof payload !== 'object' || Array.isArray(payload)) throw Errors.BAD_PAYLOAD('payload must be an object');
       const p = payload as Record<string, unknown>;
-      const body = checkBody(p.body, maxBytes);
+      const size = checkBody(p.body, maxBytes);
       const mid = messageId(session, ref, p.id);
       const publish = ch.grant & PUBLISH_MASK;
-      if (publish === PUBLISH_ALLOW) return sendMsg(svc, session, ch, ref, mid, body);
+      if (publish === PUBLISH_ALLOW) return sendMsg(svc, session, ch, ref, mid, p.body, size);
       if (publish === PUBLISH_DENY) throw Errors.FORBIDDEN(`${session.userId} may not publish into ${ch.topic}: the room policy does not allow it`);
       const ok = svc.authorizer.publish(session.identity, ch.id);
-      if (ok instanceof Promise) ok.then((r) => session.post(new PublishAuthorized(svc, ch, ref, mid, body, r)));
-      else new PublishAuthorized(svc, ch, ref, mid, body, ok).run(session);
+      if (ok instanceof Promise) ok.then((r) => session.post(new PublishAuthorized(svc, ch, ref, mid, p.body, size, r)));
+      else new PublishAuthorized(svc, ch, ref, mid, p.body, size, ok).run(session);
     },
     leave(session, ch) {
       if (ch.joined) svc.rooms.remove(ch.id, session);

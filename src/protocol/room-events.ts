@@ -78,7 +78,8 @@ export class RoomClientEvents {
     }
     if (!this.allowed(ch.id, event)) return false;
     if (!ch.joined) throw Errors.BAD_PAYLOAD(`${ch.topic} is not joined yet`);
-    const body = checkBody(payload ?? {}, this.svc.config.message.maxBytes);
+    const body = payload ?? {};
+    checkBody(body, this.svc.config.message.maxBytes);
     this.svc.bus.publishRoom(ch.id, encodePush(null, ch.topic, event, { from: session.userId, body }));
     session.reply(ch, ref, 'ok', {});
     return true;

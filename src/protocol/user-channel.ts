@@ -16,6 +16,7 @@ import type { ChannelHandler, JoinedChannel } from './channel-registry.js';
 import type { ChatServices } from './chat-services.js';
 import { isValidId } from './ids.js';
 import { metaFor } from './presence.js';
+import { storageOf } from '../storage/index.js';
 
 export function lastSeqOf(params: unknown): number | null {
   const v = params && typeof params === 'object' ? (params as Record<string, unknown>).last_seq : undefined;
@@ -24,12 +25,16 @@ export function lastSeqOf(params: unknown): number | null {
   return v as number;
 }
 
-/** Validates a message body against message.maxBytes; returns it unchanged. */
-export function checkBody(body: unknown, maxBytes: number): unknown {
+/**
+ * Validates a message body against message.maxBytes; returns its encoded
+ * length, which travels with the command so that no copy measures it again
+ * (the storage budget counts it: docs/storage.md).
+ */
+export function checkBody(body: unknown, maxBytes: number): number {
   if (body === undefined) throw Errors.BAD_PAYLOAD('body is required');
   const size = Buffer.byteLength(JSON.stringify(body));
   if (size > maxBytes) throw Errors.TOO_LARGE(`body is ${size} bytes; at most ${maxBytes} (message.maxBytes)`);
-  return body;
+  return size;
 }
 
 /** A client message id for dedup: the client's own, else one unique to this push. */
@@ -92,6 +97,7 @@ class UserJoinReply implements ReplyTarget {
 
 export function userChannel(svc: ChatServices): ChannelHandler {
   const maxBytes = svc.config.message.maxBytes;
+  const senders = storageOf(svc.bus).senders;
   return {
     join(session, ch, params, ref) {
       if (ch.id !== session.userId) throw Errors.FORBIDDEN(`only ${ch.id} may join ${ch.topic}`);
@@ -106,9 +112,10 @@ export function userChannel(svc: ChatServices): ChannelHandler {
         case 'dm': {
           const p = payloadObject(payload);
           if (!isValidId(p.to)) throw Errors.INVALID_ID('to must be a user id: 1-64 characters of A-Z a-z 0-9 _ - . @');
-          const body = checkBody(p.body, maxBytes);
+          const size = checkBody(p.body, maxBytes);
           const mid = messageId(session, ref, p.id);
-          svc.bus.request(svc.shardOf(p.to), { op: 'u.dm', id: p.to, from: session.userId, mid, body, cid: 0, rw: '' }, new PushReply(session, ch, ref));
+          senders.dm(session.userId, p.to, size, Date.now());
+          svc.bus.request(svc.shardOf(p.to), { op: 'u.dm', id: p.to, from: session.userId, mid, body: p.body, size, cid: 0, rw: '' }, new PushReply(session, ch, ref));
           return;
         }
         case 'ack': {

@@ -11,6 +11,11 @@
  * caused it (the moment this worker learned of the death, i.e. after
  * cluster.downAfterMs for a host) to the last shard claimed by its new master,
  * both on this worker's clock.
+ *
+ * For every shard whose new master is this worker, the time from that view
+ * change to the record naming it goes to `onTakeover` (the takeover
+ * histogram of /metrics): each claim is counted once in the cluster, by the
+ * worker that made it.
  */
 import type { OwnershipRecord } from '../placement/ownership.js';
 import type { HostView } from '../placement/index.js';
@@ -40,6 +45,12 @@ export class ClusterEvents {
   private readonly gone = new Map<string, number>();
   private viewAt = Date.now();
 
+  /**
+   * @param self this worker's address (`<hostId>.<worker>`)
+   * @param onTakeover told of each shard this worker became master of, with the ms since the view change that moved it
+   */
+  constructor(private readonly self = '', private readonly onTakeover: (kind: ClusterEvent['kind'], ms: number) => void = () => {}) {}
+
   onView(view: readonly HostView[]): void {
     const now = Date.now();
     const next = new Set(view.flatMap((h) => (h.alive ?? []).map((w) => `${h.hostId}.${w}`)));
@@ -66,6 +77,19 @@ export class ClusterEvents {
     ev.shards++;
     if (!ev.to.includes(rec.master)) ev.to.push(rec.master);
     ev.durationMs = Math.max(0, now - ev.startedAt);
+    if (rec.master === this.self) this.onTakeover(kind, Math.max(0, now - (kind === 'failover' ? this.gone.get(prev.master)! : this.viewAt)));
+  }
+
+  /** Shards with no ownership record, or whose record names a master outside the view (gone, not yet replaced). */
+  shardsWithoutMaster(shards: number, view: readonly HostView[]): number {
+    if (view.length === 0) return 0;
+    const live = new Set(view.flatMap((h) => (h.alive ?? Array.from({ length: h.workers }, (_, w) => w)).map((w) => `${h.hostId}.${w}`)));
+    let n = 0;
+    for (let s = 0; s < shards; s++) {
+      const r = this.records.get(s);
+      if (!r || !live.has(r.master)) n++;
+    }
+    return n;
   }
 
   /** The shard map, compact: addresses once, then per shard an index (-1: no master yet). */

@@ -1,9 +1,10 @@
 /**
- * The browser side of a worker: the demo chat page (`/`), the cluster page
- * (`/cluster`, behind `admin.token`), the dev token endpoint (only with
- * `auth.devTokenEndpoint = true`) and the phoenix client script, served from
- * the `web/` folder and the `phoenix` package as they are (no bundler). The
- * few files are read once at start and served from memory: no path from a
+ * The browser side of a worker: the demo chat page (`/`, with the dev token
+ * endpoint only when `auth.devTokenEndpoint = true`) on the public listener,
+ * the cluster page (`/cluster`, behind `admin.token`) on the operators' one,
+ * and on both the stylesheet and the phoenix client script, served from the
+ * `web/` folder and the `phoenix` package as they are (no bundler). The few
+ * files are read once at start and served from memory: no path from a
  * request ever reaches the file system.
  */
 import { readFileSync, existsSync } from 'node:fs';
@@ -49,22 +50,36 @@ function phoenixScript(): string {
   return join(dirname(createRequire(import.meta.url).resolve('phoenix')), 'phoenix.mjs');
 }
 
-export function registerWeb(app: FastifyInstance, opts: WebOptions): void {
+/** Which pages a listener serves: the demo (public), the cluster page (operators), or both. */
+export interface WebParts {
+  readonly demo: boolean;
+  readonly cluster: boolean;
+}
+
+export function registerWeb(app: FastifyInstance, opts: WebOptions, parts: WebParts): void {
   const root = webRoot();
   const files = new Map<string, { type: string; body: Buffer }>();
   const add = (url: string, path: string) => files.set(url, { type: TYPES[path.slice(path.lastIndexOf('.') + 1)]!, body: readFileSync(path) });
-  add('/', join(root, 'index.html'));
-  add('/app.js', join(root, 'app.js'));
   add('/style.css', join(root, 'style.css'));
-  add('/cluster.js', join(root, 'cluster.js'));
   add('/dom.js', join(root, 'dom.js'));
   add('/assets/phoenix.mjs', phoenixScript());
-  const clusterPage = readFileSync(join(root, 'cluster.html'));
+  if (parts.demo) {
+    add('/', join(root, 'index.html'));
+    add('/app.js', join(root, 'app.js'));
+  }
+  if (parts.cluster) {
+    add('/cluster.js', join(root, 'cluster.js'));
+    add('/charts.js', join(root, 'charts.js'));
+  }
 
   for (const [url, f] of files) {
     app.get(url, (_req, reply) => { reply.header('content-type', f.type).header('cache-control', 'no-cache').send(f.body); });
   }
+  if (parts.demo) registerDevToken(app, opts);
+  if (parts.cluster) registerClusterPage(app, opts, readFileSync(join(root, 'cluster.html')));
+}
 
+function registerClusterPage(app: FastifyInstance, opts: WebOptions, clusterPage: Buffer): void {
   app.get('/cluster', (_req, reply) => {
     if (opts.adminToken === '') {
       return reply.code(404).header('content-type', 'text/plain; charset=utf-8')
@@ -82,7 +97,9 @@ export function registerWeb(app: FastifyInstance, opts: WebOptions): void {
     if (!adminTokenMatches(opts.adminToken, given)) return sendError(reply, Errors.FORBIDDEN('Authorization: Bearer <admin.token> does not match'));
     return { token: mintToken(opts.secret, 'admin', CLUSTER_TOKEN_TTL_S) };
   });
+}
 
+function registerDevToken(app: FastifyInstance, opts: WebOptions): void {
   if (opts.devTokenEndpoint) {
     // Development only (auth.devTokenEndpoint): anyone may sign in as anyone.
     app.post('/dev/token', (req, reply) => {

@@ -85,10 +85,25 @@ describe('admin: NATS micro service and admin endpoints of live hosts', function
     bob.close();
   });
 
-  it('sandbar status prints the same status over NATS', async () => {
-    const { code, stdout: out } = await runSandbar(['status', `--nats.servers=${nats.url}`]);
+  async function sandbarStatus(...args: string[]): Promise<string> {
+    const { code, stdout: out } = await runSandbar(['status', `--nats.servers=${nats.url}`, ...args]);
     expect(code).to.equal(0);
+    return out;
+  }
+
+  it('sandbar status --json prints the same status over NATS', async () => {
+    const out = await sandbarStatus('--json');
     expect(JSON.parse(out).hosts.map((h: { hostId: string }) => h.hostId).sort()).to.deep.equal(['h1', 'h2']);
+  });
+
+  it('sandbar status prints tables: every host and its state, then the answering host\'s workers', async () => {
+    const out = await sandbarStatus();
+    const lines = out.split('\n');
+    expect(lines[0]).to.match(/^cluster local: 2 host\(s\), \d+ shards, \d+ replica\(s\) each; answered by h[12] \(sandbar \d+\.\d+\.\d+\)$/);
+    expect(out).to.match(/^HOST +STATE +WORKERS +SESSIONS +VERSION +LAST HEARD$/m);
+    for (const h of ['h1', 'h2']) expect(out).to.match(new RegExp(`^${h} +alive +[0-9,]+ +\\d+ +\\d+\\.\\d+\\.\\d+ +[0-9.]+ s ago$`, 'm'));
+    expect(out).to.match(/^WORKER +PID +STATE +SESSIONS +MASTER +REPLICA +HEAP +RSS$/m);
+    expect(out).to.match(/^ +0 +\d+ +serving +\d+ +\d+ +\d+ +\d+ MB +\d+ MB$/m);
   });
 
   it('bad operator input gets a clear error reply: empty or invalid id, unknown session, bad log level', async () => {

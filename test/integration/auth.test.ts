@@ -63,9 +63,15 @@ class App {
   stop(): Promise<void> { this.server.closeAllConnections(); return new Promise((r) => this.server.close(() => r())); }
 }
 
-/** A phoenix client socket for a token; resolves once open. */
+/**
+ * A phoenix client socket for a token; resolves once open. Heartbeats every
+ * 3 s (hosts here close a session idle for 10 s): the phoenix client drops its
+ * own connection when a heartbeat is not answered before the next one, and a
+ * host taking over every shard of the other one (key rotation restarts h1)
+ * can keep its worker busy for more than the 500 ms this used to allow.
+ */
 function phoenix(url: string, tok: string | (() => string)): Promise<Socket> {
-  const s = new Socket(`${url}/socket`, { transport: WebSocket as any, params: typeof tok === 'string' ? { token: tok } : () => ({ token: tok() }), heartbeatIntervalMs: 500, reconnectAfterMs: () => 60000 });
+  const s = new Socket(`${url}/socket`, { transport: WebSocket as any, params: typeof tok === 'string' ? { token: tok } : () => ({ token: tok() }), heartbeatIntervalMs: 3000, reconnectAfterMs: () => 60000 });
   return new Promise((resolve, reject) => {
     s.onOpen(() => resolve(s));
     s.onError(() => { s.disconnect(); reject(new Error('phoenix socket failed to open')); });

@@ -147,7 +147,8 @@ describe('web pages in chromium: chat, presence, LongPoll, a host killed', funct
 
   it('kill -9 of h1: its page shows the reconnect banner and recovers when h1 is back; the cluster page shows the failover', async () => {
     const admin = await (await context()).newPage();
-    await admin.goto(`${http(h2)}/cluster#token=${ADMIN}`);
+    // The cluster page lives on the internal listener (admin.port), not the public port.
+    await admin.goto(`http://127.0.0.1:${h2.adminPort}/cluster#token=${ADMIN}`);
     await admin.waitForSelector('.host[data-host="h1"]');
     await admin.waitForSelector('.host[data-host="h2"]');
     expect(await admin.locator('.shard').count()).to.equal(64);

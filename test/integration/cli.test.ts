@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { exportPKCS8 } from 'jose';
@@ -46,6 +46,15 @@ describe('cli: sandbar check-config | token | start failures', function () {
       }
     });
   }
+
+  it('--version prints the version of package.json and exits 0, with no configuration needed', async () => {
+    const { version } = JSON.parse(readFileSync(join(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string };
+    for (const args of [['--version'], ['start', '--version'], ['version']]) {
+      const r = await run(args, { SANDBAR_HTTP_PROT: 'would be an error' });
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).to.equal(0);
+      expect(r.stdout).to.equal(`sandbar ${version}\n`);
+    }
+  });
 
   it('token mints a JWT that verifies for the user, with --ttl and --claims; token --check explains a refusal', async () => {
     const verifier = new TokenVerifier(loadConfig({ argv: [`--auth.secret=${SECRET}`], env: {} }).config.auth, pino({ level: 'silent' }));

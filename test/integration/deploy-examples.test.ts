@@ -418,7 +418,7 @@ describe('deploy examples: config/examples/three-hosts runs as a 3-host cluster'
 
   it('sandbar status, run with a host\'s own config file, prints the cluster', async () => {
     for (const n of N) {
-      const r = await run(['status', '--config', copy(`host-${n}.toml`)]);
+      const r = await run(['status', '--json', '--config', copy(`host-${n}.toml`)]);
       expect(r.code, r.stderr).to.equal(0);
       const st = JSON.parse(r.stdout) as { cluster: string; hosts: { hostId: string }[] };
       expect(st.cluster).to.equal('prod');

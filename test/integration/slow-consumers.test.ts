@@ -12,7 +12,7 @@ import { runInNetns } from '../support/unshare.js';
 interface SlowResult {
   slow: number; fast: number; maxBufferedBytes: number; messages: number;
   slowClosed: number; slowClosedUsers: number; fastInOrder: boolean; fastClosed: number;
-  sessionsLeft: number; crashes: number; floodMs: number;
+  sessionsLeft: number; crashes: number; slowClosedMetric: number; floodMs: number;
   baselineP50: number; baselineP99: number; floodP50: number; floodP99: number;
   rssIdle: number; rssMax: number; workerRestarts: number;
 }
@@ -30,6 +30,7 @@ describe('slow consumers: 1,000 members stop reading while the room broadcasts',
     console.log(`      slow consumers: ${JSON.stringify(r)}`);
     expect(r.slowClosed, 'paused sessions closed with SANDBAR_ERR_SLOW_CONSUMER').to.equal(r.slow);
     expect(r.slowClosedUsers).to.equal(r.slow);
+    expect(r.slowClosedMetric, 'sandbar_session_closes_total{reason="SANDBAR_ERR_SLOW_CONSUMER"}').to.equal(r.slow);
     expect(r.fastClosed, 'fast members closed').to.equal(0);
     expect(r.fastInOrder, 'fast members got every message, in order').to.equal(true);
     expect(r.sessionsLeft, 'sessions left: the fast members and the sender').to.equal(r.fast + 1);

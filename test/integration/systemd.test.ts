@@ -17,7 +17,7 @@
 import { expect } from 'chai';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -25,6 +25,8 @@ import { SdNotifier, systemdNotifyCommand, type NotifyRunner } from '../../src/o
 import { RawClient, SECRET, ServerProcess, token, withNats, withTempDir, type Exit } from '../support/index.js';
 
 const ROOT = join(import.meta.dirname, '../..');
+/** Where docs/deploy.md installs the package (npm install -g --prefix /opt/sandbar): the units name it. */
+const APP = '/opt/sandbar/lib/node_modules/sandbar';
 const UNIT_DIR = join(ROOT, 'systemd');
 const UNITS = ['sandbar.service', 'sandbar@.service', 'nats-server.service'];
 
@@ -113,7 +115,7 @@ describe('systemd: unit files', function () {
     // /etc paths that are only arguments are not checked by verify.
     const rewrites: Array<[string, string]> = [
       ['/usr/bin/node ', `${process.execPath} `],
-      ['/opt/sandbar/', `${ROOT}/`],
+      [`${APP}/`, `${ROOT}/`],
       ['/usr/sbin/nats-server ', `${natsServer} `],
     ];
     for (const name of UNITS) {
@@ -144,7 +146,7 @@ describe('systemd: unit files', function () {
   it('verify catches a broken unit (so a silent pass above means something)', function () {
     const analyze = need('systemd-analyze');
     const text = readFileSync(join(UNIT_DIR, 'sandbar.service'), 'utf8')
-      .split('/usr/bin/node ').join(`${process.execPath} `).split('/opt/sandbar/').join(`${ROOT}/`)
+      .split('/usr/bin/node ').join(`${process.execPath} `).split(`${APP}/`).join(`${ROOT}/`)
       .replace(/^KillMode=mixed$/m, 'KillMode=mixd');
     writeFileSync(join(dir, 'broken.service'), text);
     const r = spawnSync(analyze, ['verify', '--man=no', '--recursive-errors=no', join(dir, 'broken.service')], { encoding: 'utf8', timeout: 30000 });
@@ -431,11 +433,11 @@ describe('systemd: sandbar.service ExecStart, run as written', function () {
   /** ExecStart of sandbar.service with the production paths mapped onto this checkout. */
   function argvFor(configPath: string): string[] {
     const argv = execStartArgv(readUnit('sandbar.service'));
-    expect(argv.slice(0, 3)).to.deep.equal(['/usr/bin/node', '/opt/sandbar/dist/src/main.js', 'start']);
+    expect(argv.slice(0, 3)).to.deep.equal(['/usr/bin/node', `${APP}/dist/src/main.js`, 'start']);
     expect(argv).to.include('/etc/sandbar/sandbar.toml');
     const mapped = argv.map((a) => {
       if (a === '/usr/bin/node') return process.execPath;
-      if (a.startsWith('/opt/sandbar/')) return join(ROOT, a.slice('/opt/sandbar/'.length));
+      if (a.startsWith(`${APP}/`)) return join(ROOT, a.slice(APP.length + 1));
       if (a === '/etc/sandbar/sandbar.toml') return configPath;
       return a;
     });
@@ -463,6 +465,7 @@ describe('systemd: sandbar.service ExecStart, run as written', function () {
       `dataDir = ${JSON.stringify(state)}`,
       '[cluster]', 'workers = 2',
       '[http]', 'host = "127.0.0.1"', 'port = 0',
+      '[admin]', 'port = 0',
       '[nats]', `servers = [${JSON.stringify(nats.url)}]`, 'embedded = false',
       '[auth]', `secret = ${JSON.stringify(SECRET)}`,
       '',
@@ -506,6 +509,52 @@ describe('systemd: sandbar.service ExecStart, run as written', function () {
     }
   });
 
+  it('with stdout in the journal ($JOURNAL_STREAM names it), every line of the primary and the workers carries its priority', async () => {
+    expect(value(readUnit('sandbar.service'), 'Service', 'SyslogLevelPrefix')).to.equal('yes');
+    const state = mkdtempSync(join(dir, 'journal-'));
+    const config = join(dir, 'journal.toml');
+    writeFileSync(config, [
+      'hostId = "journal-test"', `dataDir = ${JSON.stringify(state)}`, '[cluster]', 'workers = 2',
+      '[http]', 'host = "127.0.0.1"', 'port = 0', '[admin]', 'port = 0',
+      '[nats]', `servers = [${JSON.stringify(nats.url)}]`, 'embedded = false', '[auth]', `secret = ${JSON.stringify(SECRET)}`, '',
+    ].join('\n'));
+    // A file stands in for journald's stream: systemd names its device and inode in $JOURNAL_STREAM.
+    const out = join(state, 'stdout');
+    const fd = openSync(out, 'w');
+    const st = fstatSync(fd, { bigint: true });
+    const argv = argvFor(config);
+    const proc = spawn(argv[0]!, argv.slice(1), { cwd: state, env: { ...unitEnv(), JOURNAL_STREAM: `${st.dev}:${st.ino}` }, stdio: ['ignore', fd, 'pipe'] });
+    closeSync(fd);
+    const exit = once(proc, 'exit');
+    const lines = () => readFileSync(out, 'utf8').split('\n').filter(Boolean);
+    const waitLine = async (what: RegExp) => {
+      for (const deadline = Date.now() + 20000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 100))) {
+        const l = lines().find((x) => what.test(x));
+        if (l) return l;
+      }
+      throw new Error(`no line matching ${what} in ${out}: ${lines().slice(-5).join('\n')}`);
+    };
+    try {
+      await waitLine(/"msg":"host ready"/);
+      // A worker killed: the primary logs its death at error, the restarted worker its start at info.
+      const worker = JSON.parse((await waitLine(/"msg":"worker listening"/)).slice(3)) as { pid: number };
+      process.kill(worker.pid, 'SIGKILL');
+      await waitLine(/"msg":"worker died; restarting"/);
+      proc.kill('SIGTERM');
+      await exit;
+      const all = lines();
+      for (const l of all) expect(l, 'every line starts with <priority>{').to.match(/^<[2-7]>\{/);
+      const level = (msg: string) => all.filter((l) => l.includes(`"msg":"${msg}"`)).map((l) => l.slice(0, 3));
+      expect(level('host ready')).to.deep.equal(['<6>']);
+      expect(level('worker died; restarting')).to.deep.equal(['<3>']);
+      expect(new Set(level('worker listening'))).to.deep.equal(new Set(['<6>']));
+      // The JSON after the prefix is the line as ever.
+      for (const l of all) expect(() => JSON.parse(l.slice(3)), l).to.not.throw();
+    } finally {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    }
+  });
+
   it('a bad config exits 78, which RestartPreventExitStatus keeps from looping', async () => {
     const config = join(dir, 'bad.toml');
     writeFileSync(config, '[session]\nidleTimeoutMz = 5\n');
@@ -516,6 +565,20 @@ describe('systemd: sandbar.service ExecStart, run as written', function () {
     expect(code, stderr).to.equal(78);
     expect(stderr).to.match(/idleTimeoutMz/);
     expect(value(readUnit('sandbar.service'), 'Service', 'RestartPreventExitStatus').split(/\s+/)).to.include(String(code));
+  });
+
+  it('under the journal, the one-line error of a bad config carries priority err too', async () => {
+    const config = join(dir, 'bad-journal.toml');
+    writeFileSync(config, '[session]\nidleTimeoutMz = 5\n');
+    const errFile = join(dir, 'stderr-journal');
+    const fd = openSync(errFile, 'w');
+    const st = fstatSync(fd, { bigint: true });
+    const argv = argvFor(config);
+    const proc = spawn(argv[0]!, argv.slice(1), { cwd: dir, env: { ...unitEnv(), JOURNAL_STREAM: `${st.dev}:${st.ino}` }, stdio: ['ignore', 'ignore', fd] });
+    closeSync(fd);
+    const [code] = await once(proc, 'exit');
+    expect(code).to.equal(78);
+    expect(readFileSync(errFile, 'utf8')).to.match(/^<3>sandbar: SANDBAR_ERR_CONFIG_INVALID: .*idleTimeoutMz/);
   });
 
   it('a broken command line exits 64, which does not loop either', async () => {

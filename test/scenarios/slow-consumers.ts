@@ -95,22 +95,23 @@ async function main(): Promise<void> {
     })));
     const fastInOrder = received.every((r) => r.length === n && r.every((v, i) => v === i));
     const stopLines = host.lines.filter((l) => l.code === 'SANDBAR_ERR_SLOW_CONSUMER');
-    // /metrics sums the workers' stats from their last ping (each cluster.workerPingMs): wait for a fresh one.
-    const sum = (text: string, name: string) => [...text.matchAll(new RegExp(`^${name}\\{[^}]*\\} (\\d+)`, 'gm'))].reduce((a, m) => a + Number(m[1]), 0);
+    // Closed sockets leave the workers' session counts a moment later: read until they agree.
+    const sum = (text: string, name: string, labels = '[^}]*') => [...text.matchAll(new RegExp(`^${name}\\{${labels}\\} (\\d+)`, 'gm'))].reduce((a, m) => a + Number(m[1]), 0);
     let metrics = '';
     for (let deadline = Date.now() + 5000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 200))) {
-      metrics = await (await fetch(`http://127.0.0.1:${host.port}/metrics`)).text();
+      metrics = await (await fetch(`http://127.0.0.1:${host.adminPort}/metrics`)).text();
       if (sum(metrics, 'sandbar_sessions') === FAST + 1) break;
     }
     const sessionsLeft = sum(metrics, 'sandbar_sessions');
     const crashes = sum(metrics, 'sandbar_session_crashes_total');
+    const slowClosedMetric = sum(metrics, 'sandbar_session_closes_total', '[^}]*reason="SANDBAR_ERR_SLOW_CONSUMER"[^}]*');
     const result = {
       slow: SLOW, fast: FAST, maxBufferedBytes: MAX_BUFFERED, messages: n,
       slowClosed: stopLines.length,
       slowClosedUsers: new Set(stopLines.map((l) => l.user)).size,
       fastInOrder,
       fastClosed: fast.filter((c) => c.closeCode !== null).length,
-      sessionsLeft, crashes,
+      sessionsLeft, crashes, slowClosedMetric,
       floodMs,
       baselineP50: median(latencies.get(0) ?? []), baselineP99: p99(latencies.get(0) ?? []),
       floodP50: median(latencies.get(1) ?? []), floodP99: p99(latencies.get(1) ?? []),

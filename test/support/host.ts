@@ -68,6 +68,8 @@ export interface HostOptions {
 export interface HostHandle {
   readonly proc: ChildProcess;
   readonly port: number;
+  /** The internal listener's port (/metrics, /cluster): from "host ready"; equal to port with admin.listener = "public". */
+  readonly adminPort: number;
   readonly url: string;
   readonly lines: LogLine[];
   /** stderr text (config errors, warnings). */
@@ -88,6 +90,8 @@ function defaultFlags(o: HostOptions, dataDir: string): Flags {
   return {
     'http.host': '127.0.0.1',
     'http.port': 0,
+    // Every test host gets its own internal listener port (the default, 4001, is one per machine).
+    'admin.port': 0,
     'cluster.workers': o.workers ?? 2,
     'nats.servers': typeof o.nats === 'string' ? o.nats : o.nats.url,
     'nats.embedded': false,
@@ -124,6 +128,7 @@ export class SandbarHost implements HostHandle {
   /** pid of the primary, the leader of the host's process group. */
   get pid(): number { return this.current().server.pid; }
   get port(): number { return this.current().server.port; }
+  get adminPort(): number { return this.current().server.adminPort; }
   get url(): string { return this.current().url; }
   get lines(): LogLine[] { return this.current().server.log.lines; }
   get exit(): Promise<Exit> { return this.current().server.exit; }
@@ -218,6 +223,8 @@ export interface ConfigHostHandle {
   readonly lines: LogLine[];
   /** The HTTP port from the "host ready" line (0 until then). */
   readonly port: number;
+  /** The internal listener's port from the "host ready" line (0 until then; port with admin.listener = "public"). */
+  readonly adminPort: number;
   stderr(): string;
   /** Resolves with the first log line (already seen, from index `from`, or future) matching pred. */
   waitFor(pred: (l: LogLine) => boolean, timeoutMs?: number, from?: number): Promise<LogLine>;
@@ -230,14 +237,16 @@ export interface ConfigHostHandle {
  * Spawns `sandbar start --config <config>` in its own process group and,
  * unless `noWait`, waits for "host ready". `env` is added to this process's
  * environment after removing any inherited SANDBAR_* variable, so that only
- * the file and `env` configure the host.
+ * the file and `env` configure the host. The internal listener gets a free
+ * port (SANDBAR_ADMIN_PORT=0) unless `env` says otherwise: several test hosts
+ * share this machine, and the files' default, 4001, is one per machine.
  */
 export async function startHostFromConfig(config: string, opts: { env?: Record<string, string>; readyTimeoutMs?: number; noWait?: boolean } = {}): Promise<ConfigHostHandle> {
   const server = await ServerProcess.launch({
     name: `${basename(config, '.toml')} host`,
     command: process.execPath,
     args: [MAIN, 'start', '--config', config],
-    env: cleanEnv(opts.env),
+    env: cleanEnv({ SANDBAR_ADMIN_PORT: '0', ...opts.env }),
     ready: opts.noWait ? undefined : { msg: 'host ready', timeoutMs: opts.readyTimeoutMs ?? 30000 },
   });
   const log = server.log;
@@ -245,6 +254,7 @@ export async function startHostFromConfig(config: string, opts: { env?: Record<s
     proc: server.proc, config, exit: server.exit,
     get lines() { return log.lines; },
     get port() { return server.port; },
+    get adminPort() { return server.adminPort; },
     stderr: () => log.stderr(),
     waitFor: (pred, timeoutMs = 15000, from = 0) => log.waitFor(pred, timeoutMs, from),
     stop: (timeoutMs = 15000) => server.stop(timeoutMs),

@@ -87,6 +87,9 @@ export class ServerProcess {
   /** The port of the ready line (0 without one). */
   get port(): number { return (this.readyLine?.port as number | undefined) ?? 0; }
 
+  /** A Sandbar host's internal listener port from its ready line (/metrics, /cluster); its port where admin.listener = "public". */
+  get adminPort(): number { return (this.readyLine?.adminPort as number | null | undefined) ?? this.port; }
+
   get running(): boolean { return this.proc.exitCode === null && this.proc.signalCode === null; }
 
   /** A signal to the leader only (a Sandbar primary stops its workers itself). */

@@ -122,6 +122,14 @@ describe('config: errors', () => {
     );
   });
 
+  it('refuses the internal listener on the public port (it needs its own, or admin.listener = "public")', () => {
+    expect(failure({ argv: ['--http.port=4001'] })).to.equal(
+      'config: admin.port = 4001 (from default): expected a port other than http.port = 4001 (from --http.port): the internal listener has its own; for one port, set admin.listener = "public"',
+    );
+    expect(() => loadConfig({ argv: ['--http.port=4001', '--admin.listener=public'], env: {} })).to.not.throw();
+    expect(() => loadConfig({ argv: ['--http.port=0', '--admin.port=0'], env: {} })).to.not.throw();
+  });
+
   it('requires selfFenceMs + heartbeatMs < downAfterMs (a cut-off master stops before the others promote)', () => {
     expect(failure({ argv: ['--cluster.selfFenceMs=2600'] })).to.equal(
       'config: cluster.selfFenceMs = 2600 (from --cluster.selfFenceMs): expected less than cluster.downAfterMs - cluster.heartbeatMs = 2500 (cluster.downAfterMs = 3000 from default, cluster.heartbeatMs = 500 from default)',

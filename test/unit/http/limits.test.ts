@@ -3,6 +3,9 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { ConnectionLimits } from '../../../src/http/limits.js';
 import { createLogger } from '../../../src/observability/logger.js';
+import { metrics } from '../../../src/observability/metrics.js';
+import pino from 'pino';
+import { Writable } from 'node:stream';
 
 const logger = createLogger({ level: 'silent', hostId: 't', worker: 0 });
 const socket = (ip: string) => Object.assign(new EventEmitter(), { remoteAddress: ip }) as unknown as Socket;
@@ -53,5 +56,24 @@ describe('http/limits: checks before the upgrade', () => {
     for (let i = 0; i < MAX_TRACKED_IPS + 10; i++) l.admit(socket(`ip${i}`));
     expect(map.size).to.equal(MAX_TRACKED_IPS);
     expect(map.has('ip0')).to.equal(false);
+  });
+
+  it('counts each refusal by reason, and logs shedding at info but refusals by address at warn (a person may need to look)', () => {
+    const lines: { level: number; msg: string }[] = [];
+    const sink = new Writable({ write(c, _e, cb) { lines.push(JSON.parse(String(c))); cb(); } });
+    const log = pino({ level: 'info' }, sink);
+    let now = 0;
+    const before = { accept: metrics.upgradesRefused.get('accept_rate'), ipSessions: metrics.upgradesRefused.get('ip_sessions') };
+    const shed = new ConnectionLimits({ ...base, acceptRate: 1, acceptBurst: 1 }, log, () => now);
+    expect(shed.admit(socket('10.2.0.1'))).to.equal(null);
+    expect(shed.admit(socket('10.2.0.2'))).to.deep.include({ status: 503 });
+    now = 100;
+    expect(shed.admit(socket('10.2.0.3'))).to.deep.include({ status: 503 });
+    const byIp = new ConnectionLimits({ ...base, ipMaxSessions: 1 }, log, () => now);
+    expect(byIp.admit(socket('10.2.0.9'))).to.equal(null);
+    expect(byIp.admit(socket('10.2.0.9'))).to.deep.include({ status: 429 });
+    expect(metrics.upgradesRefused.get('accept_rate') - before.accept).to.equal(2);
+    expect(metrics.upgradesRefused.get('ip_sessions') - before.ipSessions).to.equal(1);
+    expect(lines.map((l) => l.level)).to.deep.equal([30, 40]);
   });
 });
