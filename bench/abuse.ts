@@ -21,7 +21,8 @@ import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { exitOnInterrupt, intFlag, runAsMain, type Flags, parseFlags, usage, boolFlag } from './lib/args.js';
 import { readMetrics, sleep } from './lib/metrics.js';
-import { spawnServer, startNats } from './lib/proc.js';
+import { startBenchNats } from './lib/servers.js';
+import { SandbarHost } from '../test/support/host.js';
 import { OrdinaryPair, openAbusers, tally } from './lib/abuse.js';
 import { mintToken } from '../src/auth/token.js';
 import { Subjects } from '../src/bus/subjects.js';
@@ -56,13 +57,14 @@ async function main(): Promise<number> {
   const workers = intFlag(f, 'workers', 2, 1);
   const seconds = intFlag(f, 'seconds', 20, 1);
   const dir = mkdtempSync(join(tmpdir(), 'sandbar-abuse-'));
-  const nats = await startNats(dir, join(dir, 'nats.log'));
-  const overrides = (f.get('set') ?? '').split(',').filter(Boolean).map((kv) => `--${kv}`);
-  const host = await spawnServer({
-    name: 'sandbar', command: process.execPath, logPath: join(dir, 'host.log'), readyMsg: 'host ready', readyTimeoutMs: 60000,
-    args: ['dist/src/main.js', 'start', '--config', f.get('config') ?? 'config/sandbar.toml', '--http.host=127.0.0.1', '--http.port=0', `--cluster.workers=${workers}`,
-      `--nats.servers=${nats.url}`, '--nats.embedded=false', `--auth.secret=${SECRET}`, '--hostId=bench', '--cluster.name=abuse', `--dataDir=${dir}`, ...overrides],
-  });
+  const nats = await startBenchNats(dir);
+  const overrides = Object.fromEntries((f.get('set') ?? '').split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  // The shipped configuration's limits (not the benches' open ones): the attack is against what a user installs.
+  const logPath = join(dir, 'host.log');
+  const host = await new SandbarHost({
+    nats, workers, logFile: logPath, dataDir: join(dir, 'data'), readyTimeoutMs: 60000,
+    flags: { config: f.get('config') ?? 'config/sandbar.toml', 'auth.secret': SECRET, hostId: 'bench', 'cluster.name': 'abuse', ...overrides },
+  }).start();
   const url = `ws://127.0.0.1:${host.port}`;
   const token = (u: string) => mintToken(SECRET, u, 3600);
   const nc = await connect({ servers: nats.url });
@@ -72,7 +74,7 @@ async function main(): Promise<number> {
     url, token, perSecond: intFlag(f, 'rate', 95, 1), bodyBytes: 16384, fillTargets: 12,
     kinds: { spray: intFlag(f, 'spray', 20), fill: intFlag(f, 'fill', 0), roomSpray: intFlag(f, 'room-spray', 0), roomFill: intFlag(f, 'room-fill', 0) },
   });
-  console.log(`host on ${url} (log ${host.logPath}); ${abusers.length} abusive sessions for ${seconds} s`);
+  console.log(`host on ${url} (log ${logPath}); ${abusers.length} abusive sessions for ${seconds} s`);
   console.log('  s  worker  rss MiB  heap MiB  stored MiB  budget MiB');
   pair.start(250);
   for (const a of abusers) a.start();
@@ -89,13 +91,13 @@ async function main(): Promise<number> {
   for (const a of abusers) a.stop();
   pair.stop();
   await sleep(2000);
-  const m = await readMetrics(host.port).catch(() => null);
-  const restarts = await fetch(`http://127.0.0.1:${host.port}/metrics`).then((r) => r.text()).then((t) => Number(/sandbar_worker_restarts_total\{[^}]*\} (\S+)/.exec(t)?.[1] ?? NaN)).catch(() => NaN);
+  const m = await readMetrics(host.adminPort).catch(() => null);
+  const restarts = await fetch(`http://127.0.0.1:${host.adminPort}/metrics`).then((r) => r.text()).then((t) => Number(/sandbar_worker_restarts_total\{[^}]*\} (\S+)/.exec(t)?.[1] ?? NaN)).catch(() => NaN);
   const t = tally(abusers);
   const ok = abusers.reduce((n, a) => n + a.count('ok'), 0);
   const summary = {
     replies: t, acknowledgedMiB: +(ok * 16384 / MiB).toFixed(1), offeredMiB: Math.round(abusers.reduce((n, a) => n + a.sent, 0) * 16384 / MiB),
-    peakRssMiB: Math.round(peakRss / MiB), rssAllWorkersNowMiB: m ? Math.round(m.rss / MiB) : null, restarts, hostUp: host.proc.exitCode === null,
+    peakRssMiB: Math.round(peakRss / MiB), rssAllWorkersNowMiB: m ? Math.round(m.rss / MiB) : null, restarts, hostUp: host.running,
     ordinary: { sent: pair.sent.length, failed: pair.sent.filter((x) => !x.ok).length, p99Ms: Math.round(pair.sent.map((x) => x.ms).sort((a, b) => a - b)[Math.floor(pair.sent.length * 0.99)] ?? 0) },
   };
   console.log(JSON.stringify(summary, null, 2));

@@ -21,12 +21,14 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
-import { boolFlag, exitOnInterrupt, intFlag, parseFlags, runAsMain, usage, type Flags } from './lib/args.js';
+import { boolFlag, exitOnInterrupt, intFlag, runAsMain, type Flags } from './lib/args.js';
+import { parseOrHelp } from './lib/settings.js';
 import { sleep } from './lib/metrics.js';
-import { spawnServer, startNats, type ServerHandle } from './lib/proc.js';
+import { startBenchHost, startBenchNats } from './lib/servers.js';
 import { mintToken } from '../src/auth/token.js';
+
+const API_TITLE = 'bench/api: dm throughput with events off and on, and the server API\'s publish rate and latency.';
 
 export const API_FLAGS: Flags = {
   help: { boolean: true, doc: 'Print this help.' },
@@ -43,26 +45,8 @@ export const API_FLAGS: Flags = {
 
 const SECRET = 'bench-secret';
 const KEY = 'bench-api-key-0123456789abcdef';
-const MAIN = fileURLToPath(new URL('../src/main.js', import.meta.url));
 
 interface Opts { workers: number; seconds: number; warmup: number; senders: number; window: number; posters: number; rooms: number }
-
-async function startSandbar(dir: string, natsUrl: string, workers: number, flags: Record<string, string | number | boolean>): Promise<ServerHandle & { apiPort: number }> {
-  const args = [MAIN, 'start', '--http.host=127.0.0.1', '--http.port=0', '--admin.port=0', `--cluster.workers=${workers}`, `--nats.servers=${natsUrl}`, '--nats.embedded=false',
-    `--auth.secret=${SECRET}`, `--dataDir=${dir}`, '--hostId=bench', '--http.ipConnectRate=0', '--http.ipMaxSessions=0', '--http.acceptRate=0', '--session.ratePerSecond=0',
-    ...Object.entries(flags).map(([k, v]) => `--${k}=${v}`)];
-  const h = await spawnServer({ name: 'sandbar', command: process.execPath, args, logPath: join(dir, 'sandbar.log'), readyTimeoutMs: 30000, readyMsg: 'host ready' });
-  let apiPort = 0;
-  if (flags['api.port'] !== undefined) {
-    const { readFileSync } = await import('node:fs');
-    for (let i = 0; i < 100 && !apiPort; i++) {
-      const line = readFileSync(h.logPath, 'utf8').split('\n').find((l) => l.includes('"api listening"'));
-      if (line) apiPort = (JSON.parse(line) as { port: number }).port;
-      else await sleep(50);
-    }
-  }
-  return { ...h, apiPort };
-}
 
 /** A Phoenix V2 client that resolves pushes by ref. */
 class Client {
@@ -165,12 +149,18 @@ async function apiPhase(port: number, apiPort: number, o: Opts): Promise<{ rate:
   return { rate, answer: answer.sort((a, b) => a - b), delivery: delivery.sort((a, b) => a - b) };
 }
 
-async function withHost<T>(o: Opts, flags: Record<string, string | number | boolean>, fn: (h: ServerHandle & { apiPort: number }) => Promise<T>): Promise<T> {
+/** Runs fn against a fresh nats-server and host (its API port too, when flags open the API). */
+async function withFreshHost<T>(o: Opts, flags: Record<string, string | number | boolean>, fn: (h: { port: number; apiPort: number }) => Promise<T>): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'sandbar-bench-api-'));
-  const nats = await startNats(dir, join(dir, 'nats.log'));
+  const nats = await startBenchNats(dir);
   try {
-    const h = await startSandbar(dir, nats.url, o.workers, flags);
-    try { return await fn(h); } finally { await h.stop(); }
+    const h = await startBenchHost({ nats, dir, workers: o.workers, secret: SECRET, flags });
+    try {
+      const apiPort = flags['api.port'] === undefined ? 0 : (await h.waitFor((l) => l.msg === 'api listening', 5000)).port as number;
+      return await fn({ port: h.port, apiPort });
+    } finally {
+      await h.stop();
+    }
   } finally {
     await nats.stop();
   }
@@ -182,8 +172,8 @@ function median(xs: number[]): number {
 }
 
 async function main(): Promise<number> {
-  const m = parseFlags(process.argv.slice(2), API_FLAGS);
-  if (boolFlag(m, 'help')) { console.log(usage('node dist/bench/api.js [flags]', API_FLAGS)); return 0; }
+  const m = parseOrHelp(process.argv.slice(2), API_FLAGS, API_TITLE);
+  if (!m) return 0;
   exitOnInterrupt();
   const quick = boolFlag(m, 'quick');
   const repeat = intFlag(m, 'repeat', quick ? 1 : 3, 1);
@@ -197,13 +187,13 @@ async function main(): Promise<number> {
   const ratios: number[] = [];
   const api: { rate: number; answer: number[]; delivery: number[] }[] = [];
   for (let r = 0; r < repeat; r++) {
-    const a = await withHost(o, {}, (h) => dmPhase(h.port, o));
-    const b = await withHost(o, { 'events.enabled': true }, (h) => dmPhase(h.port, o));
+    const a = await withFreshHost(o, {}, (h) => dmPhase(h.port, o));
+    const b = await withFreshHost(o, { 'events.enabled': true }, (h) => dmPhase(h.port, o));
     off.push(a);
     on.push(b);
     ratios.push(b / a);
     console.log(`repeat ${r + 1}: dm/s events off ${a.toFixed(0)}, on ${b.toFixed(0)} (on/off ${(b / a).toFixed(3)})`);
-    const x = await withHost(o, { 'api.port': 0, 'api.keys': `bench:*:${KEY}` }, (h) => apiPhase(h.port, h.apiPort, o));
+    const x = await withFreshHost(o, { 'api.port': 0, 'api.keys': `bench:*:${KEY}` }, (h) => apiPhase(h.port, h.apiPort, o));
     api.push(x);
     console.log(`repeat ${r + 1}: api publish ${x.rate.toFixed(0)}/s; answer p50 ${pct(x.answer, 0.5).toFixed(2)} ms p99 ${pct(x.answer, 0.99).toFixed(2)} ms; delivery p50 ${pct(x.delivery, 0.5).toFixed(2)} ms p99 ${pct(x.delivery, 0.99).toFixed(2)} ms (${x.delivery.length} delivered)`);
   }
@@ -217,4 +207,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-runAsMain(import.meta.url, main, 'node dist/bench/api.js [flags]', API_FLAGS);
+runAsMain(import.meta.url, main, API_TITLE, API_FLAGS);

@@ -24,11 +24,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { exportSPKI, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
-import { UsageError, boolFlag, intFlag, parseFlags, usage, type Flags } from './lib/args.js';
-import { spawnServer, startNats, treeCpuMicros } from './lib/proc.js';
+import { boolFlag, intFlag, runAsMain, type Flags } from './lib/args.js';
+import { parseOrHelp } from './lib/settings.js';
+import { treeCpuMicros } from './lib/proc.js';
+import { startBenchHost, startBenchNats } from './lib/servers.js';
 import { sleep } from './lib/metrics.js';
 import { mintToken } from '../src/auth/token.js';
 import { mintLegacyToken } from '../src/auth/legacy-token.js';
+import { keyToml } from '../test/support/auth-keys.js';
 
 const FLAGS: Flags = {
   sessions: { doc: 'Handshakes per token kind per round.', default: '2000' },
@@ -36,11 +39,12 @@ const FLAGS: Flags = {
   repeat: { doc: 'Rounds (each runs every kind once, in a rotated order).', default: '3' },
   joins: { doc: 'Joins per join-latency case.', default: '500' },
   workers: { doc: 'Sandbar workers.', default: '1' },
-  quick: { doc: 'Smoke run: 200 sessions, 100 joins, 1 round.', boolean: true },
+  quick: { doc: 'Smoke run: 200 sessions, 100 joins, 1 round (explicit flags still win).', boolean: true },
   json: { doc: 'Write the results as JSON to this path.' },
   help: { doc: 'This text.', boolean: true },
 };
 
+const TITLE = 'bench/auth: handshake rate and host CPU per token kind, join latency under the public and proxy policies.';
 const SECRET = 'bench-auth-secret-0123456789abcdef';
 const here = (rel: string) => fileURLToPath(new URL(rel, import.meta.url));
 
@@ -99,18 +103,12 @@ async function joinLatencies(url: string, tok: string, rooms: string[]): Promise
 const pct = (xs: number[], p: number) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN; };
 
 async function main(): Promise<number> {
-  let f: Map<string, string>;
-  try {
-    f = parseFlags(process.argv.slice(2), FLAGS);
-  } catch (err) {
-    if (err instanceof UsageError) { console.error(`${err.message}\n\n${usage('bench/auth.ts', FLAGS)}`); return 2; }
-    throw err;
-  }
-  if (f.has('help')) { console.log(usage('bench/auth.ts', FLAGS)); return 0; }
+  const f = parseOrHelp(process.argv.slice(2), FLAGS, TITLE);
+  if (!f) return 0;
   const quick = boolFlag(f, 'quick');
-  const sessions = quick ? 200 : intFlag(f, 'sessions', 2000, 1);
-  const joins = quick ? 100 : intFlag(f, 'joins', 500, 1);
-  const repeat = quick ? 1 : intFlag(f, 'repeat', 3, 1);
+  const sessions = intFlag(f, 'sessions', quick ? 200 : 2000, 1);
+  const joins = intFlag(f, 'joins', quick ? 100 : 500, 1);
+  const repeat = intFlag(f, 'repeat', quick ? 1 : 3, 1);
   const concurrency = intFlag(f, 'concurrency', 50, 1);
   const workers = intFlag(f, 'workers', 1, 1);
 
@@ -123,19 +121,14 @@ async function main(): Promise<number> {
   const proxyUrl = `http://127.0.0.1:${(proxy.address() as { port: number }).port}/authorize`;
   const [rs, es, ed] = await Promise.all([keyFor('RS256', 'rs'), keyFor('ES256', 'es'), keyFor('EdDSA', 'ed')]);
   const conf = join(dir, 'bench.toml');
-  const key = (kid: string, alg: string, pem: string) => `[[auth.keys]]\nkid = "${kid}"\nalg = "${alg}"\npublicKey = """${pem}"""\n`;
+  const key = (kid: string, alg: string, pem: string) => keyToml(kid, alg, { publicKey: pem });
   writeFileSync(conf, `${key('rs', 'RS256', rs.pem)}${key('es', 'ES256', es.pem)}${key('ed', 'EdDSA', ed.pem)}
 [authz]
 proxyUrl = "${proxyUrl}"
 rooms = [{ match = "pub-*", join = "public" }, { match = "prx-*", join = "proxy" }]
 `);
-  const nats = await startNats(dir, join(dir, 'nats.log'));
-  const host = await spawnServer({
-    name: 'sandbar', command: process.execPath, logPath: join(dir, 'sandbar.log'), readyTimeoutMs: 30000, readyMsg: 'host ready',
-    args: [here('../src/main.js'), 'start', '--config', conf, '--http.host=127.0.0.1', '--http.port=0', '--admin.port=0', `--cluster.workers=${workers}`,
-      `--nats.servers=${nats.url}`, '--nats.embedded=false', `--auth.secret=${SECRET}`, '--auth.legacyTokens=true', `--dataDir=${join(dir, 'data')}`,
-      '--http.ipConnectRate=0', '--http.ipMaxSessions=0', '--http.acceptRate=0', '--log.level=info'],
-  });
+  const nats = await startBenchNats(dir);
+  const host = await startBenchHost({ nats, dir, workers, secret: SECRET, main: here('../src/main.js'), flags: { config: conf, 'auth.legacyTokens': true } });
   const url = `ws://127.0.0.1:${host.port}`;
   const kinds: Kind[] = [
     { name: 'legacy HMAC', mint: async (u) => mintLegacyToken(SECRET, u, 3600) },
@@ -188,4 +181,4 @@ rooms = [{ match = "pub-*", join = "public" }, { match = "prx-*", join = "proxy"
   }
 }
 
-main().then((code) => process.exit(code), (err: unknown) => { console.error(err); process.exit(1); });
+runAsMain(import.meta.url, main, TITLE, FLAGS);

@@ -25,7 +25,7 @@ import { UsageError, boolFlag, exitOnInterrupt, runAsMain, intFlag, numFlag, par
 import { dmReport, dmSettings, runDmBench } from './dm.js';
 import { fanoutReport, fanoutSettings, runFanoutBench } from './room-fanout.js';
 import { churnReport, churnSettings, runChurnBench } from './presence-churn.js';
-import { log, median, table } from './load/targets.js';
+import { log, median, table } from './lib/report.js';
 
 const FLAGS: Flags = {
   help: { boolean: true, doc: 'Print this help.' },

@@ -15,7 +15,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { median } from './load/targets.js';
+import { median, num } from './lib/report.js';
 
 interface ConnectRun {
   target: string;
@@ -30,7 +30,6 @@ interface ConnectRun {
 }
 
 const here = (rel: string) => fileURLToPath(new URL(rel, import.meta.url));
-const num = (x: number | undefined, d = 0) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
 
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);

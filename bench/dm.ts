@@ -34,25 +34,24 @@
  * messages between Sandbar's workers).
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { UsageError, boolFlag, exitOnInterrupt, runAsMain, enumFlag, intFlag, numFlag, parseFlags, usage, type Flags } from './lib/args.js';
+import { UsageError, exitOnInterrupt, runAsMain, enumFlag, intFlag, numFlag, type Flags } from './lib/args.js';
 import { sleep } from './lib/metrics.js';
-import { formatReasons, summarize, type LatencySummary } from './load/fleet.js';
+import { formatReasons, log, median, num, pairedRatio, printReport, summarize, table, times, type LatencySummary } from './lib/report.js';
+import { printHeader, runRepeats, runScoped } from './lib/runs.js';
+import { benchSettings, requireBuilt, targetBenchFlags, type TargetBenchSettings, type TargetBenchSpec } from './lib/settings.js';
 import { WorkloadFleet, type DmTotals } from './load/workload.js';
 import type { DmGo, Placement } from './load/workload-protocol.js';
-import { log, median, pairedRatio, startTarget, table, times, type RunningTarget, type TargetName } from './load/targets.js';
+import { startTarget, type RunningTarget, type TargetName } from './load/targets.js';
 
-export const DM_FLAGS: Flags = {
-  help: { boolean: true, doc: 'Print this help.' },
-  quick: { boolean: true, doc: 'Smoke run: --pairs 200 --repeat 1 --warmup 2 --seconds 4, 3 minute bound (explicit flags still win).' },
+const DM_SPEC: TargetBenchSpec = {
+  name: 'dm', logTag: 'dm',
+  title: 'bench/dm: direct-message throughput and latency, Sandbar against Socket.IO (cluster adapter).',
+  quickDoc: 'Smoke run: --pairs 200 --repeat 1 --warmup 2 --seconds 4, 3 minute bound (explicit flags still win).',
+  targets: ['sandbar', 'socketio'], defaultTargets: ['sandbar', 'socketio'], defaultPolicy: 'none', maxMinutes: [30, 3], cpuProf: true,
+};
+
+export const DM_FLAGS: Flags = targetBenchFlags(DM_SPEC, {
   pairs: { doc: 'Pairs of clients (2 connections each).', default: '1000' },
-  workers: { doc: 'Worker processes of every server.', default: '2' },
-  policy: { doc: 'node:cluster scheduling policy of every server: none or rr.', default: 'none' },
-  targets: { doc: 'Comma-separated, run in this order in every repeat: sandbar, socketio.', default: 'sandbar,socketio' },
-  repeat: { doc: 'Repeats (each target fresh every time); medians and per-repeat ratios are reported.', default: '3 (1 with --quick)' },
   seconds: { doc: 'Measured interval of each phase.', default: '10 (4 with --quick)' },
   warmup: { doc: 'Seconds of traffic before each measured interval.', default: '3 (2 with --quick)' },
   window: { doc: 'peak phase: dms outstanding per client.', default: '4' },
@@ -65,22 +64,13 @@ export const DM_FLAGS: Flags = {
   concurrency: { doc: 'Handshakes in flight across the fleet during set-up.', default: '128' },
   'drain-s': { doc: 'After each phase, the longest wait for outstanding dms.', default: '5' },
   'timeout-ms': { doc: 'A dm not acknowledged and delivered within this is counted as a timeout.', default: '10000' },
-  'max-minutes': { doc: 'Bound on the whole run: what is left is skipped and the partial table printed.', default: '30 (3 with --quick)' },
-  sandbar: { doc: 'Sandbar entry point.', default: 'dist/src/main.js' },
   persistence: { doc: 'Comma-separated persistence.mode values (snapshots, log, none): Sandbar runs once with each in every repeat, its own row; log/snapshots ratios are reported.' },
   histograms: { doc: 'on,off: Sandbar runs with metrics.histograms true and false in every repeat, its own row each; off/on ratios of peak and CPU per dm are reported (not with --persistence).' },
-  'sandbar-args': { doc: 'Extra flags for `sandbar start`, space-separated (e.g. "--user.inboxMax=100000").' },
-  'cpu-prof': { boolean: true, doc: 'Start every server with --cpu-prof (profiles of primary and workers in <log-dir>/<target>-*/prof, written at exit).' },
-  json: { doc: 'Also write every run\'s raw result to this file.' },
-  'log-dir': { doc: 'Where server logs go.', default: 'a new directory under the OS temp dir' },
-};
+  base: { doc: 'Another Sandbar build\'s entry point (e.g. main before a change, built in another checkout): Sandbar runs from --sandbar ("this") and from this one ("base") in every repeat, its own row each; this/base ratios of peak and CPU per dm are reported (not with --persistence or --histograms).' },
+});
 
-export interface DmSettings {
+export interface DmSettings extends TargetBenchSettings {
   pairs: number;
-  workers: number;
-  policy: 'none' | 'rr';
-  targets: TargetName[];
-  repeat: number;
   measureMs: number;
   warmupMs: number;
   window: number;
@@ -93,17 +83,12 @@ export interface DmSettings {
   concurrency: number;
   drainMs: number;
   timeoutMs: number;
-  deadlineAt: number;
-  sandbarMain: string;
-  sandbarArgs: string[];
   /** persistence.mode values to run Sandbar with (empty: its configured default only). */
   persistence: string[];
-  /** Sandbar's variants in every repeat: the persistence modes, or histograms-on/-off (empty: one run as configured). */
+  /** Sandbar's variants in every repeat: the persistence modes, histograms-on/-off, or this/base builds (empty: one run as configured). */
   variants: string[];
-  cpuProf: boolean;
-  jsonPath: string | undefined;
-  logDir: string;
-  secret: string;
+  /** --base: the other build's entry point. */
+  baseMain: string | undefined;
 }
 
 export interface PhaseResult {
@@ -151,58 +136,38 @@ export interface DmRun {
   error?: string;
 }
 
-const here = (rel: string) => fileURLToPath(new URL(rel, import.meta.url));
-
 export function dmSettings(argv: string[]): DmSettings | undefined {
-  const f = parseFlags(argv, DM_FLAGS);
-  if (boolFlag(f, 'help')) {
-    console.log(usage('bench/dm: direct-message throughput and latency, Sandbar against Socket.IO (cluster adapter).', DM_FLAGS));
-    return undefined;
-  }
-  const quick = boolFlag(f, 'quick');
-  const pairs = intFlag(f, 'pairs', quick ? 200 : 1000, 1);
-  const targets = (f.get('targets') ?? 'sandbar,socketio').split(',').map((s) => s.trim()).filter(Boolean);
-  for (const t of targets) if (t !== 'sandbar' && t !== 'socketio') throw new UsageError(`--targets: "${t}" is not one of sandbar, socketio`);
-  if (!targets.length) throw new UsageError('--targets is empty');
-  const levels = (f.get('levels') ?? '0.25,0.5').split(',').map((x) => Number(x.trim()));
-  for (const l of levels) if (!(l > 0 && l <= 1)) throw new UsageError(`--levels: ${l} is not a share in (0, 1]`);
-  const rates = (f.get('rates') ?? '').split(',').filter((x) => x.trim()).map((x) => Number(x.trim()));
-  for (const r of rates) if (!(r > 0)) throw new UsageError(`--rates: ${r} is not a positive rate`);
-  const logDir = f.get('log-dir') ?? mkdtempSync(join(tmpdir(), 'sandbar-dm-'));
-  mkdirSync(logDir, { recursive: true });
-  return {
-    pairs,
-    workers: intFlag(f, 'workers', 2, 1),
-    policy: enumFlag(f, 'policy', ['none', 'rr'] as const, 'none'),
-    targets: targets as TargetName[],
-    repeat: intFlag(f, 'repeat', quick ? 1 : 3, 1),
-    measureMs: numFlag(f, 'seconds', quick ? 4 : 10, 0.5) * 1000,
-    warmupMs: numFlag(f, 'warmup', quick ? 2 : 3, 0) * 1000,
-    window: intFlag(f, 'window', 4, 1),
-    levels,
-    rates,
-    placement: enumFlag(f, 'placement', ['cross', 'random'] as const, 'cross'),
-    maxRetries: intFlag(f, 'max-retries', 8, 0),
-    bodyBytes: intFlag(f, 'body-bytes', 64, 0),
-    processes: intFlag(f, 'processes', Math.max(2, Math.ceil((2 * pairs) / 15000)), 1),
-    concurrency: intFlag(f, 'concurrency', 128, 1),
-    drainMs: numFlag(f, 'drain-s', 5, 0) * 1000,
-    timeoutMs: intFlag(f, 'timeout-ms', 10000, 100),
-    deadlineAt: Date.now() + numFlag(f, 'max-minutes', quick ? 3 : 30, 0.1) * 60000,
-    sandbarMain: f.get('sandbar') ?? here('../src/main.js'),
-    sandbarArgs: (f.get('sandbar-args') ?? '').split(/\s+/).filter(Boolean),
-    persistence: persistenceModes(f.get('persistence')),
-    variants: variantsOf(persistenceModes(f.get('persistence')), f.get('histograms')),
-    cpuProf: boolFlag(f, 'cpu-prof'),
-    jsonPath: f.get('json'),
-    logDir,
-    secret: randomBytes(16).toString('hex'),
-  };
+  return benchSettings(argv, DM_FLAGS, DM_SPEC, (f, quick) => {
+    const pairs = intFlag(f, 'pairs', quick ? 200 : 1000, 1);
+    const levels = (f.get('levels') ?? '0.25,0.5').split(',').map((x) => Number(x.trim()));
+    for (const l of levels) if (!(l > 0 && l <= 1)) throw new UsageError(`--levels: ${l} is not a share in (0, 1]`);
+    const rates = (f.get('rates') ?? '').split(',').filter((x) => x.trim()).map((x) => Number(x.trim()));
+    for (const r of rates) if (!(r > 0)) throw new UsageError(`--rates: ${r} is not a positive rate`);
+    return {
+      pairs,
+      measureMs: numFlag(f, 'seconds', quick ? 4 : 10, 0.5) * 1000,
+      warmupMs: numFlag(f, 'warmup', quick ? 2 : 3, 0) * 1000,
+      window: intFlag(f, 'window', 4, 1),
+      levels,
+      rates,
+      placement: enumFlag(f, 'placement', ['cross', 'random'] as const, 'cross'),
+      maxRetries: intFlag(f, 'max-retries', 8, 0),
+      bodyBytes: intFlag(f, 'body-bytes', 64, 0),
+      processes: intFlag(f, 'processes', Math.max(2, Math.ceil((2 * pairs) / 15000)), 1),
+      concurrency: intFlag(f, 'concurrency', 128, 1),
+      drainMs: numFlag(f, 'drain-s', 5, 0) * 1000,
+      timeoutMs: intFlag(f, 'timeout-ms', 10000, 100),
+      persistence: persistenceModes(f.get('persistence')),
+      variants: variantsOf(persistenceModes(f.get('persistence')), f.get('histograms'), f.get('base')),
+      baseMain: f.get('base'),
+    };
+  });
 }
 
-function variantsOf(persistence: string[], histograms: string | undefined): string[] {
+function variantsOf(persistence: string[], histograms: string | undefined, base: string | undefined): string[] {
+  if ([persistence.length > 0, histograms !== undefined, base !== undefined].filter(Boolean).length > 1) throw new UsageError('--persistence, --histograms and --base cannot be combined: each makes its own variants');
+  if (base !== undefined) return ['this', 'base'];
   if (histograms === undefined) return persistence;
-  if (persistence.length) throw new UsageError('--histograms and --persistence cannot be combined: each makes its own variants');
   const v = histograms.split(',').map((x) => x.trim()).filter(Boolean);
   for (const x of v) if (x !== 'on' && x !== 'off') throw new UsageError(`--histograms: "${x}" is not on or off`);
   return v.map((x) => `histograms-${x}`);
@@ -210,6 +175,7 @@ function variantsOf(persistence: string[], histograms: string | undefined): stri
 
 /** The sandbar flags of a variant. */
 function variantArgs(variant: string): string[] {
+  if (variant === 'this' || variant === 'base') return [];
   if (variant.startsWith('histograms-')) return [`--metrics.histograms=${variant === 'histograms-on'}`];
   return [`--persistence.mode=${variant}`];
 }
@@ -266,18 +232,14 @@ function fmtPhase(p: PhaseResult): string {
   return `${p.throughput.toFixed(0)} dm/s delivered (sent ${p.sendRate.toFixed(0)}/s${p.targetRate ? ` of ${p.targetRate.toFixed(0)}/s scheduled` : ''}), server CPU ${cpu} us/dm, client CPU ${num(p.clientCpuPerMsgUs)} us/dm, delivery p50/p90/p99 ${p.delivery.p50Ms}/${p.delivery.p90Ms}/${p.delivery.p99Ms} ms, ok p50/p90/p99 ${p.ok.p50Ms}/${p.ok.p90Ms}/${p.ok.p99Ms} ms${lag}${errs}`;
 }
 
-export async function runDmOnce(s: DmSettings, target: TargetName, repeat: number, variant?: string): Promise<DmRun> {
+export function runDmOnce(s: DmSettings, target: TargetName, repeat: number, variant?: string): Promise<DmRun> {
   const r: DmRun = { target, ...(variant ? { variant } : {}), repeat, startedAt: new Date().toISOString(), clients: 2 * s.pairs, ready: 0, paced: [] };
   const sandbarArgs = variant ? [...s.sandbarArgs, ...variantArgs(variant)] : s.sandbarArgs;
-  let t: RunningTarget | undefined;
-  let fleet: WorkloadFleet | undefined;
-  try {
-    t = await startTarget(target, {
-      workers: s.workers, policy: s.policy, secret: s.secret, logDir: s.logDir, sandbarMain: s.sandbarMain, sandbarArgs,
-      ...(s.cpuProf ? { cpuProfDir: 'prof' } : {}),
-    }, `dm-r${repeat}`);
+  const sandbarMain = variant === 'base' ? s.baseMain! : s.sandbarMain;
+  return runScoped(r, async (scope) => {
+    const t = scope.server(await startTarget(target, { ...s, sandbarArgs, sandbarMain }, `dm-r${repeat}`));
     r.logDir = t.dir;
-    fleet = await WorkloadFleet.start({ url: t.url, proto: t.proto, processes: s.processes, secret: s.secret, connectConcurrency: s.concurrency, connectTimeoutMs: 15000 });
+    const fleet = scope.fleet(await WorkloadFleet.start({ url: t.url, proto: t.proto, processes: s.processes, secret: s.secret, connectConcurrency: s.concurrency, connectTimeoutMs: 15000 }));
     const prefix = `dm${repeat}${target.charAt(0)}${randomBytes(3).toString('hex')}`;
     const setup = await fleet.dmSetup({ pairs: s.pairs, prefix, placement: s.placement, maxRetries: s.maxRetries }, 60000 + s.pairs * 20);
     r.ready = setup.ready;
@@ -310,17 +272,9 @@ export async function runDmOnce(s: DmSettings, target: TargetName, repeat: numbe
       log(`  ${target} at ${total} dm/s: ${fmtPhase(p)}`);
     }
     await fleet.close();
-  } catch (err) {
-    r.error = (err as Error).message;
-    log(`  error: ${r.error}`);
-  } finally {
-    fleet?.kill();
-    await t?.stop();
-  }
-  return r;
+  });
 }
 
-const num = (x: number | undefined, d = 0) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
 interface Point { key: string; label: string; match: (p: PhaseResult) => boolean }
 
 function pointsOf(s: DmSettings): Point[] {
@@ -398,6 +352,13 @@ export function dmReport(s: DmSettings, runs: DmRun[]): DmSummary {
     lines.push(`  peak ${times(peak)}, CPU per dm ${times(cpu)} (goal: both <= 1.03, a cost of at most 3 %: ${met ? 'met' : 'NOT met'})`);
     summary += `histograms peak off/on ${times(peak)} cpu on/off ${times(cpu)}; `;
   }
+  if (s.targets.includes('sandbar') && s.variants.includes('this') && s.variants.includes('base')) {
+    const peak = pairedRatio(runs, 'sandbar', 'sandbar', (r) => r.peak?.throughput, 'this', 'base');
+    const cpu = pairedRatio(runs, 'sandbar', 'sandbar', (r) => r.peak?.serverCpuPerMsgUs, 'this', 'base');
+    lines.push('', `this build / --base (${s.baseMain}): peak throughput, and server CPU per dm (median over repeats of the per-repeat ratio):`);
+    lines.push(`  peak ${times(peak)}, CPU per dm ${times(cpu)}`);
+    summary += `this/base peak ${times(peak)} cpu ${times(cpu)}; `;
+  }
   if (s.targets.includes('sandbar') && s.targets.includes('socketio')) {
     ratios.peak = pairedRatio(runs, 'sandbar', 'socketio', (r) => r.peak?.throughput, v0);
     ratios.cpu = pairedRatio(runs, 'sandbar', 'socketio', (r) => r.peak?.serverCpuPerMsgUs, v0);
@@ -441,44 +402,22 @@ export function dmReport(s: DmSettings, runs: DmRun[]): DmSummary {
   return { perTarget, ratios, text: lines.join('\n'), summary };
 }
 
-export async function runDmBench(s: DmSettings): Promise<{ runs: DmRun[]; stoppedEarly: string }> {
-  const runs: DmRun[] = [];
-  let stoppedEarly = '';
-  outer: for (let rep = 1; rep <= s.repeat; rep++) {
-    for (const target of s.targets) {
-      if (Date.now() > s.deadlineAt) {
-        stoppedEarly = `--max-minutes reached before ${target} repeat ${rep}`;
-        break outer;
-      }
-      for (const variant of target === 'sandbar' && s.variants.length ? s.variants : [undefined]) {
-        log(`dm: ${target}${variant ? ` (${variant})` : ''}, ${s.pairs} pairs, workers=${s.workers}, repeat ${rep}/${s.repeat}`);
-        runs.push(await runDmOnce(s, target, rep, variant));
-      }
-    }
-  }
-  return { runs, stoppedEarly };
+export function runDmBench(s: DmSettings): Promise<{ runs: DmRun[]; stoppedEarly: string }> {
+  return runRepeats(s,
+    (target, rep, variant) => `dm: ${target}${variant ? ` (${variant})` : ''}, ${s.pairs} pairs, workers=${s.workers}, repeat ${rep}/${s.repeat}`,
+    (target, rep, variant) => runDmOnce(s, target, rep, variant),
+    (target) => (target === 'sandbar' && s.variants.length ? s.variants : [undefined]));
 }
 
 async function main(): Promise<number> {
   const s = dmSettings(process.argv.slice(2));
   if (!s) return 0;
-  if (s.targets.includes('sandbar') && !existsSync(s.sandbarMain)) throw new UsageError(`Sandbar is not built: ${s.sandbarMain} is missing (run npm run build), or pass --targets socketio`);
+  requireBuilt(s, 'pass --targets socketio');
   if (Math.ceil((2 * s.pairs) / s.processes) > 18000) log(`warning: ${Math.ceil((2 * s.pairs) / s.processes)} connections per client process is close to the ~20,000 open-file limit; raise --processes`);
-  const startedAt = new Date();
-  console.log(`dm ${startedAt.toISOString()} node ${process.version}, ${availableParallelism()} CPUs, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-  console.log(`command: node dist/bench/dm.js ${process.argv.slice(2).join(' ')}`);
-  console.log(`settings: pairs=${s.pairs} workers=${s.workers} policy=${s.policy} targets=${s.targets.join(',')} repeat=${s.repeat} warmup=${s.warmupMs / 1000}s seconds=${s.measureMs / 1000}s window=${s.window} levels=${s.levels.join(',')}${s.rates.length ? ` rates=${s.rates.join(',')}` : ''} placement=${s.placement} body=${s.bodyBytes}B processes=${s.processes}; logs in ${s.logDir}`);
+  const startedAt = printHeader('dm', `pairs=${s.pairs} workers=${s.workers} policy=${s.policy} targets=${s.targets.join(',')} repeat=${s.repeat} warmup=${s.warmupMs / 1000}s seconds=${s.measureMs / 1000}s window=${s.window} levels=${s.levels.join(',')}${s.rates.length ? ` rates=${s.rates.join(',')}` : ''} placement=${s.placement} body=${s.bodyBytes}B processes=${s.processes}; logs in ${s.logDir}`);
   exitOnInterrupt();
   const { runs, stoppedEarly } = await runDmBench(s);
-  const rep = dmReport(s, runs);
-  console.log('');
-  console.log(rep.text);
-  if (stoppedEarly) console.log(`\nstopped early: ${stoppedEarly}`);
-  if (s.jsonPath) {
-    writeFileSync(s.jsonPath, JSON.stringify({ startedAt: startedAt.toISOString(), argv: process.argv.slice(2), settings: { ...s, secret: undefined }, runs, summary: { perTarget: rep.perTarget, ratios: rep.ratios } }, null, 2));
-    console.log(`\nraw results: ${s.jsonPath}`);
-  }
-  console.log(`\n${rep.summary}`);
+  printReport({ report: dmReport(s, runs), runs, startedAt, settings: s, jsonPath: s.jsonPath, stoppedEarly });
   return runs.some((r) => r.error || r.ready < r.clients) || stoppedEarly ? 1 : 0;
 }
 

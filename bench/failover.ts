@@ -33,13 +33,14 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError, boolFlag, intFlag, numFlag, parseFlags, usage, type Flags } from './lib/args.js';
-import { ChildFleet } from './lib/child-fleet.js';
+import { ChildFleet, split } from './lib/child-fleet.js';
 import { sleep } from './lib/metrics.js';
-import { defaultTokenModule, formatReasons, summarize, type LatencySummary } from './load/fleet.js';
-import { log } from './load/targets.js';
-import { startHosts, startNatsCluster, waitSettled, type NatsNode, type SandbarHost } from './failover/cluster.js';
+import { defaultTokenModule } from './load/fleet.js';
+import { formatReasons, log, mergeHistograms, summarize, type LatencySummary } from './lib/report.js';
+import { startHosts, startNatsCluster, waitSettled } from './failover/cluster.js';
+import type { SandbarHost } from '../test/support/host.js';
+import type { NatsCluster } from '../test/support/nats.js';
 import type { FailoverCounts, FailoverReport, FailoverToChild, FailoverToParent } from './failover/protocol.js';
-import { mergeHistograms, split } from './load/workload.js';
 
 const FLAGS: Flags = {
   help: { boolean: true, doc: 'Print this help.' },
@@ -123,13 +124,13 @@ async function main(): Promise<number> {
   console.log(`failover ${r.startedAt} node ${process.version}, ${availableParallelism()} CPUs, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   console.log(`settings: users=${users} hosts=${hostCount} workers/host=${workers} load=${load} peak=${peakS}s before=${beforeS}s after=${afterS}s processes=${processes}; logs in ${logDir}`);
 
-  let nats: NatsNode[] = [];
+  let nats: NatsCluster | undefined;
   let hosts: SandbarHost[] = [];
   let fleet: ChildFleet<FailoverToChild, FailoverToParent> | undefined;
   const stopAll = async () => {
     fleet?.kill();
-    await Promise.all(hosts.map((h) => h.server.stop()));
-    await Promise.all(nats.map((n) => n.server.stop()));
+    await Promise.all(hosts.map((h) => h.stop()));
+    await nats?.stop();
   };
   const bound = setTimeout(() => {
     console.log(`SUMMARY failover: no result: --max-minutes ${maxMs / 60000} reached`);
@@ -140,20 +141,19 @@ async function main(): Promise<number> {
   process.once('SIGTERM', () => process.exit(130));
 
   try {
-    mkdirSync(join(logDir, 'nats'), { recursive: true });
     nats = await startNatsCluster(join(logDir, 'nats'), 3, f.get('nats-server') ?? 'nats-server');
     const extraArgs = (f.get('sandbar-args') ?? '').split(/\s+/).filter(Boolean);
     hosts = await startHosts({ dir: logDir, count: hostCount, workers, nats, secret, sandbarMain, extraArgs });
     const shardsArg = extraArgs.find((a) => a.startsWith('--shards='));
-    r.settleMs = await waitSettled(nats[0]!.url, hosts.map((h) => ({ hostId: h.hostId, workers })), shardsArg ? Number(shardsArg.slice(9)) : 1024, 60000);
+    r.settleMs = await waitSettled(nats, hosts.map((h) => ({ hostId: h.hostId, workers })), shardsArg ? Number(shardsArg.slice(9)) : 1024, 60000);
     log(`${hostCount} hosts ready on ${hosts.map((h) => h.port).join(', ')}; shard ownership settled after ${r.settleMs} ms`);
 
-    fleet = await ChildFleet.start<FailoverToChild, FailoverToParent>(here('./failover/client.js'), processes);
+    fleet = await ChildFleet.start<FailoverToChild, FailoverToParent>({ script: here('./failover/client.js'), n: processes });
     const parts = split(users / 2, processes);
     const t0 = Date.now();
     const setup = await fleet.all<Extract<FailoverToParent, { t: 'counts' }>>((i, id) => ({
       t: 'setup', id, config: {
-        childIndex: i, urls: hosts.map((h) => h.url), localAddress: `127.0.0.${2 + i}`, secret, tokenModule: defaultTokenModule(),
+        childIndex: i, urls: hosts.map((h) => `${h.url}/socket/websocket?vsn=2.0.0`), localAddress: `127.0.0.${2 + i}`, secret, tokenModule: defaultTokenModule(),
         firstPair: parts[i]![0], pairs: parts[i]![1], prefix: `fo${randomBytes(2).toString('hex')}`, connectConcurrency: Math.ceil(128 / processes),
         stallMs: intFlag(f, 'stall-ms', 500, 1), delayedMs: intFlag(f, 'delayed-ms', 1000, 1),
       },
@@ -190,9 +190,9 @@ async function main(): Promise<number> {
     const victim = hosts[hosts.length - 1]!;
     r.killedHost = victim.hostId;
     const killAt = nowMono();
-    process.kill(-victim.server.pid, 'SIGKILL');
+    victim.killHost();
     await fleet.all((_, id) => ({ t: 'killed', id, at: killAt }), 10000);
-    log(`kill -9 of ${victim.hostId} (pid group ${victim.server.pid}) at ${r.pacedPerSecBefore.toFixed(0)} dm/s`);
+    log(`kill -9 of ${victim.hostId} (pid group ${victim.pid}) at ${r.pacedPerSecBefore.toFixed(0)} dm/s`);
     const a0 = acks(await snap());
     const at0 = Date.now();
     await sleep(afterS * 1000);

@@ -27,8 +27,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError, boolFlag, exitOnInterrupt, runAsMain, enumFlag, intFlag, numFlag, parseFlags, usage, type Flags } from './lib/args.js';
 import { sleep, waitSessions, waitSettled, type MetricsSnapshot, type SettleResult } from './lib/metrics.js';
-import { gcPreloadEnv, gcTree, rssBytes, spawnServer, startNats, treeCpuMicros, type ServerHandle } from './lib/proc.js';
-import { Fleet, formatReasons, type LatencySummary, type RampOutcome } from './load/fleet.js';
+import { gcPreloadEnv, gcTree, rssBytes, treeCpuMicros } from './lib/proc.js';
+import { startBenchHost, startBenchNats, startPeer, type BenchServer } from './lib/servers.js';
+import { Fleet, type RampOutcome } from './load/fleet.js';
+import { formatReasons, num, type LatencySummary } from './lib/report.js';
 
 const FLAGS: Flags = {
   help: { boolean: true, doc: 'Print this help.' },
@@ -176,39 +178,20 @@ function log(msg: string): void {
   process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 }
 
-async function startTarget(s: Settings, target: Target, policy: Policy, dir: string): Promise<{ server: ServerHandle; nats?: ServerHandle; url: string; mode: 'raw' | 'phoenix' }> {
+async function startTarget(s: Settings, target: Target, policy: Policy, dir: string): Promise<{ server: BenchServer; nats?: BenchServer; url: string; mode: 'raw' | 'phoenix' }> {
+  const env = s.gc ? gcPreloadEnv() : undefined;
   if (target === 'ws') {
-    const args = [here('./peers/ws-server.js'), '--workers', String(s.workers), '--policy', policy, '--port', '0'];
+    const args = ['--workers', String(s.workers), '--policy', policy, '--port', '0'];
     if (s.peerMode === 'phoenix') args.push('--phoenix-reply');
-    const server = await spawnServer({ name: 'ws-peer', command: process.execPath, args, logPath: join(dir, 'server.log'), readyTimeoutMs: 30000, readyMsg: 'host ready', ...(s.gc ? { env: gcPreloadEnv() } : {}) });
+    const server = await startPeer({ name: 'ws-peer', script: here('./peers/ws-server.js'), args, dir, ...(env ? { env } : {}) });
     const path = s.peerMode === 'phoenix' ? '/socket/websocket?vsn=2.0.0' : '/';
     return { server, url: `ws://127.0.0.1:${server.port}${path}`, mode: s.peerMode };
   }
-  const natsDir = join(dir, 'nats');
-  mkdirSync(natsDir);
-  const nats = await startNats(natsDir, join(dir, 'nats.log'));
+  const nats = await startBenchNats(dir);
   try {
-    const server = await spawnServer({
-      name: 'sandbar',
-      command: process.execPath,
-      args: [
-        s.sandbarMain, 'start',
-        '--http.port=0', '--admin.listener=public',
-        `--cluster.workers=${s.workers}`,
-        `--cluster.schedulingPolicy=${policy}`,
-        `--nats.servers=nats://127.0.0.1:${nats.port}`,
-        '--nats.embedded=false',
-        `--auth.secret=${s.secret}`, '--authz.default=public',
-        '--log.level=info',
-        '--session.idleTimeoutMs=600000',
-        // Every client runs from a few loopback addresses at full speed: the per-IP,
-        // admission and per-session rate limits would measure themselves, not the server.
-        '--http.ipConnectRate=0', '--http.ipMaxSessions=0', '--http.acceptRate=0', '--session.ratePerSecond=0',
-      ],
-      logPath: join(dir, 'server.log'),
-      readyTimeoutMs: 60000,
-      readyMsg: 'host ready',
-      ...(s.gc ? { env: gcPreloadEnv() } : {}),
+    const server = await startBenchHost({
+      nats, dir, workers: s.workers, secret: s.secret, main: s.sandbarMain,
+      flags: { 'cluster.schedulingPolicy': policy }, ...(env ? { env } : {}),
     });
     return { server, nats, url: `ws://127.0.0.1:${server.port}/socket/websocket?vsn=2.0.0`, mode: 'phoenix' };
   } catch (err) {
@@ -218,7 +201,7 @@ async function startTarget(s: Settings, target: Target, policy: Policy, dir: str
 }
 
 /** Forces a full GC in every server process (unless --no-gc), then waits for /metrics to settle. */
-async function settleAfterGc(s: Settings, server: ServerHandle, port: number, expectSessions: number): Promise<SettleResult> {
+async function settleAfterGc(s: Settings, server: BenchServer, port: number, expectSessions: number): Promise<SettleResult> {
   if (s.gc) {
     const n = gcTree(server.pid);
     if (n === 0) log('  warning: no server process took the GC signal; heap includes garbage');
@@ -323,7 +306,6 @@ function median(xs: number[]): number | undefined {
 }
 
 const kib = (b: number | undefined) => (b === undefined ? '-' : (b / 1024).toFixed(2));
-const num = (x: number | undefined, d = 0) => (x === undefined ? '-' : x.toFixed(d));
 const times = (x: number | undefined) => (x === undefined ? '-' : `x${x.toFixed(2)}`);
 
 interface Row {

@@ -24,57 +24,42 @@
  * and a `SUMMARY presence-churn` line.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UsageError, boolFlag, exitOnInterrupt, runAsMain, enumFlag, intFlag, numFlag, parseFlags, usage, type Flags } from './lib/args.js';
-import { ChildFleet } from './lib/child-fleet.js';
+import { exitOnInterrupt, runAsMain, intFlag, numFlag, type Flags } from './lib/args.js';
+import { printHeader, runRepeats, runScoped } from './lib/runs.js';
+import { benchSettings, requireBuilt, targetBenchFlags, type TargetBenchSettings, type TargetBenchSpec } from './lib/settings.js';
+import { ChildFleet, split } from './lib/child-fleet.js';
 import { sleep } from './lib/metrics.js';
-import { defaultTokenModule, formatReasons, summarize, type LatencySummary } from './load/fleet.js';
-import { mergeHistograms, split } from './load/workload.js';
+import { defaultTokenModule } from './load/fleet.js';
+import { formatReasons, log, median, mergeHistograms, num, pairedRatio, printReport, summarize, table, times, type LatencySummary } from './lib/report.js';
 import type { ChurnCounts, ChurnToChild, ChurnToParent } from './load/churn-protocol.js';
-import { log, median, pairedRatio, startTarget, table, times, type RunningTarget, type TargetName } from './load/targets.js';
+import { startTarget, type TargetName } from './load/targets.js';
 
-export const CHURN_FLAGS: Flags = {
-  help: { boolean: true, doc: 'Print this help.' },
-  quick: { boolean: true, doc: 'Smoke run: --observers 200 --rate 20 --seconds 8 --warmup-s 2 --repeat 1, 3 minute bound (explicit flags still win).' },
+const CHURN_SPEC: TargetBenchSpec = {
+  name: 'presence-churn', logTag: 'churn',
+  title: 'bench/presence-churn: presence join/leave latency to every room member and server CPU under connect/disconnect churn, Sandbar against Socket.IO.',
+  quickDoc: 'Smoke run: --observers 200 --rate 20 --seconds 8 --warmup-s 2 --repeat 1, 3 minute bound (explicit flags still win).',
+  targets: ['sandbar', 'socketio'], defaultTargets: ['sandbar', 'socketio'], defaultPolicy: 'rr', maxMinutes: [20, 3],
+};
+
+export const CHURN_FLAGS: Flags = targetBenchFlags(CHURN_SPEC, {
   observers: { doc: 'Room members that stay and measure.', default: '1000 (200 with --quick)' },
   rate: { doc: 'Churn joins per second (each followed by its leave after --hold-ms).', default: '50 (20 with --quick)' },
   'hold-ms': { doc: 'How long a churn connection stays joined.', default: '1000' },
   'gap-ms': { doc: 'Pause of a churn slot between a leave and its next connect.', default: '200' },
   seconds: { doc: 'Measured interval.', default: '20 (8 with --quick)' },
   'warmup-s': { doc: 'Churn before measuring.', default: '3 (2 with --quick)' },
-  workers: { doc: 'Worker processes of every server.', default: '2' },
-  policy: { doc: 'node:cluster scheduling policy of every server: none or rr.', default: 'rr' },
-  targets: { doc: 'Comma-separated, run in this order in every repeat: sandbar, socketio.', default: 'sandbar,socketio' },
-  repeat: { doc: 'Repeats (each target fresh every time).', default: '3 (1 with --quick)' },
   processes: { doc: 'Client processes (source addresses 127.0.0.2..).', default: '2' },
-  'max-minutes': { doc: 'Bound on the whole run.', default: '20 (3 with --quick)' },
-  sandbar: { doc: 'Sandbar entry point.', default: 'dist/src/main.js' },
-  'sandbar-args': { doc: 'Extra flags for `sandbar start`, space-separated.' },
-  json: { doc: 'Also write every run\'s raw result to this file.' },
-  'log-dir': { doc: 'Where server logs go.', default: 'a new directory under the OS temp dir' },
-};
+});
 
-export interface ChurnSettings {
+export interface ChurnSettings extends TargetBenchSettings {
   observers: number;
   rate: number;
   holdMs: number;
   gapMs: number;
   seconds: number;
   warmupS: number;
-  workers: number;
-  policy: 'none' | 'rr';
-  targets: TargetName[];
-  repeat: number;
   processes: number;
-  deadlineAt: number;
-  sandbarMain: string;
-  sandbarArgs: string[];
-  jsonPath: string | undefined;
-  logDir: string;
-  secret: string;
 }
 
 export interface ChurnRun {
@@ -100,47 +85,24 @@ export interface ChurnRun {
 const here = (rel: string) => fileURLToPath(new URL(rel, import.meta.url));
 
 export function churnSettings(argv: string[]): ChurnSettings | undefined {
-  const f = parseFlags(argv, CHURN_FLAGS);
-  if (boolFlag(f, 'help')) {
-    console.log(usage('bench/presence-churn: presence join/leave latency to every room member and server CPU under connect/disconnect churn, Sandbar against Socket.IO.', CHURN_FLAGS));
-    return undefined;
-  }
-  const quick = boolFlag(f, 'quick');
-  const targets = (f.get('targets') ?? 'sandbar,socketio').split(',').map((s) => s.trim()).filter(Boolean);
-  for (const t of targets) if (t !== 'sandbar' && t !== 'socketio') throw new UsageError(`--targets: "${t}" is not one of sandbar, socketio`);
-  if (!targets.length) throw new UsageError('--targets is empty');
-  const logDir = f.get('log-dir') ?? mkdtempSync(join(tmpdir(), 'sandbar-churn-'));
-  mkdirSync(logDir, { recursive: true });
-  return {
+  return benchSettings(argv, CHURN_FLAGS, CHURN_SPEC, (f, quick) => ({
     observers: intFlag(f, 'observers', quick ? 200 : 1000, 1),
     rate: numFlag(f, 'rate', quick ? 20 : 50, 0.1),
     holdMs: intFlag(f, 'hold-ms', 1000, 10),
     gapMs: intFlag(f, 'gap-ms', 200, 0),
     seconds: numFlag(f, 'seconds', quick ? 8 : 20, 1),
     warmupS: numFlag(f, 'warmup-s', quick ? 2 : 3, 0),
-    workers: intFlag(f, 'workers', 2, 1),
-    policy: enumFlag(f, 'policy', ['none', 'rr'] as const, 'rr'),
-    targets: targets as TargetName[],
-    repeat: intFlag(f, 'repeat', quick ? 1 : 3, 1),
     processes: intFlag(f, 'processes', 2, 1),
-    deadlineAt: Date.now() + numFlag(f, 'max-minutes', quick ? 3 : 20, 0.1) * 60000,
-    sandbarMain: f.get('sandbar') ?? here('../src/main.js'),
-    sandbarArgs: (f.get('sandbar-args') ?? '').split(/\s+/).filter(Boolean),
-    jsonPath: f.get('json'),
-    logDir,
-    secret: randomBytes(16).toString('hex'),
-  };
+  }));
 }
 
 const sum = (cs: ChurnCounts[], f: (c: ChurnCounts) => number) => cs.reduce((a, c) => a + f(c), 0);
 
-export async function runChurnOnce(s: ChurnSettings, target: TargetName, repeat: number): Promise<ChurnRun> {
+export function runChurnOnce(s: ChurnSettings, target: TargetName, repeat: number): Promise<ChurnRun> {
   const r: ChurnRun = { target, repeat, observers: s.observers, ready: 0 };
-  let t: RunningTarget | undefined;
-  let fleet: ChildFleet<ChurnToChild, ChurnToParent> | undefined;
-  try {
-    t = await startTarget(target, { workers: s.workers, policy: s.policy, secret: s.secret, logDir: s.logDir, sandbarMain: s.sandbarMain, sandbarArgs: s.sandbarArgs }, `churn-r${repeat}`);
-    fleet = await ChildFleet.start<ChurnToChild, ChurnToParent>(here('./load/churn-client.js'), s.processes);
+  return runScoped(r, async (scope) => {
+    const t = scope.server(await startTarget(target, { ...s, cpuProf: false }, `churn-r${repeat}`));
+    const fleet = scope.fleet(await ChildFleet.start<ChurnToChild, ChurnToParent>({ script: here('./load/churn-client.js'), n: s.processes }));
     const room = `churn${repeat}${randomBytes(3).toString('hex')}`;
     // A slot's cycle is hold + gap + the connect and join (about 50 ms here); enough slots for the rate.
     const slotsTotal = Math.max(1, Math.ceil((s.rate * (s.holdMs + s.gapMs + 50)) / 1000));
@@ -187,17 +149,9 @@ export async function runChurnOnce(s: ChurnSettings, target: TargetName, repeat:
     for (const m of reports) for (const [k, v] of Object.entries(m.counts.errors)) errors[k] = (errors[k] ?? 0) + v;
     r.errors = errors;
     log(`  ${target}: ${r.joinedPerSec.toFixed(1)} joins/s; join heard p50/p99 ${r.join.p50Ms}/${r.join.p99Ms} ms, leave heard p50/p99 ${r.leave.p50Ms}/${r.leave.p99Ms} ms; ${r.deliveriesPerSec.toFixed(0)} deliveries/s (${(r.completeness * 100).toFixed(1)}% of expected); server CPU ${num(r.serverCpuPerOpUs)} us/op (${num(r.serverCpuShare, 2)} cores)${Object.keys(errors).length ? `; errors ${formatReasons(errors)}` : ''}`);
-  } catch (err) {
-    r.error = (err as Error).message;
-    log(`  error: ${r.error}`);
-  } finally {
-    fleet?.kill();
-    await t?.stop();
-  }
-  return r;
+  });
 }
 
-const num = (x: number | undefined, d = 0) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
 export interface ChurnSummary {
   perTarget: Record<string, { joinP50Ms?: number; leaveP50Ms?: number; cpuPerOpUs?: number; joinedPerSec?: number }>;
   ratios: Record<string, { joinP50?: number; leaveP50?: number; cpu?: number }>;
@@ -250,40 +204,20 @@ export function churnReport(s: ChurnSettings, runs: ChurnRun[]): ChurnSummary {
   return { perTarget, ratios, text: lines.join('\n'), summary };
 }
 
-export async function runChurnBench(s: ChurnSettings): Promise<{ runs: ChurnRun[]; stoppedEarly: string }> {
-  const runs: ChurnRun[] = [];
-  let stoppedEarly = '';
-  outer: for (let rep = 1; rep <= s.repeat; rep++) {
-    for (const target of s.targets) {
-      if (Date.now() > s.deadlineAt) {
-        stoppedEarly = `--max-minutes reached before ${target} repeat ${rep}`;
-        break outer;
-      }
-      log(`presence-churn: ${target}, ${s.observers} observers, ${s.rate} joins/s, workers=${s.workers}, repeat ${rep}/${s.repeat}`);
-      runs.push(await runChurnOnce(s, target, rep));
-    }
-  }
-  return { runs, stoppedEarly };
+export function runChurnBench(s: ChurnSettings): Promise<{ runs: ChurnRun[]; stoppedEarly: string }> {
+  return runRepeats(s,
+    (target, rep) => `presence-churn: ${target}, ${s.observers} observers, ${s.rate} joins/s, workers=${s.workers}, repeat ${rep}/${s.repeat}`,
+    (target, rep) => runChurnOnce(s, target, rep));
 }
 
 async function main(): Promise<number> {
   const s = churnSettings(process.argv.slice(2));
   if (!s) return 0;
-  if (s.targets.includes('sandbar') && !existsSync(s.sandbarMain)) throw new UsageError(`Sandbar is not built: ${s.sandbarMain} is missing (run npm run build)`);
-  const startedAt = new Date();
-  console.log(`presence-churn ${startedAt.toISOString()} node ${process.version}, ${availableParallelism()} CPUs, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-  console.log(`settings: observers=${s.observers} rate=${s.rate}/s hold=${s.holdMs}ms gap=${s.gapMs}ms seconds=${s.seconds}(+${s.warmupS} warm-up) workers=${s.workers} policy=${s.policy} targets=${s.targets.join(',')} repeat=${s.repeat}; logs in ${s.logDir}`);
+  requireBuilt(s, '');
+  const startedAt = printHeader('presence-churn', `observers=${s.observers} rate=${s.rate}/s hold=${s.holdMs}ms gap=${s.gapMs}ms seconds=${s.seconds}(+${s.warmupS} warm-up) workers=${s.workers} policy=${s.policy} targets=${s.targets.join(',')} repeat=${s.repeat}; logs in ${s.logDir}`);
   exitOnInterrupt();
   const { runs, stoppedEarly } = await runChurnBench(s);
-  const rep = churnReport(s, runs);
-  console.log('');
-  console.log(rep.text);
-  if (stoppedEarly) console.log(`\nstopped early: ${stoppedEarly}`);
-  if (s.jsonPath) {
-    writeFileSync(s.jsonPath, JSON.stringify({ startedAt: startedAt.toISOString(), argv: process.argv.slice(2), settings: { ...s, secret: undefined }, runs, summary: { perTarget: rep.perTarget, ratios: rep.ratios } }, null, 2));
-    console.log(`\nraw results: ${s.jsonPath}`);
-  }
-  console.log(`\n${rep.summary}`);
+  printReport({ report: churnReport(s, runs), runs, startedAt, settings: s, jsonPath: s.jsonPath, stoppedEarly });
   return runs.some((r) => r.error || (r.completeness ?? 0) < 0.95) || stoppedEarly ? 1 : 0;
 }
 

@@ -24,25 +24,24 @@
  * plus the server's CPU per delivery (nats-server included for Sandbar).
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { UsageError, boolFlag, exitOnInterrupt, runAsMain, enumFlag, intFlag, numFlag, parseFlags, usage, type Flags } from './lib/args.js';
+import { exitOnInterrupt, runAsMain, intFlag, numFlag, type Flags } from './lib/args.js';
 import { sleep } from './lib/metrics.js';
-import { formatReasons, summarize, type LatencySummary } from './load/fleet.js';
-import { WorkloadFleet, mergeHistograms } from './load/workload.js';
+import { formatReasons, log, median, mergeHistograms, num, pairedRatio, printReport, summarize, table, times, type LatencySummary } from './lib/report.js';
+import { printHeader, runRepeats, runScoped } from './lib/runs.js';
+import { benchSettings, requireBuilt, targetBenchFlags, type TargetBenchSettings, type TargetBenchSpec } from './lib/settings.js';
+import { WorkloadFleet } from './load/workload.js';
 import type { RoomReport } from './load/workload-protocol.js';
-import { log, median, pairedRatio, startTarget, table, times, type RunningTarget, type TargetName } from './load/targets.js';
+import { startTarget, type TargetName } from './load/targets.js';
 
-export const FANOUT_FLAGS: Flags = {
-  help: { boolean: true, doc: 'Print this help.' },
-  quick: { boolean: true, doc: 'Smoke run: --members 1000 --messages 20 --interval-ms 250 --repeat 1, 3 minute bound (explicit flags still win).' },
+const FANOUT_SPEC: TargetBenchSpec = {
+  name: 'room-fanout', logTag: 'fanout',
+  title: 'bench/room-fanout: room broadcast latency to every member and deliveries/s, Sandbar against bare ws.',
+  quickDoc: 'Smoke run: --members 1000 --messages 20 --interval-ms 250 --repeat 1, 3 minute bound (explicit flags still win).',
+  targets: ['sandbar', 'ws', 'socketio'], defaultTargets: ['sandbar', 'ws'], defaultPolicy: 'none', maxMinutes: [30, 3], cpuProf: true,
+};
+
+export const FANOUT_FLAGS: Flags = targetBenchFlags(FANOUT_SPEC, {
   members: { doc: 'Members of the room (the sender comes on top).', default: '10000' },
-  workers: { doc: 'Worker processes of every server.', default: '2' },
-  policy: { doc: 'node:cluster scheduling policy of every server: none or rr.', default: 'none' },
-  targets: { doc: 'Comma-separated, run in this order in every repeat: sandbar, ws, socketio.', default: 'sandbar,ws' },
-  repeat: { doc: 'Repeats (each target fresh every time).', default: '3 (1 with --quick)' },
   messages: { doc: 'Measured messages.', default: '50 (20 with --quick)' },
   'warmup-messages': { doc: 'Messages sent first and not measured.', default: '5' },
   'interval-ms': { doc: 'Time between two messages (keep it above the all-received latency, or broadcasts overlap).', default: '500 (250 with --quick)' },
@@ -51,20 +50,10 @@ export const FANOUT_FLAGS: Flags = {
   processes: { doc: 'Client processes (source addresses 127.0.0.2..).', default: 'max(2, ceil(members / 15000))' },
   concurrency: { doc: 'Handshakes (upgrade + joins) in flight across the fleet.', default: '128' },
   'setup-max-s': { doc: 'Longest wait for every member to join.', default: '120 + members / 50' },
-  'max-minutes': { doc: 'Bound on the whole run.', default: '30 (3 with --quick)' },
-  sandbar: { doc: 'Sandbar entry point.', default: 'dist/src/main.js' },
-  'sandbar-args': { doc: 'Extra flags for `sandbar start`, space-separated.' },
-  'cpu-prof': { boolean: true, doc: 'Start every server with --cpu-prof (profiles in <log-dir>/<target>-*/prof, written at exit).' },
-  json: { doc: 'Also write every run\'s raw result to this file.' },
-  'log-dir': { doc: 'Where server logs go.', default: 'a new directory under the OS temp dir' },
-};
+});
 
-export interface FanoutSettings {
+export interface FanoutSettings extends TargetBenchSettings {
   members: number;
-  workers: number;
-  policy: 'none' | 'rr';
-  targets: TargetName[];
-  repeat: number;
   messages: number;
   warmupMessages: number;
   intervalMs: number;
@@ -73,13 +62,6 @@ export interface FanoutSettings {
   processes: number;
   concurrency: number;
   setupMaxMs: number;
-  deadlineAt: number;
-  sandbarMain: string;
-  sandbarArgs: string[];
-  cpuProf: boolean;
-  jsonPath: string | undefined;
-  logDir: string;
-  secret: string;
 }
 
 export interface FanoutRun {
@@ -118,43 +100,21 @@ export interface FanoutRun {
   error?: string;
 }
 
-const here = (rel: string) => fileURLToPath(new URL(rel, import.meta.url));
-
 export function fanoutSettings(argv: string[]): FanoutSettings | undefined {
-  const f = parseFlags(argv, FANOUT_FLAGS);
-  if (boolFlag(f, 'help')) {
-    console.log(usage('bench/room-fanout: room broadcast latency to every member and deliveries/s, Sandbar against bare ws.', FANOUT_FLAGS));
-    return undefined;
-  }
-  const quick = boolFlag(f, 'quick');
-  const members = intFlag(f, 'members', quick ? 1000 : 10000, 1);
-  const targets = (f.get('targets') ?? 'sandbar,ws').split(',').map((s) => s.trim()).filter(Boolean);
-  for (const t of targets) if (t !== 'sandbar' && t !== 'ws' && t !== 'socketio') throw new UsageError(`--targets: "${t}" is not one of sandbar, ws, socketio`);
-  if (!targets.length) throw new UsageError('--targets is empty');
-  const logDir = f.get('log-dir') ?? mkdtempSync(join(tmpdir(), 'sandbar-fanout-'));
-  mkdirSync(logDir, { recursive: true });
-  return {
-    members,
-    workers: intFlag(f, 'workers', 2, 1),
-    policy: enumFlag(f, 'policy', ['none', 'rr'] as const, 'none'),
-    targets: targets as TargetName[],
-    repeat: intFlag(f, 'repeat', quick ? 1 : 3, 1),
-    messages: intFlag(f, 'messages', quick ? 20 : 50, 1),
-    warmupMessages: intFlag(f, 'warmup-messages', 5, 0),
-    intervalMs: numFlag(f, 'interval-ms', quick ? 250 : 500, 1),
-    bodyBytes: intFlag(f, 'body-bytes', 64, 0),
-    settleMs: numFlag(f, 'settle-s', 2, 0) * 1000,
-    processes: intFlag(f, 'processes', Math.max(2, Math.ceil(members / 15000)), 1),
-    concurrency: intFlag(f, 'concurrency', 128, 1),
-    setupMaxMs: numFlag(f, 'setup-max-s', 120 + members / 50, 1) * 1000,
-    deadlineAt: Date.now() + numFlag(f, 'max-minutes', quick ? 3 : 30, 0.1) * 60000,
-    sandbarMain: f.get('sandbar') ?? here('../src/main.js'),
-    sandbarArgs: (f.get('sandbar-args') ?? '').split(/\s+/).filter(Boolean),
-    cpuProf: boolFlag(f, 'cpu-prof'),
-    jsonPath: f.get('json'),
-    logDir,
-    secret: randomBytes(16).toString('hex'),
-  };
+  return benchSettings(argv, FANOUT_FLAGS, FANOUT_SPEC, (f, quick) => {
+    const members = intFlag(f, 'members', quick ? 1000 : 10000, 1);
+    return {
+      members,
+      messages: intFlag(f, 'messages', quick ? 20 : 50, 1),
+      warmupMessages: intFlag(f, 'warmup-messages', 5, 0),
+      intervalMs: numFlag(f, 'interval-ms', quick ? 250 : 500, 1),
+      bodyBytes: intFlag(f, 'body-bytes', 64, 0),
+      settleMs: numFlag(f, 'settle-s', 2, 0) * 1000,
+      processes: intFlag(f, 'processes', Math.max(2, Math.ceil(members / 15000)), 1),
+      concurrency: intFlag(f, 'concurrency', 128, 1),
+      setupMaxMs: numFlag(f, 'setup-max-s', 120 + members / 50, 1) * 1000,
+    };
+  });
 }
 
 /** Members (over every client process) that received message k. */
@@ -170,17 +130,12 @@ export function percentile(sorted: number[], p: number): number | undefined {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 }
 
-export async function runFanoutOnce(s: FanoutSettings, target: TargetName, repeat: number): Promise<FanoutRun> {
+export function runFanoutOnce(s: FanoutSettings, target: TargetName, repeat: number): Promise<FanoutRun> {
   const r: FanoutRun = { target, repeat, startedAt: new Date().toISOString(), members: s.members, joined: 0, complete: 0, measured: s.messages };
-  let t: RunningTarget | undefined;
-  let fleet: WorkloadFleet | undefined;
-  try {
-    t = await startTarget(target, {
-      workers: s.workers, policy: s.policy, secret: s.secret, logDir: s.logDir, sandbarMain: s.sandbarMain, sandbarArgs: s.sandbarArgs,
-      ...(s.cpuProf ? { cpuProfDir: 'prof' } : {}),
-    }, `fanout-r${repeat}`);
+  return runScoped(r, async (scope) => {
+    const t = scope.server(await startTarget(target, s, `fanout-r${repeat}`));
     r.logDir = t.dir;
-    fleet = await WorkloadFleet.start({ url: t.url, proto: t.proto, processes: s.processes, secret: s.secret, connectConcurrency: s.concurrency, connectTimeoutMs: 30000 });
+    const fleet = scope.fleet(await WorkloadFleet.start({ url: t.url, proto: t.proto, processes: s.processes, secret: s.secret, connectConcurrency: s.concurrency, connectTimeoutMs: 30000 }));
     const room = `fan${repeat}${randomBytes(3).toString('hex')}`;
     const setup = await fleet.roomSetup({ room, prefix: `${room}u`, members: s.members }, s.setupMaxMs);
     r.joined = setup.ready - 1; // the sender
@@ -291,17 +246,9 @@ export async function runFanoutOnce(s: FanoutSettings, target: TargetName, repea
     r.closedByServer = closedByServer;
     log(`  ${target}: ${r.complete}/${s.messages} messages reached all ${s.members} members; all-received p50/p99 ${fmt(r.allP50Ms)}/${fmt(r.allP99Ms)} ms (first member p50 ${fmt(r.firstP50Ms)} ms), ${num(r.deliveriesPerSecP50)} deliveries/s at p50, server CPU ${num(r.serverCpuPerDeliveryUs, 1)} us/delivery${r.natsCpuPerDeliveryUs !== undefined ? ` (nats ${num(r.natsCpuPerDeliveryUs, 1)})` : ''}, client CPU ${num(r.clientCpuPerDeliveryUs, 1)} us/delivery${missing ? `, ${missing} deliveries missing` : ''}${Object.keys(errors).length ? `, errors ${formatReasons(errors)}` : ''}; per server process, first/last member p50: ${Object.entries(r.workerTimes ?? {}).map(([w, v]) => `${w} ${fmt(v.firstP50Ms)}/${fmt(v.lastP50Ms)} ms`).join(', ')}`);
     await fleet.close();
-  } catch (err) {
-    r.error = (err as Error).message;
-    log(`  error: ${r.error}`);
-  } finally {
-    fleet?.kill();
-    await t?.stop();
-  }
-  return r;
+  });
 }
 
-const num = (x: number | undefined, d = 0) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
 const fmt = (x: number | undefined) => num(x, 1);
 export interface FanoutSummary {
   perTarget: Record<string, { allP50Ms?: number; allP99Ms?: number; deliveriesPerSec?: number; cpu?: number; nats?: number; setupSeconds?: number }>;
@@ -361,43 +308,22 @@ export function fanoutReport(s: FanoutSettings, runs: FanoutRun[]): FanoutSummar
   return { perTarget, ratios, text: lines.join('\n'), summary };
 }
 
-export async function runFanoutBench(s: FanoutSettings): Promise<{ runs: FanoutRun[]; stoppedEarly: string }> {
-  const runs: FanoutRun[] = [];
-  let stoppedEarly = '';
-  outer: for (let rep = 1; rep <= s.repeat; rep++) {
-    for (const target of s.targets) {
-      if (Date.now() > s.deadlineAt) {
-        stoppedEarly = `--max-minutes reached before ${target} repeat ${rep}`;
-        break outer;
-      }
-      log(`room-fanout: ${target}, ${s.members} members, workers=${s.workers}, repeat ${rep}/${s.repeat}`);
-      runs.push(await runFanoutOnce(s, target, rep));
-    }
-  }
-  return { runs, stoppedEarly };
+export function runFanoutBench(s: FanoutSettings): Promise<{ runs: FanoutRun[]; stoppedEarly: string }> {
+  return runRepeats(s,
+    (target, rep) => `room-fanout: ${target}, ${s.members} members, workers=${s.workers}, repeat ${rep}/${s.repeat}`,
+    (target, rep) => runFanoutOnce(s, target, rep));
 }
 
 async function main(): Promise<number> {
   const s = fanoutSettings(process.argv.slice(2));
   if (!s) return 0;
-  if (s.targets.includes('sandbar') && !existsSync(s.sandbarMain)) throw new UsageError(`Sandbar is not built: ${s.sandbarMain} is missing (run npm run build), or pass --targets ws`);
+  requireBuilt(s, 'pass --targets ws');
   if (Math.ceil(s.members / s.processes) > 18000) log(`warning: ${Math.ceil(s.members / s.processes)} connections per client process is close to the ~20,000 open-file limit; raise --processes`);
   if (Math.ceil(s.members / s.workers) * 1.3 > 19000) log(`warning: ${Math.ceil(s.members / s.workers)} connections per server worker if evenly spread; an uneven spread can pass the ~20,000 open-file limit`);
-  const startedAt = new Date();
-  console.log(`room-fanout ${startedAt.toISOString()} node ${process.version}, ${availableParallelism()} CPUs, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-  console.log(`command: node dist/bench/room-fanout.js ${process.argv.slice(2).join(' ')}`);
-  console.log(`settings: members=${s.members} workers=${s.workers} policy=${s.policy} targets=${s.targets.join(',')} repeat=${s.repeat} messages=${s.messages}(+${s.warmupMessages} warm-up) interval=${s.intervalMs}ms body=${s.bodyBytes}B processes=${s.processes}; logs in ${s.logDir}`);
+  const startedAt = printHeader('room-fanout', `members=${s.members} workers=${s.workers} policy=${s.policy} targets=${s.targets.join(',')} repeat=${s.repeat} messages=${s.messages}(+${s.warmupMessages} warm-up) interval=${s.intervalMs}ms body=${s.bodyBytes}B processes=${s.processes}; logs in ${s.logDir}`);
   exitOnInterrupt();
   const { runs, stoppedEarly } = await runFanoutBench(s);
-  const rep = fanoutReport(s, runs);
-  console.log('');
-  console.log(rep.text);
-  if (stoppedEarly) console.log(`\nstopped early: ${stoppedEarly}`);
-  if (s.jsonPath) {
-    writeFileSync(s.jsonPath, JSON.stringify({ startedAt: startedAt.toISOString(), argv: process.argv.slice(2), settings: { ...s, secret: undefined }, runs, summary: { perTarget: rep.perTarget, ratios: rep.ratios } }, null, 2));
-    console.log(`\nraw results: ${s.jsonPath}`);
-  }
-  console.log(`\n${rep.summary}`);
+  printReport({ report: fanoutReport(s, runs), runs, startedAt, settings: s, jsonPath: s.jsonPath, stoppedEarly });
   return runs.some((r) => r.error || r.complete < r.measured) || stoppedEarly ? 1 : 0;
 }
 

@@ -30,9 +30,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError, boolFlag, intFlag, numFlag, parseFlags, usage, type Flags } from './lib/args.js';
 import { readMetrics, sleep } from './lib/metrics.js';
-import { gcPreloadEnv, gcTree, processTree, rssBytes, spawnServer, startNats, treeCpuMicros, type ServerHandle } from './lib/proc.js';
-import { Fleet, formatReasons, summarize, type FleetReport, type LatencySummary } from './load/fleet.js';
-import { WorkloadFleet, mergeHistograms } from './load/workload.js';
+import { gcPreloadEnv, gcTree, processTree, rssBytes, treeCpuMicros } from './lib/proc.js';
+import { startBenchHost, startBenchNats } from './lib/servers.js';
+import type { SandbarHost } from '../test/support/host.js';
+import type { NatsServer } from '../test/support/nats.js';
+import { Fleet, type FleetReport } from './load/fleet.js';
+import { formatReasons, mergeHistograms, summarize, type LatencySummary } from './lib/report.js';
+import { WorkloadFleet } from './load/workload.js';
 import { percentile, totalReceived } from './room-fanout.js';
 import { memAvailableBytes, plan, readLimits, readNumber, tcpSockstat, unbindableAddresses, type MachineLimits, type Plan } from './scale/limits.js';
 
@@ -237,8 +241,8 @@ async function main(): Promise<number> {
   const targetAsked = intFlag(f, 'target', 2000000, 1);
   const r: Result = { startedAt: new Date(t0).toISOString(), argv: process.argv.slice(2), targetAsked, limits, notes: [] };
 
-  let host: ServerHandle | undefined;
-  let nats: ServerHandle | undefined;
+  let host: SandbarHost | undefined;
+  let nats: NatsServer | undefined;
   let fleet: Fleet | undefined;
   let finished = false;
   const finish = (code: number): number => {
@@ -336,31 +340,20 @@ async function main(): Promise<number> {
   // --- servers -------------------------------------------------------------
   const hostT0 = Date.now();
   try {
-    mkdirSync(join(logDir, 'nats'), { recursive: true });
-    nats = await startNats(join(logDir, 'nats'), join(logDir, 'nats.log'), f.get('nats-server') ?? 'nats-server');
-    host = await spawnServer({
-      name: 'sandbar',
-      command: process.execPath,
-      args: [
-        sandbarMain, 'start',
-        '--http.host=127.0.0.1', '--http.port=0', '--admin.listener=public',
-        `--cluster.workers=${p.workers}`, '--cluster.schedulingPolicy=rr',
+    nats = await startBenchNats(logDir, f.get('nats-server') ?? 'nats-server');
+    host = await startBenchHost({
+      nats, dir: logDir, workers: p.workers, secret, main: sandbarMain, logName: 'host.log',
+      flags: {
+        'cluster.schedulingPolicy': 'rr',
         // A worker busy for seconds during the ramp on an overloaded machine must not be killed as hung.
-        '--cluster.workerHangMs=60000',
-        `--nats.servers=nats://127.0.0.1:${nats.port}`, '--nats.embedded=false',
-        `--auth.secret=${secret}`, '--authz.default=public', '--log.level=info',
+        'cluster.workerHangMs': 60000,
         // Heartbeats every 30 s keep sessions alive; the slack covers heartbeats delayed by a saturated ramp.
-        '--session.idleTimeoutMs=120000',
-        // The fleet connects from a few loopback addresses at full speed: the per-IP,
-        // admission and per-session rate limits would measure themselves, not the server.
-        '--http.ipConnectRate=0', '--http.ipMaxSessions=0', '--http.acceptRate=0', '--session.ratePerSecond=0',
-        ...(f.get('sandbar-args') ?? '').split(/\s+/).filter(Boolean),
-      ],
-      logPath: join(logDir, 'host.log'),
+        'session.idleTimeoutMs': 120000,
+      },
+      args: (f.get('sandbar-args') ?? '').split(/\s+/).filter(Boolean),
       // Full GC on SIGUSR2 (bench/lib/gc-preload.js), so RSS and heap are read without the start-up's garbage.
       env: gcPreloadEnv(),
       readyTimeoutMs: Math.max(10000, Math.min(240000, deadlineAt - Date.now() - 60000)),
-      readyMsg: 'host ready',
     });
   } catch (err) {
     r.stoppedBy = 'host start';

@@ -5,7 +5,7 @@
  */
 import { loadConfig } from './config/index.js';
 import type { SandbarConfig } from './config/types.js';
-import { SandbarError } from './errors.js';
+import { Errors, SandbarError } from './errors.js';
 import { createLogger } from './observability/logger.js';
 import { tokenCommand, TOKEN_HELP } from './auth/token-cli.js';
 import { EXIT, Primary } from './cluster/primary.js';
@@ -143,11 +143,11 @@ export async function runCli(args: string[]): Promise<void> {
       try {
         await primary.start();
       } catch (err) {
-        if (err instanceof SandbarError && (err.code === 'SANDBAR_ERR_NATS_UNAVAILABLE' || err.code === 'SANDBAR_ERR_NATS_AUTH' || err.code === 'SANDBAR_ERR_JETSTREAM_UNAVAILABLE')) {
+        if (Errors.NATS_UNAVAILABLE.is(err) || Errors.NATS_AUTH.is(err) || Errors.JETSTREAM_UNAVAILABLE.is(err)) {
           logger.fatal({ code: err.code }, err.message);
           fail(EXIT.unavailable, `${err.code}: ${err.message}`);
         }
-        if (err instanceof SandbarError && err.code === 'SANDBAR_ERR_CONFIG_INVALID') fail(EXIT.config, `${err.code}: ${err.message}`);
+        if (Errors.CONFIG_INVALID.is(err)) fail(EXIT.config, `${err.code}: ${err.message}`);
         throw err;
       }
       return;

@@ -65,20 +65,20 @@ export const ErrorCodes = spec({
   SANDBAR_ERR_UNMATCHED_TOPIC: { summary: 'A push to a topic this session has not joined, or a join of a topic no channel serves ("unmatched topic", as Phoenix says).' },
   SANDBAR_ERR_ALREADY_JOINED: { summary: 'A phx_join repeats the join_ref of the channel already joined on that topic.' },
   SANDBAR_ERR_UNKNOWN_EVENT: { summary: 'An event the joined channel does not handle.' },
-  SANDBAR_ERR_BAD_PAYLOAD: { summary: 'The payload of a push is not what the event expects.' },
-  SANDBAR_ERR_FORBIDDEN: { summary: 'The user may not join this topic, read its history or publish into it (another user\'s user: topic; a room whose authz policy refuses, or whose proxy refused or did not answer); the reason says which.' },
-  SANDBAR_ERR_TOO_LARGE: { summary: 'A message body exceeds message.maxBytes.' },
-  SANDBAR_ERR_INVALID_ID: { summary: 'A user or room id is not 1-64 characters of A-Z a-z 0-9 _ - . @.' },
-  SANDBAR_ERR_INBOX_FULL: { summary: "The recipient's inbox holds user.inboxMax unacknowledged messages, or user.inboxMaxBytes of them; the dm is refused, not dropped. Retry after the recipient acknowledges.", retryable: true },
+  SANDBAR_ERR_BAD_PAYLOAD: { summary: 'The payload of a push, or the body or query of an HTTP request, is not what it must be.', httpStatus: 400 },
+  SANDBAR_ERR_FORBIDDEN: { summary: 'The user may not join this topic, read its history or publish into it (another user\'s user: topic; a room whose authz policy refuses, or whose proxy refused or did not answer), or an HTTP request carries a wrong admin token; the reason says which.', httpStatus: 403 },
+  SANDBAR_ERR_TOO_LARGE: { summary: 'A message body exceeds message.maxBytes.', httpStatus: 413 },
+  SANDBAR_ERR_INVALID_ID: { summary: 'A user or room id is not 1-64 characters of A-Z a-z 0-9 _ - . @.', httpStatus: 400 },
+  SANDBAR_ERR_INBOX_FULL: { summary: "The recipient's inbox holds user.inboxMax unacknowledged messages, or user.inboxMaxBytes of them; the dm is refused, not dropped. Retry after the recipient acknowledges.", httpStatus: 429, retryable: true },
   SANDBAR_ERR_RATE_LIMITED: { summary: 'The session sends frames faster than session.ratePerSecond (burst session.rateBurst); this frame was not processed. Slow down and retry.', retryable: true },
   SANDBAR_ERR_TOO_MANY_CHANNELS: { summary: 'The session has joined session.maxChannels topics already; leave one first.' },
   SANDBAR_ERR_ROOM_FULL: { summary: 'The room already has room.maxMembers connections.', retryable: true },
-  SANDBAR_ERR_UNAVAILABLE: { summary: 'The shard that owns the user or room has no responder within the deadline; retry.', retryable: true },
-  SANDBAR_ERR_STORAGE_FULL: { summary: 'The worker that masters the recipient\'s user or room holds as many stored messages as its memory budget allows (storage.budgetMb, derived from cluster.workerHeapMb), or the shard holds persistence.maxSnapshotBytes: new writes are refused, not dropped, until acknowledgements, expiry (user.inboxTtl) or trimming free room. Reads, acks and deliveries go on. Retry later.', retryable: true },
-  SANDBAR_ERR_SEND_QUOTA: { summary: 'The sender passed its per-minute budget on this worker: new recipients (sender.newRecipientsPerMin), new rooms (sender.newRoomsPerMin) or stored bytes (sender.bytesPerMin). The message names the key and when to retry; messages to recent recipients and rooms are not affected by the first two.', retryable: true },
-  SANDBAR_ERR_JETSTREAM_FULL: { summary: 'A JetStream store Sandbar writes is full (the snapshot bucket at persistence.snapshotStoreMaxBytes, the durable log at persistence.logMaxBytes, or the NATS server\'s own storage limit). In mode log new writes are refused with this code until the log has room again; a snapshot that does not fit is not written (its previous one stays) and an error names the store.', retryable: true },
+  SANDBAR_ERR_UNAVAILABLE: { summary: 'The shard that owns the user or room has no responder within the deadline; retry.', httpStatus: 503, retryable: true },
+  SANDBAR_ERR_STORAGE_FULL: { summary: 'The worker that masters the recipient\'s user or room holds as many stored messages as its memory budget allows (storage.budgetMb, derived from cluster.workerHeapMb), or the shard holds persistence.maxSnapshotBytes: new writes are refused, not dropped, until acknowledgements, expiry (user.inboxTtlMs) or trimming free room. Reads, acks and deliveries go on. Retry later.', httpStatus: 507, retryable: true },
+  SANDBAR_ERR_SEND_QUOTA: { summary: 'The sender passed its per-minute budget on this worker: new recipients (sender.newRecipientsPerMin), new rooms (sender.newRoomsPerMin) or stored bytes (sender.bytesPerMin). The message names the key and when to retry; messages to recent recipients and rooms are not affected by the first two.', httpStatus: 429, retryable: true },
+  SANDBAR_ERR_JETSTREAM_FULL: { summary: 'A JetStream store Sandbar writes is full (the snapshot bucket at persistence.snapshotStoreMaxBytes, the durable log at persistence.logMaxBytes, or the NATS server\'s own storage limit). In mode log new writes are refused with this code until the log has room again; a snapshot that does not fit is not written (its previous one stays) and an error names the store.', httpStatus: 507, retryable: true },
   SANDBAR_ERR_SNAPSHOT_CORRUPT: { summary: 'A shard snapshot in JetStream fails its checks (version, shard, length or SHA-256): it is not restored; the shard starts from its durable log if that covers it from the start, else empty, with an error in the log naming the shard.' },
-  SANDBAR_ERR_INTERNAL: { summary: 'An unexpected error; details are in the server log.' },
+  SANDBAR_ERR_INTERNAL: { summary: 'An unexpected error; details are in the server log.', httpStatus: 500 },
 
   // Admin and API requests
   SANDBAR_ERR_NOT_FOUND: { summary: 'An admin or API request names a session, user, room or other object that does not exist.', httpStatus: 404 },
@@ -104,12 +104,62 @@ export class SandbarError extends Error {
   get httpStatus(): number | undefined { return ErrorCodes[this.code].httpStatus; }
 }
 
+/**
+ * The factory of one code: `Errors.ROOM_FULL('room r1 has 100 members')` is
+ * the SandbarError with code SANDBAR_ERR_ROOM_FULL; its HTTP status, close
+ * code and retryability are the registry's, so no caller types a code, a
+ * status or a close code by hand. `Errors.ROOM_FULL.code` is the code itself
+ * (for a comparison or a stop reason), `.is(err)` tests an error for it.
+ */
+export interface ErrorFactory<K extends ErrorCode = ErrorCode> {
+  (message: string, options?: { cause?: unknown }): SandbarError;
+  readonly code: K;
+  /** HTTP status when the error answers an HTTP request (undefined: it never does). */
+  readonly httpStatus: (typeof ErrorCodes)[K]['httpStatus'];
+  /** WebSocket close code when the error ends a session. */
+  readonly closeCode: (typeof ErrorCodes)[K]['closeCode'];
+  is(err: unknown): err is SandbarError & { code: K };
+}
+
+function factory<K extends ErrorCode>(code: K): ErrorFactory<K> {
+  const make = (message: string, options?: { cause?: unknown }) => new SandbarError(code, message, options);
+  return Object.assign(make, {
+    code,
+    httpStatus: ErrorCodes[code].httpStatus as (typeof ErrorCodes)[K]['httpStatus'],
+    closeCode: ErrorCodes[code].closeCode as (typeof ErrorCodes)[K]['closeCode'],
+    is: (err: unknown): err is SandbarError & { code: K } => err instanceof SandbarError && err.code === code,
+  });
+}
+
+type Factories = { readonly [K in ErrorCode as K extends `SANDBAR_ERR_${infer N}` ? N : never]: ErrorFactory<K> };
+
+/** One factory per registry code, named without the prefix. */
+export const Errors: Factories = Object.fromEntries(
+  (Object.keys(ErrorCodes) as ErrorCode[]).map((code) => [code.slice('SANDBAR_ERR_'.length), factory(code)]),
+) as unknown as Factories;
+
+/** The JSON body of an HTTP error answer: `{error: {code, message, field?}}` (field: the request field it is about). */
+export interface HttpErrorBody { error: { code: string; message: string; field?: string } }
+
+/** The HTTP status of a code: the registry's, 500 for a code that has none (or no code of the registry). */
+export function httpStatusOf(code: string): number {
+  return ErrorCodes[code as ErrorCode]?.httpStatus ?? 500;
+}
+
+/** An error as an HTTP answer: its status and body. Anything but a SandbarError is SANDBAR_ERR_INTERNAL, with no detail. */
+export function httpError(err: unknown): { status: number; body: HttpErrorBody } {
+  if (!(err instanceof SandbarError)) return { status: 500, body: { error: { code: ErrorCodes.SANDBAR_ERR_INTERNAL.code, message: 'internal error' } } };
+  const field = (err as { field?: unknown }).field;
+  const error = typeof field === 'string' && field !== '' ? { code: err.code, message: err.message, field } : { code: err.code, message: err.message };
+  return { status: httpStatusOf(err.code), body: { error } };
+}
+
 /** Plain data form of an error for NATS: no stack trace crosses hosts. */
 export interface WireError { code: string; message: string; retryable: boolean }
 
 export function toWire(err: unknown): WireError {
   if (err instanceof SandbarError) return { code: err.code, message: err.message, retryable: err.retryable };
-  return { code: 'SANDBAR_ERR_INTERNAL', message: 'internal error', retryable: false };
+  return { code: ErrorCodes.SANDBAR_ERR_INTERNAL.code, message: 'internal error', retryable: false };
 }
 
 export function fromWire(w: WireError): SandbarError {

@@ -10,10 +10,12 @@
  * `close()` closes every session and lets the children exit. Children are
  * SIGKILLed if this process exits first, and exit by themselves if it dies.
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { build, decodeFromCompressedBase64, type Histogram } from 'hdr-histogram-js';
-import type { ChildToParent, ClientConfig, ClientCounts, ClientReport, Mode, ParentToChild } from './protocol.js';
+import type { Histogram } from 'hdr-histogram-js';
+import { ChildFleet, sourceAddress } from '../lib/child-fleet.js';
+import { mergeHistograms, summarize, sumFields, sumReports, type LatencySummary } from '../lib/report.js';
+import type { ChildToParent, ClientConfig, ClientCounts, Mode, ParentToChild } from './protocol.js';
+
 
 export const SESSIONS_PER_PROCESS = 15000;
 
@@ -64,15 +66,6 @@ export interface RampOutcome {
   readonly detail: string;
 }
 
-export interface LatencySummary {
-  readonly count: number;
-  readonly p50Ms: number;
-  readonly p90Ms: number;
-  readonly p99Ms: number;
-  readonly maxMs: number;
-  readonly meanMs: number;
-}
-
 export interface FleetReport {
   readonly processes: number;
   readonly attempted: number;
@@ -94,53 +87,18 @@ export interface FleetReport {
   readonly perChild: readonly ClientCounts[];
 }
 
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const c of live) c.kill('SIGKILL');
-  });
-}
-
-function addInto(into: Record<string, number>, from: Record<string, number>): void {
-  for (const [k, v] of Object.entries(from)) into[k] = (into[k] ?? 0) + v;
-}
-
 export function defaultTokenModule(): string {
   // dist/bench/load/fleet.js -> dist/src/auth/token.js
   return fileURLToPath(new URL('../../src/auth/token.js', import.meta.url));
 }
 
-export function summarize(h: Histogram): LatencySummary {
-  const ms = (us: number) => Math.round(us / 10) / 100;
-  return {
-    count: h.totalCount,
-    p50Ms: ms(h.getValueAtPercentile(50)),
-    p90Ms: ms(h.getValueAtPercentile(90)),
-    p99Ms: ms(h.getValueAtPercentile(99)),
-    maxMs: ms(h.maxValue),
-    meanMs: h.totalCount ? ms(h.mean) : 0,
-  };
-}
-
-export function formatReasons(r: Record<string, number>): string {
-  const e = Object.entries(r).sort((a, b) => b[1] - a[1]);
-  return e.length ? e.map(([k, v]) => `${k}=${v}`).join(' ') : 'none';
-}
-
 export class Fleet {
   readonly processes: number;
-  private readonly children: ChildProcess[] = [];
+  private fleet!: ChildFleet<ParentToChild, ChildToParent>;
   private readonly latest: ClientCounts[] = [];
   private readonly rampDone = new Set<number>();
-  private readonly exited = new Map<number, string>();
-  private closingAll = false;
-  private fatal: string | undefined;
+  private stopped: RampOutcome | undefined;
   private startedAt = 0;
-  private nextReportId = 1;
-  private readonly reportWaiters = new Map<number, { want: number; got: ClientReport[]; resolve: (r: ClientReport[]) => void }>();
   private wake: (() => void) | undefined;
 
   private constructor(readonly opts: FleetOptions) {
@@ -156,48 +114,27 @@ export class Fleet {
   }
 
   private async spawn(): Promise<void> {
-    installExitHook();
-    const script = fileURLToPath(new URL('./client.js', import.meta.url));
-    const ready: Promise<void>[] = [];
-    for (let i = 0; i < this.processes; i++) {
-      const child = fork(script, [], {
-        env: { ...process.env, BENCH_CHILD_INDEX: String(i) },
-        execArgv: [],
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-        serialization: 'json',
-      });
-      live.add(child);
-      this.children.push(child);
-      ready.push(
-        new Promise<void>((resolve, reject) => {
-          const onMsg = (m: ChildToParent) => {
-            if (m.t === 'ready') {
-              child.off('message', onMsg);
-              resolve();
-            }
-          };
-          child.on('message', onMsg);
-          child.once('exit', (code, sig) => reject(new Error(`client ${i} exited before ready (${code ?? sig})`)));
-        }),
-      );
-      child.on('message', (m: ChildToParent) => this.onMessage(i, m));
-      child.on('exit', (code, sig) => {
-        live.delete(child);
-        if (!this.closingAll) this.exited.set(i, `client ${i} exited (${code ?? sig})`);
+    this.fleet = await ChildFleet.start<ParentToChild, ChildToParent>({
+      script: fileURLToPath(new URL('./client.js', import.meta.url)),
+      n: this.processes,
+      env: (i) => ({ BENCH_CHILD_INDEX: String(i) }),
+      onEvent: (i, m) => this.onEvent(i, m),
+      onFailure: (kind, why) => {
+        this.stopped ??= { reason: kind === 'fatal' ? 'fatal' : 'child-exit', detail: why };
         this.poke();
-      });
-    }
-    await Promise.all(ready);
+      },
+    });
     const N = this.opts.sessions;
     const P = this.processes;
     const q = Math.floor(N / P);
     const r = N % P;
     this.startedAt = Date.now();
+    // Every child starts its ramp at once, once all are ready.
     for (let i = 0; i < P; i++) {
       const config: ClientConfig = {
         childIndex: i,
         url: this.opts.url,
-        localAddress: this.opts.sourceAddresses?.length ? this.opts.sourceAddresses[i % this.opts.sourceAddresses.length]! : `127.0.0.${2 + i}`,
+        localAddress: sourceAddress(i, this.opts.sourceAddresses),
         mode: this.opts.mode,
         sessions: q + (i < r ? 1 : 0),
         firstIndex: i,
@@ -215,13 +152,8 @@ export class Fleet {
         deflate: this.opts.deflate,
       };
       this.latest[i] = emptyCounts(i);
-      this.sendTo(i, { t: 'start', config });
+      this.fleet.send(i, { t: 'start', config });
     }
-  }
-
-  private sendTo(i: number, m: ParentToChild): void {
-    const c = this.children[i]!;
-    if (c.connected) c.send(m);
   }
 
   private poke(): void {
@@ -230,47 +162,17 @@ export class Fleet {
     w?.();
   }
 
-  private onMessage(i: number, m: ChildToParent): void {
-    switch (m.t) {
-      case 'progress':
-        this.latest[i] = m.counts;
-        break;
-      case 'ramp-done':
-        this.latest[i] = m.counts;
-        this.rampDone.add(i);
-        this.poke();
-        break;
-      case 'fatal':
-        this.fatal ??= `client ${i}: ${m.error}`;
-        this.poke();
-        break;
-      case 'report': {
-        const w = this.reportWaiters.get(m.id);
-        if (w) {
-          w.got.push(m.report);
-          this.latest[i] = m.report;
-          if (w.got.length === w.want) {
-            this.reportWaiters.delete(m.id);
-            w.resolve(w.got);
-          }
-        }
-        break;
-      }
-      default:
-        break;
+  private onEvent(i: number, m: ChildToParent): void {
+    if (m.t === 'progress') this.latest[i] = m.counts;
+    else if (m.t === 'ramp-done') {
+      this.latest[i] = m.counts;
+      this.rampDone.add(i);
+      this.poke();
     }
   }
 
   progress(): FleetProgress {
-    let attempted = 0, opened = 0, open = 0, inFlight = 0, failedTotal = 0;
-    for (const c of this.latest) {
-      attempted += c.attempted;
-      opened += c.opened;
-      open += c.open;
-      inFlight += c.inFlight;
-      failedTotal += c.failedTotal;
-    }
-    return { elapsedS: (Date.now() - this.startedAt) / 1000, attempted, opened, open, inFlight, failedTotal };
+    return { elapsedS: (Date.now() - this.startedAt) / 1000, ...sumFields(this.latest, ['attempted', 'opened', 'open', 'inFlight', 'failedTotal']) };
   }
 
   /** Resolves when every child has attempted its share, or the deadline, failure limit, a child's death or a fatal error stops the ramp. */
@@ -283,9 +185,8 @@ export class Fleet {
         lastProgress = Date.now();
         this.opts.onProgress(p);
       }
-      let outcome: RampOutcome | undefined;
-      if (this.fatal) outcome = { reason: 'fatal', detail: this.fatal };
-      else if (this.exited.size) outcome = { reason: 'child-exit', detail: [...this.exited.values()].join('; ') };
+      let outcome: RampOutcome | undefined = this.stopped;
+      if (outcome) { /* a child failed */ }
       else if (p.failedTotal >= this.opts.maxFailures)
         outcome = { reason: 'errors', detail: `${p.failedTotal} failed attempts (limit ${this.opts.maxFailures})` };
       else if (this.rampDone.size === this.processes) {
@@ -307,38 +208,18 @@ export class Fleet {
 
   /** Stop opening new sessions; those open stay open. */
   halt(): void {
-    for (let i = 0; i < this.children.length; i++) this.sendTo(i, { t: 'halt' });
+    this.fleet.broadcast(() => ({ t: 'halt' }));
   }
 
   /** Counts and merged latency histogram from every live child (a dead child contributes its last progress counts, no latencies). */
   async report(timeoutMs = 10000): Promise<FleetReport> {
-    const alive = this.children.map((c, i) => [c, i] as const).filter(([c]) => c.connected);
-    const id = this.nextReportId++;
-    const got = await new Promise<ClientReport[]>((resolve) => {
-      const w = { want: alive.length, got: [] as ClientReport[], resolve };
-      if (alive.length === 0) return resolve([]);
-      this.reportWaiters.set(id, w);
-      for (const [, i] of alive) this.sendTo(i, { t: 'report', id });
-      setTimeout(() => {
-        if (this.reportWaiters.delete(id)) resolve(w.got);
-      }, timeoutMs).unref();
-    });
-    const merged = build({ numberOfSignificantValueDigits: 3 });
-    for (const r of got) merged.add(decodeFromCompressedBase64(r.histogram));
-    const failed: Record<string, number> = {};
-    const closedByServer: Record<string, number> = {};
-    let attempted = 0, opened = 0, open = 0, failedTotal = 0, cpu = 0, rss = 0, hb = 0;
+    const got = await this.fleet.gather<Extract<ChildToParent, { t: 'report' }>>((_, id) => ({ t: 'report', id }), timeoutMs);
+    for (const m of got) this.latest[m.report.childIndex] = m.report;
+    const merged = mergeHistograms(got.map((m) => m.report.histogram));
+    const { attempted, opened, open, failedTotal, cpuMicros, rssBytes, heartbeatsSent, failed, closedByServer } = sumReports(
+      this.latest, ['attempted', 'opened', 'open', 'failedTotal', 'cpuMicros', 'rssBytes', 'heartbeatsSent'], ['failed', 'closedByServer']);
     let first = Infinity, last = 0, allDone = true;
     for (const c of this.latest) {
-      attempted += c.attempted;
-      opened += c.opened;
-      open += c.open;
-      failedTotal += c.failedTotal;
-      cpu += c.cpuMicros;
-      rss += c.rssBytes;
-      hb += c.heartbeatsSent;
-      addInto(failed, c.failed);
-      addInto(closedByServer, c.closedByServer);
       if (c.firstAttemptAt) first = Math.min(first, c.firstAttemptAt);
       if (c.rampDoneAt) last = Math.max(last, c.rampDoneAt);
       else allDone = false;
@@ -357,28 +238,20 @@ export class Fleet {
       connectRate: rampSeconds ? opened / rampSeconds : 0,
       latency: summarize(merged),
       histogram: merged,
-      clientCpuMicros: cpu,
-      clientRssBytes: rss,
-      heartbeatsSent: hb,
+      clientCpuMicros: cpuMicros,
+      clientRssBytes: rssBytes,
+      heartbeatsSent,
       perChild: [...this.latest],
     };
   }
 
   /** Closes every session (close 1000, then terminate after graceMs) and waits for the children to exit (killing stragglers). */
-  async close(graceMs = 2000): Promise<void> {
-    this.closingAll = true;
-    const exits = this.children.map((c) =>
-      c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => c.once('exit', () => r())),
-    );
-    for (let i = 0; i < this.children.length; i++) this.sendTo(i, { t: 'close', graceMs });
-    const killTimer = setTimeout(() => this.kill(), graceMs + 3000);
-    await Promise.all(exits);
-    clearTimeout(killTimer);
+  close(graceMs = 2000): Promise<void> {
+    return this.fleet.close({ t: 'close', graceMs }, graceMs);
   }
 
   kill(): void {
-    this.closingAll = true;
-    for (const c of this.children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    this.fleet.kill();
   }
 }
 

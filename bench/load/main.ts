@@ -7,7 +7,8 @@
  * Always bounded: the ramp stops at --max-seconds, and the hold ends there too.
  */
 import { UsageError, assertLoopback, boolFlag, enumFlag, intFlag, numFlag, parseFlags, usage, type Flags } from '../lib/args.js';
-import { Fleet, formatReasons, type FleetOptions } from './fleet.js';
+import { Fleet, type FleetOptions } from './fleet.js';
+import { formatReasons } from '../lib/report.js';
 
 const FLAGS: Flags = {
   help: { boolean: true, doc: 'Print this help.' },

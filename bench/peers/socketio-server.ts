@@ -27,110 +27,28 @@
  * Prints `{"msg":"host ready","port":…}` once every worker listens; `GET
  * /metrics` gives the same per-worker gauges as bench/peers/ws-server.ts.
  */
-import cluster, { type Worker } from 'node:cluster';
-import http from 'node:http';
+import cluster from 'node:cluster';
 import { Server, type Socket } from 'socket.io';
 import { jwtVerify } from 'jose';
 import { createAdapter, setupPrimary } from '@socket.io/cluster-adapter';
-import { UsageError, boolFlag, enumFlag, intFlag, parseFlags, usage, type Flags } from '../lib/args.js';
+import type { Flags } from '../lib/args.js';
+import { PEER_FLAGS, listenPeer, peerWorkerServer, runPeerPrimary } from './peer-cluster.js';
 
 const FLAGS: Flags = {
-  help: { boolean: true, doc: 'Print this help.' },
-  workers: { doc: 'Worker processes.', default: '2' },
-  policy: { doc: 'cluster.schedulingPolicy: none or rr.', default: 'none' },
-  host: { doc: 'Address to bind.', default: '127.0.0.1' },
-  port: { doc: 'Port to listen on; 0 picks a free one (printed in the "host ready" line).', default: '0' },
+  ...PEER_FLAGS,
   secret: { doc: 'Verify the CONNECT auth token with this HMAC secret (as Sandbar does); without it, auth.user is trusted.' },
 };
 
-const COLLECT_MS = 500;
-
-interface WorkerStats { heapUsed: number; rss: number; sessions: number }
-type ToWorker = { t: 'collect' } | { t: 'metrics'; id: number; text: string };
-type ToPrimary = { t: 'stats'; stats: WorkerStats } | { t: 'metrics?'; id: number };
-
-function renderMetrics(stats: ReadonlyMap<number, WorkerStats>): string {
-  const ids = [...stats.keys()].sort((a, b) => a - b);
-  const lines: string[] = [];
-  const metric = (name: string, help: string, pick: (s: WorkerStats) => number) => {
-    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
-    for (const i of ids) lines.push(`${name}{worker="${i}"} ${pick(stats.get(i)!)}`);
-  };
-  metric('nodejs_heap_size_used_bytes', 'V8 heap used by the worker process.', (s) => s.heapUsed);
-  metric('process_resident_memory_bytes', 'Resident set size of the worker process.', (s) => s.rss);
-  metric('sandbar_sessions', 'Connected Socket.IO sockets in the worker.', (s) => s.sessions);
-  return lines.join('\n') + '\n';
-}
-
-function isOurs(m: unknown): m is ToPrimary {
-  return typeof m === 'object' && m !== null && ((m as { t?: unknown }).t === 'stats' || (m as { t?: unknown }).t === 'metrics?');
-}
-
 function primary(): void {
-  let f: Map<string, string>;
-  try {
-    f = parseFlags(process.argv.slice(2), FLAGS);
-  } catch (err) {
-    if (err instanceof UsageError) {
-      console.error(`error: ${err.message}\n\n${usage('bench/peers/socketio-server', FLAGS)}`);
-      process.exit(2);
-    }
-    throw err;
-  }
-  if (boolFlag(f, 'help')) {
-    console.log(usage('bench/peers/socketio-server: Socket.IO 4 + @socket.io/cluster-adapter in node:cluster, the peer for bench/dm.', FLAGS));
-    process.exit(0);
-  }
-  const workers = intFlag(f, 'workers', 2, 1);
-  const policy = enumFlag(f, 'policy', ['none', 'rr'] as const, 'none');
-  cluster.schedulingPolicy = policy === 'rr' ? cluster.SCHED_RR : cluster.SCHED_NONE;
-  // The adapter's relay: every broadcast a worker publishes goes to every other worker.
-  setupPrimary();
-
-  const stats = new Map<number, WorkerStats>();
-  const byIndex = new Map<number, Worker>();
-  let listening = 0;
-  let boundPort = 0;
-  let stopping = false;
-  const stop = (code: number) => {
-    stopping = true;
-    for (const w of byIndex.values()) w.process.kill('SIGKILL');
-    process.exit(code);
-  };
-  process.on('SIGTERM', () => stop(0));
-  process.on('SIGINT', () => stop(0));
-
-  for (let i = 0; i < workers; i++) {
-    const w = cluster.fork({
-      BENCH_WORKER_INDEX: String(i),
-      BENCH_HOST: f.get('host') ?? '127.0.0.1',
-      BENCH_PORT: String(intFlag(f, 'port', 0)),
-      BENCH_SIO_SECRET: f.get('secret') ?? '',
-    });
-    byIndex.set(i, w);
-    w.on('message', (m: unknown) => {
-      if (!isOurs(m)) return; // the cluster adapter's own messages
-      if (m.t === 'stats') stats.set(i, m.stats);
-      else w.send({ t: 'metrics', id: m.id, text: renderMetrics(stats) } satisfies ToWorker);
-    });
-    w.on('listening', (addr) => {
-      boundPort = addr.port;
-      if (++listening === workers) {
-        for (const x of byIndex.values()) x.send({ t: 'collect' } satisfies ToWorker);
-        setTimeout(() => {
-          process.stdout.write(JSON.stringify({ msg: 'host ready', port: boundPort, workers, policy, pid: process.pid }) + '\n');
-        }, 100);
-      }
-    });
-    w.on('exit', (code, signal) => {
-      if (stopping) return;
-      process.stderr.write(`socketio-server: worker ${i} exited (${code ?? signal}); stopping\n`);
-      stop(1);
-    });
-  }
-  setInterval(() => {
-    for (const w of byIndex.values()) if (w.isConnected()) w.send({ t: 'collect' } satisfies ToWorker);
-  }, COLLECT_MS);
+  runPeerPrimary({
+    name: 'socketio-server',
+    title: 'bench/peers/socketio-server: Socket.IO 4 + @socket.io/cluster-adapter in node:cluster, the peer for bench/dm.',
+    flags: FLAGS,
+    sessionsHelp: 'Connected Socket.IO sockets in the worker.',
+    env: (f) => ({ BENCH_SIO_SECRET: f.get('secret') ?? '' }),
+    // The adapter's relay: every broadcast a worker publishes goes to every other worker (its messages pass the metrics by).
+    setup: () => setupPrimary(),
+  });
 }
 
 type VerifyToken = (token: unknown) => Promise<string>;
@@ -149,24 +67,11 @@ async function worker(): Promise<void> {
     };
   }
 
-  let nextId = 1;
-  const waiting = new Map<number, (text: string) => void>();
-  const server = http.createServer((req, res) => {
-    if (req.method === 'GET' && req.url === '/metrics') {
-      const id = nextId++;
-      const timer = setTimeout(() => {
-        waiting.delete(id);
-        res.writeHead(503).end('primary did not answer\n');
-      }, 2000);
-      waiting.set(id, (text) => {
-        clearTimeout(timer);
-        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(text);
-      });
-      process.send!({ t: 'metrics?', id } satisfies ToPrimary);
-      return;
-    }
-    // socket.io handles /socket.io/ on its own listener; everything else is 404.
-    if (!req.url?.startsWith('/socket.io/')) res.writeHead(404).end();
+  // socket.io handles /socket.io/ on its own listener; everything else is 404.
+  const server = peerWorkerServer({
+    name: 'socketio-server',
+    sessions: () => io.engine.clientsCount,
+    other: (req, res) => { if (!req.url?.startsWith('/socket.io/')) res.writeHead(404).end(); },
   });
   const io = new Server(server, { transports: ['websocket'], serveClient: false, perMessageDeflate: false, adapter: createAdapter() });
 
@@ -227,26 +132,7 @@ async function worker(): Promise<void> {
     });
   });
 
-  process.on('message', (m: unknown) => {
-    if (typeof m !== 'object' || m === null) return;
-    const msg = m as ToWorker;
-    if (msg.t === 'collect') {
-      const mem = process.memoryUsage();
-      process.send!({ t: 'stats', stats: { heapUsed: mem.heapUsed, rss: mem.rss, sessions: io.engine.clientsCount } } satisfies ToPrimary);
-    } else if (msg.t === 'metrics') {
-      const cb = waiting.get(msg.id);
-      waiting.delete(msg.id);
-      cb?.(msg.text);
-    }
-  });
-  process.on('disconnect', () => process.exit(0));
-  let acceptErrors = 0;
-  server.once('listening', () => {
-    server.on('error', (err: Error & { code?: string }) => {
-      if (acceptErrors++ % 1000 === 0) process.stderr.write(`socketio-server worker ${index}: ${err.code ?? err.message} (${acceptErrors} so far)\n`);
-    });
-  });
-  server.listen(Number(process.env.BENCH_PORT ?? 0), process.env.BENCH_HOST ?? '127.0.0.1');
+  listenPeer(server);
 }
 
 if (cluster.isPrimary) primary();

@@ -11,7 +11,7 @@
 import { WebSocket } from 'ws';
 import { Actor, type ActorLink, type StopReason, SHUTDOWN } from './actor.js';
 import type { TimerEntry, TimerWheel } from './timer-wheel.js';
-import { ErrorCodes, SandbarError, type ErrorCode } from '../errors.js';
+import { Errors, ErrorCodes, SandbarError, type ErrorCode } from '../errors.js';
 import { decodeText, encodeReply, encodePush, Events, PHOENIX_TOPIC, type Frame } from '../protocol/frame.js';
 import { decodeBinary, encodeBinaryReply } from '../protocol/binary.js';
 import type { ChannelRegistry, JoinedChannel } from '../protocol/channel-registry.js';
@@ -95,7 +95,7 @@ function onError(this: SocketWithSession, err: Error & { code?: string }): void 
 }
 
 /** The reply to a frame refused by the rate limit: one object for every refusal (no error built per frame). */
-const RATE_LIMITED = { reason: 'rate limited: slow down (session.ratePerSecond)', code: 'SANDBAR_ERR_RATE_LIMITED' } as const;
+const RATE_LIMITED = { reason: 'rate limited: slow down (session.ratePerSecond)', code: Errors.RATE_LIMITED.code } as const;
 
 export class SessionActor extends Actor<SessionMsg> implements TimerEntry, Bucket {
   timerSlot = -1;
@@ -203,13 +203,13 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry, Bucke
     if (f.topic === PHOENIX_TOPIC) {
       if (f.event === Events.heartbeat) this.write(encodeReply(null, f.ref, PHOENIX_TOPIC, 'ok', {}));
       else if (f.event === 'refresh') this.refresh(f.payload, f.joinRef, f.ref, f.topic);
-      else this.replyError(f.joinRef, f.ref, f.topic, new SandbarError('SANDBAR_ERR_UNKNOWN_EVENT', `unknown event ${f.event} on topic phoenix`));
+      else this.replyError(f.joinRef, f.ref, f.topic, Errors.UNKNOWN_EVENT(`unknown event ${f.event} on topic phoenix`));
       return;
     }
     if (f.event === Events.join) return this.join(f);
     const ch = this.channel(f.topic);
     if (!ch || (f.joinRef !== null && ch.joinRef !== f.joinRef)) {
-      this.replyError(f.joinRef, f.ref, f.topic, new SandbarError('SANDBAR_ERR_UNMATCHED_TOPIC', 'unmatched topic'));
+      this.replyError(f.joinRef, f.ref, f.topic, Errors.UNMATCHED_TOPIC('unmatched topic'));
       return;
     }
     if (f.event === Events.leave) {
@@ -237,7 +237,7 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry, Bucke
     }
     const max = this.host.limits.rateMaxRefused;
     if (++this.refused > max) {
-      return this.stop({ kind: 'other', code: 'SANDBAR_ERR_RATE_ABUSE', message: `more than ${max} frames refused for the rate limit within 1 s (session.rateMaxRefused)` });
+      return this.stop({ kind: 'other', code: Errors.RATE_ABUSE.code, message: `more than ${max} frames refused for the rate limit within 1 s (session.rateMaxRefused)` });
     }
     metrics.refusals.inc(RATE_LIMITED.code);
     this.write(encodeReply(f.joinRef, f.ref, f.topic, 'error', RATE_LIMITED));
@@ -247,7 +247,7 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry, Bucke
     const existing = this.channel(f.topic);
     if (existing) {
       if (existing.joinRef === f.joinRef) {
-        this.replyError(f.joinRef, f.ref, f.topic, new SandbarError('SANDBAR_ERR_ALREADY_JOINED', `already joined ${f.topic} with join_ref ${f.joinRef}`));
+        this.replyError(f.joinRef, f.ref, f.topic, Errors.ALREADY_JOINED(`already joined ${f.topic} with join_ref ${f.joinRef}`));
         return;
       }
       // As Phoenix does: a join with a new join_ref replaces the old channel,
@@ -258,11 +258,11 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry, Bucke
     }
     const found = this.host.channels.lookup(f.topic);
     if (!found) {
-      this.replyError(f.joinRef, f.ref, f.topic, new SandbarError('SANDBAR_ERR_UNMATCHED_TOPIC', 'unmatched topic'));
+      this.replyError(f.joinRef, f.ref, f.topic, Errors.UNMATCHED_TOPIC('unmatched topic'));
       return;
     }
     if (this.channelCount >= this.host.limits.maxChannels) {
-      this.replyError(f.joinRef, f.ref, f.topic, new SandbarError('SANDBAR_ERR_TOO_MANY_CHANNELS', `too many channels: at most ${this.host.limits.maxChannels} per session (session.maxChannels)`));
+      this.replyError(f.joinRef, f.ref, f.topic, Errors.TOO_MANY_CHANNELS(`too many channels: at most ${this.host.limits.maxChannels} per session (session.maxChannels)`));
       return;
     }
     const ch: JoinedChannel = { topic: f.topic, id: found.id, joinRef: f.joinRef, handler: found.handler, joined: false, state: undefined, grant: 0 };
@@ -324,7 +324,7 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry, Bucke
     this.host.counters.framesOut++;
     this.host.counters.bytesOut += data.length;
     if (ws.bufferedAmount > this.host.limits.maxBufferedBytes) {
-      this.stop({ kind: 'other', code: 'SANDBAR_ERR_SLOW_CONSUMER', message: `outgoing buffer passed ${this.host.limits.maxBufferedBytes} bytes` });
+      this.stop({ kind: 'other', code: Errors.SLOW_CONSUMER.code, message: `outgoing buffer passed ${this.host.limits.maxBufferedBytes} bytes` });
     }
   }
 
@@ -338,14 +338,14 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry, Bucke
   onTimer(now: number): void {
     this.guard(() => {
       if (now >= this.expAt) {
-        return this.stop({ kind: 'other', code: 'SANDBAR_ERR_AUTH_EXPIRED', message: 'the token expired and was not refreshed' });
+        return this.stop({ kind: 'other', code: Errors.AUTH_EXPIRED.code, message: 'the token expired and was not refreshed' });
       }
       if (now >= this.warnAt) {
         this.warnAt = Infinity;
         this.pushSession('token_expiring', { exp: this.identity.exp, in_ms: Math.max(0, Math.round(this.expAt - now)) });
       }
       if (now >= this.lastFrameAt + this.host.limits.idleTimeoutMs) {
-        return this.stop({ kind: 'other', code: 'SANDBAR_ERR_IDLE_TIMEOUT', message: `no frame for ${this.host.limits.idleTimeoutMs} ms` });
+        return this.stop({ kind: 'other', code: Errors.IDLE_TIMEOUT.code, message: `no frame for ${this.host.limits.idleTimeoutMs} ms` });
       }
       this.rearm(now);
     });
@@ -370,7 +370,7 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry, Bucke
     const token = payload && typeof payload === 'object' ? (payload as { token?: unknown }).token : undefined;
     this.host.verifyToken(token).then(
       (id) => this.post(new RefreshDone(joinRef, ref, topic, id, null)),
-      (err: unknown) => this.post(new RefreshDone(joinRef, ref, topic, null, err instanceof SandbarError ? err : new SandbarError('SANDBAR_ERR_AUTH_INVALID', 'token could not be verified'))),
+      (err: unknown) => this.post(new RefreshDone(joinRef, ref, topic, null, err instanceof SandbarError ? err : Errors.AUTH_INVALID('token could not be verified'))),
     );
   }
 
@@ -379,7 +379,7 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry, Bucke
     if (r.err) return this.replyError(r.joinRef, r.ref, r.topic, r.err);
     const id = r.identity!;
     if (id.userId !== this.userId) {
-      return this.replyError(r.joinRef, r.ref, r.topic, new SandbarError('SANDBAR_ERR_AUTH_INVALID', `the token names user ${id.userId}, this session is ${this.userId}`));
+      return this.replyError(r.joinRef, r.ref, r.topic, Errors.AUTH_INVALID(`the token names user ${id.userId}, this session is ${this.userId}`));
     }
     this.identity = id;
     this.setExpiry(id.exp);
@@ -389,11 +389,11 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry, Bucke
 
   /** Every session of a revoked user: close code 4403. */
   revoke(reason: string): void {
-    this.stop({ kind: 'other', code: 'SANDBAR_ERR_AUTH_REVOKED', message: reason === '' ? 'revoked' : `revoked: ${reason}` });
+    this.stop({ kind: 'other', code: Errors.AUTH_REVOKED.code, message: reason === '' ? 'revoked' : `revoked: ${reason}` });
   }
 
   /** Closed by an operator (admin.kick): close code 4001. */
-  kick(): void { this.stop({ kind: 'other', code: 'SANDBAR_ERR_KICKED', message: 'closed by an operator' }); }
+  kick(): void { this.stop({ kind: 'other', code: Errors.KICKED.code, message: 'closed by an operator' }); }
 
   /** A close code chosen by whoever stops the session (the server API's disconnect); 0: the reason's own. */
   private closeCode = 0;
@@ -401,7 +401,7 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry, Bucke
   /** Closed by the server API (disconnect): the caller's close code (4000-4999) and reason. */
   disconnect(code: number, reason: string): void {
     this.closeCode = code;
-    this.stop({ kind: 'other', code: 'SANDBAR_ERR_DISCONNECTED', message: reason });
+    this.stop({ kind: 'other', code: Errors.DISCONNECTED.code, message: reason });
   }
 
   /** Ends a channel from the server side (the server API's unsubscribe): the client gets phx_close. */
@@ -444,12 +444,12 @@ export class SessionActor extends Actor<SessionMsg> implements TimerEntry, Bucke
 function closeFor(reason: StopReason): { code: number; message: string } {
   switch (reason.kind) {
     case 'normal': return { code: 1000, message: '' };
-    case 'shutdown': return { code: ErrorCodes.SANDBAR_ERR_SHUTTING_DOWN.closeCode!, message: 'server restarting' };
+    case 'shutdown': return { code: Errors.SHUTTING_DOWN.closeCode!, message: 'server restarting' };
     case 'other': return { code: ErrorCodes[reason.code as ErrorCode]?.closeCode ?? 1011, message: truncate(`${reason.code}: ${reason.message}`) };
     case 'crash': {
       const e = reason.error;
       if (e instanceof SandbarError && e.closeCode) return { code: e.closeCode, message: truncate(`${e.code}: ${e.message}`) };
-      return { code: 1011, message: 'SANDBAR_ERR_SESSION_CRASHED' };
+      return { code: Errors.SESSION_CRASHED.closeCode!, message: Errors.SESSION_CRASHED.code };
     }
   }
 }

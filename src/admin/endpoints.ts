@@ -12,7 +12,7 @@
  *   admin.loglevel.<level>  sets the log level of every process of the answering host
  */
 import type { NatsConnection } from '@nats-io/transport-node';
-import { SandbarError } from '../errors.js';
+import { Errors } from '../errors.js';
 import type { SandbarConfig } from '../config/types.js';
 import type { Subjects } from '../bus/subjects.js';
 import { untoken } from '../bus/subjects.js';
@@ -36,9 +36,9 @@ export interface AdminContext {
 /** The id after `admin.<kind>.` in the subject, validated. */
 function idFrom(req: MicroRequest, prefix: string, what: string): string {
   const rest = req.subject.length > prefix.length ? req.subject.slice(prefix.length) : '';
-  if (rest === '') throw new SandbarError('SANDBAR_ERR_BAD_PAYLOAD', `usage: nats req ${prefix}<${what}> ''`);
+  if (rest === '') throw Errors.BAD_PAYLOAD(`usage: nats req ${prefix}<${what}> ''`);
   const id = untoken(rest);
-  if (what !== 'sessionId' && !isValidId(id)) throw new SandbarError('SANDBAR_ERR_INVALID_ID', `${what} "${id}" is not 1-64 characters of A-Z a-z 0-9 _ - . @`);
+  if (what !== 'sessionId' && !isValidId(id)) throw Errors.INVALID_ID(`${what} "${id}" is not 1-64 characters of A-Z a-z 0-9 _ - . @`);
   return id;
 }
 
@@ -49,7 +49,7 @@ async function askMaster(ctx: AdminContext, op: 'u.info' | 'r.info', id: string)
     const r = await ctx.nc.request(ctx.subjects.shardCmd(shard), JSON.stringify({ op, id }), { timeout: 2000 });
     return { ...(r.json<Record<string, unknown>>()), record: rec };
   } catch (err) {
-    throw new SandbarError('SANDBAR_ERR_UNAVAILABLE', `shard ${shard} of ${id} has no serving master right now (${(err as Error).message})`);
+    throw Errors.UNAVAILABLE(`shard ${shard} of ${id} has no serving master right now (${(err as Error).message})`);
   }
 }
 
@@ -59,7 +59,7 @@ export function adminEndpoints(ctx: AdminContext): EndpointSpec[] {
   const roomPrefix = s.admin('room.');
   const kickPrefix = s.admin('kick.');
   const levelPrefix = s.admin('loglevel.');
-  const usage = (what: string) => () => { throw new SandbarError('SANDBAR_ERR_BAD_PAYLOAD', `usage: nats req ${s.admin(what)}.<id> ''`); };
+  const usage = (what: string) => () => { throw Errors.BAD_PAYLOAD(`usage: nats req ${s.admin(what)}.<id> ''`); };
   return [
     { name: 'status', subject: s.admin('status'), handler: () => ctx.status() },
     {
@@ -77,15 +77,15 @@ export function adminEndpoints(ctx: AdminContext): EndpointSpec[] {
       name: 'kick', subject: s.admin('kick.>'), handler: async (req) => {
         const sid = idFrom(req, kickPrefix, 'sessionId');
         const parts = sid.split('.');
-        if (parts.length !== 4 || !/^\d+$/.test(parts[1]!)) throw new SandbarError('SANDBAR_ERR_BAD_PAYLOAD', `"${sid}" is not a session id (<hostId>.<worker>.<incarnation>.<n>)`);
+        if (parts.length !== 4 || !/^\d+$/.test(parts[1]!)) throw Errors.BAD_PAYLOAD(`"${sid}" is not a session id (<hostId>.<worker>.<incarnation>.<n>)`);
         let reply: { error?: { code: string; message: string } };
         try {
           const r = await ctx.nc.request(s.worker(parts[0]!, Number(parts[1])), JSON.stringify({ t: 'kick', sid }), { timeout: 2000 });
           reply = r.json();
         } catch {
-          throw new SandbarError('SANDBAR_ERR_NOT_FOUND', `no session ${sid}: worker ${parts[0]}.${parts[1]} does not answer`);
+          throw Errors.NOT_FOUND(`no session ${sid}: worker ${parts[0]}.${parts[1]} does not answer`);
         }
-        if (reply.error) throw new SandbarError('SANDBAR_ERR_NOT_FOUND', reply.error.message);
+        if (reply.error) throw Errors.NOT_FOUND(reply.error.message);
         return reply;
       },
     },
@@ -93,7 +93,7 @@ export function adminEndpoints(ctx: AdminContext): EndpointSpec[] {
     {
       name: 'loglevel', subject: s.admin('loglevel.*'), handler: (req) => {
         const level = req.subject.slice(levelPrefix.length);
-        if (!LEVELS.has(level)) throw new SandbarError('SANDBAR_ERR_BAD_PAYLOAD', `log level "${level}" is not one of ${[...LEVELS].join(', ')}`);
+        if (!LEVELS.has(level)) throw Errors.BAD_PAYLOAD(`log level "${level}" is not one of ${[...LEVELS].join(', ')}`);
         ctx.setLogLevel(level);
         return { level };
       },

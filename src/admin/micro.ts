@@ -18,7 +18,7 @@
  */
 import { headers, nuid } from '@nats-io/transport-node';
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
-import { ErrorCodes, SandbarError } from '../errors.js';
+import { Errors, ErrorCodes, SandbarError } from '../errors.js';
 
 /** The request an endpoint handler sees (a NATS message is passed as is). */
 export interface MicroRequest {
@@ -140,7 +140,7 @@ export const SERVICE_ERROR_CODE_HEADER = 'Nats-Service-Error-Code';
 const NAME_RE = /^[a-zA-Z0-9_-]+$/;
 const SEMVER_RE = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/;
 
-const CLIENT_ERROR_CODES: ReadonlySet<string> = new Set(['SANDBAR_ERR_BAD_PAYLOAD', 'SANDBAR_ERR_UNMATCHED_TOPIC']);
+const CLIENT_ERROR_CODES: ReadonlySet<string> = new Set([Errors.BAD_PAYLOAD.code, Errors.UNMATCHED_TOPIC.code]);
 
 /**
  * The `Nats-Service-Error-Code` for an error thrown by a handler.
@@ -195,7 +195,7 @@ class EndpointState {
 }
 
 function invalid(message: string): SandbarError {
-  return new SandbarError('SANDBAR_ERR_CONFIG_INVALID', `micro service: ${message}`);
+  return Errors.CONFIG_INVALID(`micro service: ${message}`);
 }
 
 /** Header values may not contain CR or LF (nats.js throws), so flatten messages to one line. */
@@ -397,7 +397,7 @@ class MicroServiceImpl implements MicroService {
       ep.lastError = `${code}: ${message}`;
     } else {
       // Internals stay out of the reply (as toWire does); operators see the cause in last_error and onError.
-      code = 'SANDBAR_ERR_INTERNAL';
+      code = Errors.INTERNAL.code;
       message = 'internal error';
       ep.lastError = `${code}: ${err instanceof Error ? err.message : String(err)}`;
       this.#onError?.(err, ep.name);

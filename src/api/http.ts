@@ -14,14 +14,14 @@
  */
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
-import { SandbarError } from '../errors.js';
+import { Errors, SandbarError, httpError } from '../errors.js';
 import type { SandbarConfig } from '../config/types.js';
 import { API_OPERATIONS, type ApiKeySpec, type ApiOperation } from '../config/integration-rules.js';
 import type { Logger } from '../observability/logger.js';
 import { VERSION } from '../version.js';
 import { ApiKeys } from './keys.js';
 import { ERROR_SCHEMA, OPERATIONS } from './schemas.js';
-import { errorBody, statusOf } from './status.js';
+import { sendError } from '../http/send-error.js';
 
 export const OPENAPI_PATH = '/api/openapi.json';
 
@@ -72,8 +72,8 @@ export async function createApiServer(opts: ApiHttpOptions): Promise<{ app: Fast
       lastLog = now;
       unauthorizedSinceLog = 0;
     }
-    return reply.code(401).header('www-authenticate', 'Bearer realm="sandbar-api"')
-      .send(errorBody(new SandbarError('SANDBAR_ERR_API_UNAUTHORIZED', 'missing or unknown API key: send Authorization: Bearer <key> with a key of api.keys')));
+    return sendError(reply.header('www-authenticate', 'Bearer realm="sandbar-api"'),
+      Errors.API_UNAUTHORIZED('missing or unknown API key: send Authorization: Bearer <key> with a key of api.keys'));
   });
 
   for (const op of API_OPERATIONS) {
@@ -83,7 +83,7 @@ export async function createApiServer(opts: ApiHttpOptions): Promise<{ app: Fast
     }, async (req, reply) => {
       if (req.apiKey && !ApiKeys.allows(req.apiKey, op)) {
         counters.forbidden++;
-        return reply.code(403).send(errorBody(new SandbarError('SANDBAR_ERR_API_FORBIDDEN', `API key "${req.apiKey.name}" may not ${op} (api.keys)`)));
+        return sendError(reply, Errors.API_FORBIDDEN(`API key "${req.apiKey.name}" may not ${op} (api.keys)`));
       }
       return opts.call(op, req.body);
     });
@@ -91,21 +91,19 @@ export async function createApiServer(opts: ApiHttpOptions): Promise<{ app: Fast
   app.get(OPENAPI_PATH, { schema: { hide: true } }, async () => app.swagger());
 
   app.setNotFoundHandler((req, reply) => {
-    reply.code(404).send(errorBody(new SandbarError('SANDBAR_ERR_API_UNKNOWN_OPERATION', `no operation at ${req.method} ${req.url.split('?')[0]}; the operations are POST /api/{${API_OPERATIONS.join(',')}}`)));
+    sendError(reply, Errors.API_UNKNOWN_OPERATION(`no operation at ${req.method} ${req.url.split('?')[0]}; the operations are POST /api/{${API_OPERATIONS.join(',')}}`));
   });
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
     let e: unknown = err;
-    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') e = new SandbarError('SANDBAR_ERR_API_BODY_TOO_LARGE', `the request body is larger than ${config.api.maxBodyBytes} bytes (api.maxBodyBytes)`);
-    else if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') e = new SandbarError('SANDBAR_ERR_BAD_PAYLOAD', 'the request body must be JSON (Content-Type: application/json)');
-    else if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || (err.statusCode === 400 && !(err instanceof SandbarError))) e = new SandbarError('SANDBAR_ERR_BAD_PAYLOAD', `the request body is not valid JSON: ${err.message}`);
-    const body = errorBody(e);
-    const status = e instanceof SandbarError ? statusOf(e.code) : 500;
-    if (status >= 500) {
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') e = Errors.API_BODY_TOO_LARGE(`the request body is larger than ${config.api.maxBodyBytes} bytes (api.maxBodyBytes)`);
+    else if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') e = Errors.BAD_PAYLOAD('the request body must be JSON (Content-Type: application/json)');
+    else if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || (err.statusCode === 400 && !(err instanceof SandbarError))) e = Errors.BAD_PAYLOAD(`the request body is not valid JSON: ${err.message}`);
+    if (httpError(e).status >= 500) {
       counters.errors++;
       if (!(e instanceof SandbarError)) logger.error({ err, url: req.url }, 'server API request failed');
     }
-    reply.code(status).send(body);
+    sendError(reply, e);
   });
   return { app, counters };
 }

@@ -8,17 +8,15 @@
  * matter of NATS permissions (docs/api.md), not of api.keys.
  */
 import type { Worker } from 'node:cluster';
-import { SandbarError, type ErrorCode } from '../errors.js';
+import { Errors, SandbarError, httpStatusOf, type ErrorCode, type HttpErrorBody } from '../errors.js';
 import type { Subjects } from '../bus/subjects.js';
 import { API_OPERATIONS, type ApiOperation } from '../config/integration-rules.js';
 import type { EndpointSpec } from '../admin/micro.js';
-import type { ApiErrorBody } from './status.js';
-import { statusOf } from './status.js';
 import { OPERATIONS } from './schemas.js';
 
 /** Primary → worker: run one operation; worker → primary: its answer. */
 export type ApiToWorker = { t: 'api'; id: number; op: ApiOperation; body: string };
-export type ApiToPrimary = { t: 'api'; id: number; ok: true; res: unknown } | { t: 'api'; id: number; ok: false; err: ApiErrorBody['error'] };
+export type ApiToPrimary = { t: 'api'; id: number; ok: true; res: unknown } | { t: 'api'; id: number; ok: false; err: HttpErrorBody['error'] };
 
 interface Waiting { resolve(v: unknown): void; reject(e: unknown): void; timer: NodeJS.Timeout }
 
@@ -31,13 +29,13 @@ export class ApiForwarder {
 
   call(op: ApiOperation, body: Uint8Array): Promise<unknown> {
     const ready = this.workers();
-    if (ready.length === 0) return Promise.reject(new SandbarError('SANDBAR_ERR_UNAVAILABLE', 'no worker of this host is ready'));
+    if (ready.length === 0) return Promise.reject(Errors.UNAVAILABLE('no worker of this host is ready'));
     const w = ready[this.turn++ % ready.length]!;
     const id = ++this.next;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiting.delete(id);
-        reject(new SandbarError('SANDBAR_ERR_UNAVAILABLE', `the worker did not answer within ${this.timeoutMs} ms`));
+        reject(Errors.UNAVAILABLE(`the worker did not answer within ${this.timeoutMs} ms`));
       }, this.timeoutMs);
       this.waiting.set(id, { resolve, reject, timer });
       w.send({ t: 'api', id, op, body: Buffer.from(body).toString('utf8') } satisfies ApiToWorker);
@@ -51,7 +49,7 @@ export class ApiForwarder {
     clearTimeout(w.timer);
     if (msg.ok) { w.resolve(msg.res); return; }
     // Rebuilt as a typed error; its status is the HTTP one (Nats-Service-Error-Code).
-    const e = Object.assign(new SandbarError(msg.err.code as ErrorCode, msg.err.message), { status: statusOf(msg.err.code) }, msg.err.field ? { field: msg.err.field } : {});
+    const e = Object.assign(new SandbarError(msg.err.code as ErrorCode, msg.err.message), { status: httpStatusOf(msg.err.code) }, msg.err.field ? { field: msg.err.field } : {});
     w.reject(e);
   }
 }

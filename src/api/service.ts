@@ -13,7 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import { errors as natsErrors, type NatsConnection } from '@nats-io/transport-node';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { SandbarError } from '../errors.js';
+import { Errors, SandbarError, httpError } from '../errors.js';
 import type { ReplyTarget, WorkerBus } from '../bus/worker-bus.js';
 import type { Cmd, HistoryQuery } from '../bus/messages.js';
 import type { Subjects } from '../bus/subjects.js';
@@ -27,12 +27,15 @@ import { SYSTEM_SENDER, userDisconnected, type EventSink } from '../events/schem
 import { OPERATIONS } from './schemas.js';
 import { revokeUser } from '../auth/revocation.js';
 
-/** The close code of a revocation (SANDBAR_ERR_AUTH_REVOKED). */
-const REVOKED_CODE = 4403;
+/** The close code of a revocation. */
+const REVOKED_CODE = Errors.AUTH_REVOKED.closeCode!;
 
-/** A bad request: the code, and the field it is about (HTTP 400 `{error: {code, message, field}}`). */
+/** The codes of a bad field. */
+type FieldCode = typeof Errors.BAD_PAYLOAD.code | typeof Errors.INVALID_ID.code | typeof Errors.TOO_LARGE.code;
+
+/** A bad request: the code, and the field it is about (`{error: {code, message, field}}`, with the code's HTTP status). */
 export class FieldError extends SandbarError {
-  constructor(code: 'SANDBAR_ERR_BAD_PAYLOAD' | 'SANDBAR_ERR_INVALID_ID' | 'SANDBAR_ERR_TOO_LARGE', readonly field: string, message: string) {
+  constructor(code: FieldCode, readonly field: string, message: string) {
     super(code, message);
   }
 }
@@ -78,7 +81,7 @@ export class ApiService {
 
   /** Runs one operation; throws a SandbarError (a FieldError for a bad field). */
   async call(op: string, body: unknown): Promise<unknown> {
-    if (!isOperation(op)) throw new SandbarError('SANDBAR_ERR_API_UNKNOWN_OPERATION', `no operation "${op}"; the operations are ${API_OPERATIONS.join(', ')}`);
+    if (!isOperation(op)) throw Errors.API_UNKNOWN_OPERATION(`no operation "${op}"; the operations are ${API_OPERATIONS.join(', ')}`);
     const validate = this.validators.get(op)!;
     if (!validate(body)) throw fieldError(validate.errors?.[0]);
     const b = body as Record<string, unknown>;
@@ -96,7 +99,7 @@ export class ApiService {
       }
       case 'history': {
         const { kind, id } = roomOrUser(b);
-        if (b.after !== undefined && b.before !== undefined) throw new FieldError('SANDBAR_ERR_BAD_PAYLOAD', 'before', 'give after or before, not both');
+        if (b.after !== undefined && b.before !== undefined) throw new FieldError(Errors.BAD_PAYLOAD.code, 'before', 'give after or before, not both');
         const q: HistoryQuery = { op: kind === 'room' ? 'r.hist' : 'u.hist', id, after: (b.after as number | undefined) ?? 0, before: (b.before as number | undefined) ?? null, limit: (b.limit as number | undefined) ?? DEFAULT_LIMIT, maxBytes: this.maxReadBytes };
         return { [kind]: id, ...(await this.read(q) as object) };
       }
@@ -129,7 +132,7 @@ export class ApiService {
     try {
       return checkBody(b.body, this.d.config.message.maxBytes);
     } catch (err) {
-      throw new FieldError((err as SandbarError).code as 'SANDBAR_ERR_TOO_LARGE', 'body', (err as Error).message);
+      throw new FieldError((err as SandbarError).code as FieldCode, 'body', (err as Error).message);
     }
   }
 
@@ -140,11 +143,11 @@ export class ApiService {
   private async broadcast(b: Record<string, unknown>): Promise<unknown> {
     const rooms = b.rooms as string[];
     const max = this.d.config.api.maxBroadcastRooms;
-    if (rooms.length > max) throw new FieldError('SANDBAR_ERR_BAD_PAYLOAD', 'rooms', `rooms names ${rooms.length} rooms; at most ${max} (api.maxBroadcastRooms)`);
+    if (rooms.length > max) throw new FieldError(Errors.BAD_PAYLOAD.code, 'rooms', `rooms names ${rooms.length} rooms; at most ${max} (api.maxBroadcastRooms)`);
     const size = this.size(b);
     const results = await Promise.all(rooms.map((room) => this.publish(room, b, size).then(
       (r) => ({ room, ...(r as object) }),
-      (err: unknown) => ({ room, error: { code: err instanceof SandbarError ? err.code : 'SANDBAR_ERR_INTERNAL', message: err instanceof SandbarError ? err.message : 'internal error' } }),
+      (err: unknown) => ({ room, error: httpError(err).body.error }),
     )));
     return { results };
   }
@@ -167,7 +170,7 @@ export class ApiService {
         return r.json();
       } catch (err) {
         if (Date.now() + 100 >= deadline) {
-          throw new SandbarError('SANDBAR_ERR_UNAVAILABLE', `shard ${shard} of ${q.id} did not answer within ${this.d.config.request.timeoutMs} ms (request.timeoutMs)`, { cause: err });
+          throw Errors.UNAVAILABLE(`shard ${shard} of ${q.id} did not answer within ${this.d.config.request.timeoutMs} ms (request.timeoutMs)`, { cause: err });
         }
         if (err instanceof natsErrors.RequestError && err.isNoResponders()) await new Promise((r) => setTimeout(r, 100));
       }
@@ -176,26 +179,26 @@ export class ApiService {
 }
 
 function roomOrUser(b: Record<string, unknown>): { kind: 'room' | 'user'; id: string } {
-  if (b.room !== undefined && b.user !== undefined) throw new FieldError('SANDBAR_ERR_BAD_PAYLOAD', 'user', 'give room or user, not both');
+  if (b.room !== undefined && b.user !== undefined) throw new FieldError(Errors.BAD_PAYLOAD.code, 'user', 'give room or user, not both');
   if (b.room !== undefined) return { kind: 'room', id: b.room as string };
   if (b.user !== undefined) return { kind: 'user', id: b.user as string };
-  throw new FieldError('SANDBAR_ERR_BAD_PAYLOAD', 'room', 'missing field "room" or "user"');
+  throw new FieldError(Errors.BAD_PAYLOAD.code, 'room', 'missing field "room" or "user"');
 }
 
 /** A schema failure as a FieldError naming the field. */
 function fieldError(e: ErrorObject | undefined): FieldError {
-  if (!e) return new FieldError('SANDBAR_ERR_BAD_PAYLOAD', '', 'the request body is not valid');
+  if (!e) return new FieldError(Errors.BAD_PAYLOAD.code, '', 'the request body is not valid');
   const path = e.instancePath.replace(/^\//, '').replace(/\//g, '.');
   if (e.keyword === 'required') {
     const f = (e.params as { missingProperty: string }).missingProperty;
-    return new FieldError('SANDBAR_ERR_BAD_PAYLOAD', path ? `${path}.${f}` : f, `missing field "${path ? `${path}.${f}` : f}"`);
+    return new FieldError(Errors.BAD_PAYLOAD.code, path ? `${path}.${f}` : f, `missing field "${path ? `${path}.${f}` : f}"`);
   }
   if (e.keyword === 'additionalProperties') {
     const f = (e.params as { additionalProperty: string }).additionalProperty;
-    return new FieldError('SANDBAR_ERR_BAD_PAYLOAD', path ? `${path}.${f}` : f, `unknown field "${path ? `${path}.${f}` : f}"`);
+    return new FieldError(Errors.BAD_PAYLOAD.code, path ? `${path}.${f}` : f, `unknown field "${path ? `${path}.${f}` : f}"`);
   }
-  if (path === '') return new FieldError('SANDBAR_ERR_BAD_PAYLOAD', '', `the request body ${e.message ?? 'is not valid'} (a JSON object is expected)`);
+  if (path === '') return new FieldError(Errors.BAD_PAYLOAD.code, '', `the request body ${e.message ?? 'is not valid'} (a JSON object is expected)`);
   const isId = e.keyword === 'pattern' && (e.schemaPath.includes('/room/') || e.schemaPath.includes('/user/') || e.schemaPath.includes('/to/') || e.schemaPath.includes('/from/') || e.schemaPath.includes('/rooms/'));
-  if (isId) return new FieldError('SANDBAR_ERR_INVALID_ID', path, `field "${path}" is not an id: 1-64 characters of A-Z a-z 0-9 _ - . @`);
-  return new FieldError('SANDBAR_ERR_BAD_PAYLOAD', path, `field "${path}" ${e.message ?? 'is not valid'}`);
+  if (isId) return new FieldError(Errors.INVALID_ID.code, path, `field "${path}" is not an id: 1-64 characters of A-Z a-z 0-9 _ - . @`);
+  return new FieldError(Errors.BAD_PAYLOAD.code, path, `field "${path}" ${e.message ?? 'is not valid'}`);
 }

@@ -19,9 +19,8 @@ import { WebhookDispatcher } from '../events/webhooks.js';
 import { sessionEvent } from '../events/schema.js';
 import { ApiService } from './service.js';
 import { createApiServer, type ApiHttpCounters } from './http.js';
-import { errorBody } from './status.js';
 import type { ApiToPrimary, ApiToWorker } from './nats-endpoints.js';
-import { SandbarError } from '../errors.js';
+import { Errors, SandbarError, httpError } from '../errors.js';
 import type { WorkerStats } from '../cluster/ipc.js';
 
 export interface WorkerSide {
@@ -79,7 +78,7 @@ export class WorkerIntegration implements UserCtlHandler {
   }
 
   private call(op: string, body: unknown): Promise<unknown> {
-    if (!this.service) return Promise.reject(new SandbarError('SANDBAR_ERR_UNAVAILABLE', 'the worker is starting'));
+    if (!this.service) return Promise.reject(Errors.UNAVAILABLE('the worker is starting'));
     return this.service.call(op, body);
   }
 
@@ -89,14 +88,14 @@ export class WorkerIntegration implements UserCtlHandler {
     try {
       body = msg.body === '' ? undefined : JSON.parse(msg.body);
     } catch {
-      send({ t: 'api', id: msg.id, ok: false, err: errorBody(new SandbarError('SANDBAR_ERR_BAD_PAYLOAD', 'the request is not valid JSON')).error });
+      send({ t: 'api', id: msg.id, ok: false, err: httpError(Errors.BAD_PAYLOAD('the request is not valid JSON')).body.error });
       return;
     }
     this.call(msg.op, body).then(
       (res) => send({ t: 'api', id: msg.id, ok: true, res }),
       (err: unknown) => {
         if (!(err instanceof SandbarError)) this.w.logger.error({ err, op: msg.op }, 'server API request failed');
-        send({ t: 'api', id: msg.id, ok: false, err: errorBody(err).error });
+        send({ t: 'api', id: msg.id, ok: false, err: httpError(err).body.error });
       },
     );
   }
@@ -125,7 +124,7 @@ export class WorkerIntegration implements UserCtlHandler {
   sessionEnded(s: SessionActor, reason: StopReason): void {
     const ev = this.events;
     if (!ev?.wants('session.disconnected')) return;
-    const why = reason.kind === 'other' ? reason.code : reason.kind === 'crash' ? 'SANDBAR_ERR_SESSION_CRASHED' : reason.kind;
+    const why = reason.kind === 'other' ? reason.code : reason.kind === 'crash' ? Errors.SESSION_CRASHED.code : reason.kind;
     ev.publish(sessionEvent('session.disconnected', s.userId, s.id, Date.now(), { reason: why }), s.userId);
   }
 

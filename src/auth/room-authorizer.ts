@@ -26,7 +26,7 @@
  */
 import type { SandbarConfig } from '../config/types.js';
 import { globMatches, type Policy, type RoomAction, type RoomRule } from '../config/tables.js';
-import { SandbarError } from '../errors.js';
+import { Errors, SandbarError } from '../errors.js';
 import type { AuthzProxy } from './authz-proxy.js';
 import type { Identity } from './verifier.js';
 
@@ -146,7 +146,7 @@ export class RoomAuthorizer {
 
   private forbidden(id: Identity, roomId: string, action: RoomAction, reason: string): SandbarError {
     const what = action === 'join' ? 'join' : action === 'history' ? 'read the history of' : action === 'publish' ? 'publish into' : 'appear in the presence of';
-    return new SandbarError('SANDBAR_ERR_FORBIDDEN', `${id.userId} may not ${what} room:${roomId}: ${reason}`);
+    return Errors.FORBIDDEN(`${id.userId} may not ${what} room:${roomId}: ${reason}`);
   }
 }
 

@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import { createPrivateKey } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import type { SandbarConfig } from '../config/types.js';
-import { SandbarError } from '../errors.js';
+import { Errors, SandbarError } from '../errors.js';
 import { createLogger } from '../observability/logger.js';
 import { mintToken, signToken } from './token.js';
 import { TokenVerifier } from './verifier.js';
@@ -66,7 +66,7 @@ async function check(config: SandbarConfig, token: string): Promise<{ code: numb
     const id = await verifier.verify(token);
     return { code: 0, line: JSON.stringify({ valid: true, user: id.userId, kid: id.kid || null, exp: new Date(id.exp * 1000).toISOString(), claims: id.claims }, null, 2) };
   } catch (err) {
-    const e = err instanceof SandbarError ? err : new SandbarError('SANDBAR_ERR_AUTH_INVALID', (err as Error).message);
+    const e = err instanceof SandbarError ? err : Errors.AUTH_INVALID((err as Error).message);
     let claims: unknown = null;
     try { claims = decodeJwt(token); } catch { /* not decodable: the reason says so */ }
     return { code: 1, line: `refused: ${e.code}: ${e.message}${claims ? `\nclaims (unverified): ${JSON.stringify(claims)}` : ''}` };

@@ -13,7 +13,7 @@
  */
 import { createHmac } from 'node:crypto';
 import { SignJWT, type CryptoKey, type JWTPayload, type KeyObject } from 'jose';
-import { SandbarError } from '../errors.js';
+import { Errors } from '../errors.js';
 import { isValidId } from '../protocol/ids.js';
 
 /** Claims Sandbar sets itself: extra claims may not override them. */
@@ -21,9 +21,9 @@ const OWN_CLAIMS = new Set(['sub', 'iat', 'exp']);
 const HS256_HEADER = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url');
 
 function checkInputs(userId: string, ttlS: number, claims: Record<string, unknown>): void {
-  if (!isValidId(userId)) throw new SandbarError('SANDBAR_ERR_AUTH_INVALID', 'cannot mint a token: the user id must be 1-64 characters of A-Z a-z 0-9 _ - . @');
-  if (!Number.isSafeInteger(ttlS) || ttlS <= 0) throw new SandbarError('SANDBAR_ERR_CONFIG_INVALID', 'cannot mint a token: ttl must be a positive integer of seconds');
-  for (const k of Object.keys(claims)) if (OWN_CLAIMS.has(k)) throw new SandbarError('SANDBAR_ERR_CONFIG_INVALID', `cannot mint a token: claim ${k} is set from the user and ttl, not from extra claims`);
+  if (!isValidId(userId)) throw Errors.AUTH_INVALID('cannot mint a token: the user id must be 1-64 characters of A-Z a-z 0-9 _ - . @');
+  if (!Number.isSafeInteger(ttlS) || ttlS <= 0) throw Errors.CONFIG_INVALID('cannot mint a token: ttl must be a positive integer of seconds');
+  for (const k of Object.keys(claims)) if (OWN_CLAIMS.has(k)) throw Errors.CONFIG_INVALID(`cannot mint a token: claim ${k} is set from the user and ttl, not from extra claims`);
 }
 
 function payloadOf(userId: string, ttlS: number, nowMs: number, claims: Record<string, unknown>): JWTPayload {
@@ -40,7 +40,7 @@ function payloadOf(userId: string, ttlS: number, nowMs: number, claims: Record<s
  */
 export function mintToken(secret: string, userId: string, ttlS: number, nowMs: number = Date.now(), claims: Record<string, unknown> = {}): string {
   // An empty key would make every token forgeable by anyone.
-  if (typeof secret !== 'string' || secret.length === 0) throw new SandbarError('SANDBAR_ERR_CONFIG_INVALID', 'auth.secret must be a non-empty string to mint tokens');
+  if (typeof secret !== 'string' || secret.length === 0) throw Errors.CONFIG_INVALID('auth.secret must be a non-empty string to mint tokens');
   checkInputs(userId, ttlS, claims);
   const body = `${HS256_HEADER}.${Buffer.from(JSON.stringify(payloadOf(userId, ttlS, nowMs, claims))).toString('base64url')}`;
   return `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`;

@@ -2,7 +2,7 @@
  * How a token arrives on a WebSocket upgrade, and the sub-protocol answered.
  * Nothing here verifies a token: see verifier.ts.
  */
-import { SandbarError } from '../errors.js';
+import { Errors } from '../errors.js';
 
 /** Sub-protocol prefix the phoenix client puts before its `authToken` (AUTH_TOKEN_PREFIX in its constants.js). */
 export const AUTH_TOKEN_PREFIX = 'base64url.bearer.phx.';
@@ -35,19 +35,19 @@ export function tokenFromUpgrade(query: Record<string, unknown>, secWebSocketPro
   const fromQuery = query.token;
   if (fromQuery !== undefined && fromQuery !== '') {
     // A repeated or nested `token` parameter parses to an array or object: refuse rather than pick one.
-    if (typeof fromQuery !== 'string') throw new SandbarError('SANDBAR_ERR_AUTH_INVALID', 'query parameter token must be given once, as a string');
+    if (typeof fromQuery !== 'string') throw Errors.AUTH_INVALID('query parameter token must be given once, as a string');
     return fromQuery;
   }
   if (secWebSocketProtocol === undefined) return undefined;
   const bearers = protocols(secWebSocketProtocol).filter((p) => p.startsWith(AUTH_TOKEN_PREFIX));
   if (bearers.length === 0) return undefined;
-  if (bearers.length > 1) throw new SandbarError('SANDBAR_ERR_AUTH_INVALID', 'more than one bearer sub-protocol');
+  if (bearers.length > 1) throw Errors.AUTH_INVALID('more than one bearer sub-protocol');
   const encoded = bearers[0]!.slice(AUTH_TOKEN_PREFIX.length);
   // Base64 of maxBytes bytes has at most this many characters; longer cannot verify.
-  if (encoded.length > Math.ceil(maxBytes / 3) * 4) throw new SandbarError('SANDBAR_ERR_AUTH_INVALID', `token is longer than ${maxBytes} bytes (auth.maxTokenBytes)`);
+  if (encoded.length > Math.ceil(maxBytes / 3) * 4) throw Errors.AUTH_INVALID(`token is longer than ${maxBytes} bytes (auth.maxTokenBytes)`);
   // Length 1 mod 4 cannot come from any base64 encoder.
   if (!BASE64_NO_PAD.test(encoded) || encoded.length % 4 === 1) {
-    throw new SandbarError('SANDBAR_ERR_AUTH_INVALID', 'bearer sub-protocol is not base64');
+    throw Errors.AUTH_INVALID('bearer sub-protocol is not base64');
   }
   return Buffer.from(encoded, 'base64').toString('latin1');
 }

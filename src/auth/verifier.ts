@@ -15,7 +15,7 @@
 import { readFileSync } from 'node:fs';
 import { decodeProtectedHeader, errors, jwtVerify, type CryptoKey, type JWTHeaderParameters, type JWTVerifyOptions } from 'jose';
 import type { SandbarConfig } from '../config/types.js';
-import { SandbarError } from '../errors.js';
+import { Errors, SandbarError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { isValidId } from '../protocol/ids.js';
 import { KeyRefused, noKidKey, staticKeys, type KeyEntry } from './keys.js';
@@ -71,9 +71,9 @@ export class TokenVerifier {
    *   SANDBAR_ERR_AUTH_EXPIRED or SANDBAR_ERR_AUTH_REVOKED, with the reason.
    */
   async verify(token: unknown, nowMs: number = Date.now()): Promise<Identity> {
-    if (token === undefined || token === null || token === '') throw new SandbarError('SANDBAR_ERR_AUTH_MISSING', 'no token given');
-    if (typeof token !== 'string') throw new SandbarError('SANDBAR_ERR_AUTH_INVALID', 'token is not a string');
-    if (token.length > this.auth.maxTokenBytes) throw new SandbarError('SANDBAR_ERR_AUTH_INVALID', `token is longer than ${this.auth.maxTokenBytes} bytes (auth.maxTokenBytes)`);
+    if (token === undefined || token === null || token === '') throw Errors.AUTH_MISSING('no token given');
+    if (typeof token !== 'string') throw Errors.AUTH_INVALID('token is not a string');
+    if (token.length > this.auth.maxTokenBytes) throw Errors.AUTH_INVALID(`token is longer than ${this.auth.maxTokenBytes} bytes (auth.maxTokenBytes)`);
     let id: Identity;
     if (this.auth.legacyTokens && isLegacyShape(token)) {
       const t = verifyLegacyToken(this.auth.secret, token, nowMs);
@@ -81,20 +81,20 @@ export class TokenVerifier {
     } else {
       id = await this.verifyJwt(token, nowMs);
     }
-    if (this.revoked?.refuses(id.userId, id.iat, nowMs)) throw new SandbarError('SANDBAR_ERR_AUTH_REVOKED', `user ${id.userId} was revoked after this token was issued`);
+    if (this.revoked?.refuses(id.userId, id.iat, nowMs)) throw Errors.AUTH_REVOKED(`user ${id.userId} was revoked after this token was issued`);
     return id;
   }
 
   private async verifyJwt(token: string, nowMs: number): Promise<Identity> {
-    if (!JWT_SHAPE.test(token)) throw new SandbarError('SANDBAR_ERR_AUTH_INVALID', this.auth.legacyTokens ? 'token is neither a JWT (header.payload.signature) nor a legacy token' : 'token is not a JWT (three base64url parts: header.payload.signature)');
+    if (!JWT_SHAPE.test(token)) throw Errors.AUTH_INVALID(this.auth.legacyTokens ? 'token is neither a JWT (header.payload.signature) nor a legacy token' : 'token is not a JWT (three base64url parts: header.payload.signature)');
     let header: JWTHeaderParameters;
     try {
       header = decodeProtectedHeader(token) as JWTHeaderParameters;
     } catch {
-      throw new SandbarError('SANDBAR_ERR_AUTH_INVALID', 'token header is not base64url JSON');
+      throw Errors.AUTH_INVALID('token header is not base64url JSON');
     }
     // jose refuses it too (it is not in auth.algorithms); said plainly, since it is an attack.
-    if (typeof header.alg === 'string' && header.alg.toLowerCase() === 'none') throw new SandbarError('SANDBAR_ERR_AUTH_INVALID', 'algorithm "none" (an unsigned token) is never accepted');
+    if (typeof header.alg === 'string' && header.alg.toLowerCase() === 'none') throw Errors.AUTH_INVALID('algorithm "none" (an unsigned token) is never accepted');
     let payload: Record<string, unknown>;
     const kid = typeof header.kid === 'string' ? header.kid : '';
     try {
@@ -103,9 +103,9 @@ export class TokenVerifier {
       throw refusal(err, header);
     }
     const sub = payload.sub;
-    if (!isValidId(sub)) throw new SandbarError('SANDBAR_ERR_AUTH_INVALID', 'claim sub is not a valid user id (1-64 characters of A-Z a-z 0-9 _ - . @)');
+    if (!isValidId(sub)) throw Errors.AUTH_INVALID('claim sub is not a valid user id (1-64 characters of A-Z a-z 0-9 _ - . @)');
     const exp = payload.exp as number;
-    if (!Number.isFinite(exp)) throw new SandbarError('SANDBAR_ERR_AUTH_INVALID', 'claim exp is not a number');
+    if (!Number.isFinite(exp)) throw Errors.AUTH_INVALID('claim exp is not a number');
     const iat = typeof payload.iat === 'number' && Number.isFinite(payload.iat) ? payload.iat : undefined;
     return { userId: sub, exp, iat, claims: payload, kid };
   }
@@ -129,9 +129,9 @@ export class TokenVerifier {
 function refusal(err: unknown, header: JWTHeaderParameters): SandbarError {
   if (err instanceof SandbarError) return err;
   const alg = typeof header.alg === 'string' ? printable(header.alg) : String(header.alg);
-  const say = (m: string) => new SandbarError('SANDBAR_ERR_AUTH_INVALID', m);
+  const say = (m: string) => Errors.AUTH_INVALID(m);
   if (err instanceof KeyRefused) return say(err.message);
-  if (err instanceof errors.JWTExpired) return new SandbarError('SANDBAR_ERR_AUTH_EXPIRED', `token expired at ${isoOf((err.payload as { exp?: unknown }).exp)}`);
+  if (err instanceof errors.JWTExpired) return Errors.AUTH_EXPIRED(`token expired at ${isoOf((err.payload as { exp?: unknown }).exp)}`);
   if (err instanceof errors.JWTClaimValidationFailed) {
     if (err.claim === 'nbf') return say(`token is not valid before ${isoOf((err.payload as { nbf?: unknown }).nbf)} (nbf)`);
     if (err.reason === 'missing') return say(`token has no ${err.claim} claim`);
@@ -143,7 +143,7 @@ function refusal(err: unknown, header: JWTHeaderParameters): SandbarError {
   if (err instanceof errors.JWSSignatureVerificationFailed) return say('token signature does not match');
   if (err instanceof errors.JOSENotSupported) return say(`algorithm ${alg} or a header field is not supported: ${err.message}`);
   if (err instanceof errors.JOSEError || err instanceof TypeError) return say(`token is malformed: ${err.message}`);
-  return new SandbarError('SANDBAR_ERR_AUTH_INVALID', 'token could not be verified', { cause: err });
+  return Errors.AUTH_INVALID('token could not be verified', { cause: err });
 }
 
 function isoOf(s: unknown): string {

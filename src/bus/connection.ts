@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { AuthorizationError, connect, credsAuthenticator, UserAuthenticationExpiredError, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import type { SandbarConfig } from '../config/types.js';
-import { SandbarError } from '../errors.js';
+import { Errors, SandbarError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 
 export type { NatsConnection };
@@ -48,7 +48,7 @@ export function natsAuthFailure(err: unknown, servers: readonly string[]): Sandb
   const tls = /tls|ssl|certificate|self.signed|ERR_TLS|EPROTO/i.test(`${text} ${e?.code ?? ''}`);
   if (!auth && !tls) return null;
   const what = auth ? 'refused the credentials (nats.user/nats.pass or nats.credsFile)' : 'failed the TLS handshake (nats.tlsCaFile, nats.tlsCertFile, nats.tlsKeyFile)';
-  return new SandbarError('SANDBAR_ERR_NATS_AUTH', `NATS at ${servers.join(', ')} ${what}: ${e?.message ?? String(err)}; see docs/security.md`, { cause: err });
+  return Errors.NATS_AUTH(`NATS at ${servers.join(', ')} ${what}: ${e?.message ?? String(err)}; see docs/security.md`, { cause: err });
 }
 
 export async function connectBus(opts: { servers: readonly string[]; auth?: Partial<NodeConnectionOptions>; name: string; timeoutMs: number; logger: Logger; onStatus?: (s: 'disconnect' | 'reconnect') => void }): Promise<NatsConnection> {

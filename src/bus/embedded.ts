@@ -8,7 +8,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { connect, type NodeConnectionOptions } from '@nats-io/transport-node';
-import { SandbarError } from '../errors.js';
+import { Errors } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { natsAuthFailure } from './connection.js';
 
@@ -45,10 +45,10 @@ export interface EmbeddedNats {
 export async function startEmbeddedNats(servers: readonly string[], dataDir: string, logger: Logger): Promise<EmbeddedNats> {
   const url = new URL(servers[0]!.includes('://') ? servers[0]! : `nats://${servers[0]}`);
   if (!LOOPBACK.has(url.hostname)) {
-    throw new SandbarError('SANDBAR_ERR_NATS_UNAVAILABLE', `no NATS server answers at ${servers.join(', ')}, and the embedded server only runs on a loopback address (nats.servers[0] is ${url.hostname}); start NATS there or fix nats.servers`);
+    throw Errors.NATS_UNAVAILABLE(`no NATS server answers at ${servers.join(', ')}, and the embedded server only runs on a loopback address (nats.servers[0] is ${url.hostname}); start NATS there or fix nats.servers`);
   }
   if (!natsServerOnPath()) {
-    throw new SandbarError('SANDBAR_ERR_NATS_UNAVAILABLE', `no NATS server answers at ${servers.join(', ')} and nats-server is not on PATH: install it (apt install nats-server) or point nats.servers at a running one`);
+    throw Errors.NATS_UNAVAILABLE(`no NATS server answers at ${servers.join(', ')} and nats-server is not on PATH: install it (apt install nats-server) or point nats.servers at a running one`);
   }
   const port = url.port || '4222';
   const store = resolve(join(dataDir, 'nats'));
@@ -66,7 +66,7 @@ export async function startEmbeddedNats(servers: readonly string[], dataDir: str
   while (!(await natsReachable([target], 500))) {
     if (proc.exitCode !== null || Date.now() > deadline) {
       proc.kill('SIGKILL');
-      throw new SandbarError('SANDBAR_ERR_NATS_UNAVAILABLE', `embedded nats-server did not start on ${target}: ${stderr.trim().split('\n').pop() ?? 'no output'}`);
+      throw Errors.NATS_UNAVAILABLE(`embedded nats-server did not start on ${target}: ${stderr.trim().split('\n').pop() ?? 'no output'}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -14,7 +14,7 @@
  * SANDBAR_ERR_UNAVAILABLE.
  */
 import { errors, type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { SandbarError, fromWire, type WireError } from '../errors.js';
+import { Errors, SandbarError, fromWire, type WireError } from '../errors.js';
 import type { TimerEntry, TimerWheel } from '../actors/timer-wheel.js';
 import type { Logger } from '../observability/logger.js';
 import { metrics } from '../observability/metrics.js';
@@ -251,7 +251,7 @@ export class WorkerBus {
       this.pending.delete(p.cid);
       this.unindex(p);
       metrics.requestTimeouts++;
-      p.target.onReply(false, undefined, new SandbarError('SANDBAR_ERR_UNAVAILABLE', `shard ${p.shard} did not answer within ${this.opts.timeoutMs} ms (request.timeoutMs)`));
+      p.target.onReply(false, undefined, Errors.UNAVAILABLE(`shard ${p.shard} did not answer within ${this.opts.timeoutMs} ms (request.timeoutMs)`));
       return;
     }
     metrics.resends.inc('timeout');

@@ -7,7 +7,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { accessSync, constants } from 'node:fs';
 import type { SandbarConfig } from '../config/types.js';
-import { ErrorCodes, SandbarError } from '../errors.js';
+import { Errors, ErrorCodes } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { MetricsGatherer } from '../observability/gather.js';
 import { hostFamilies } from '../observability/host-metrics.js';
@@ -124,8 +124,8 @@ export class Primary {
       await ensureEvents(this.nc, config, new Subjects(config.cluster.name), logger);
     } catch (err) {
       // A store limit JetStream cannot reserve is a configuration error, named as such (exit 78).
-      if (err instanceof SandbarError && err.code === 'SANDBAR_ERR_CONFIG_INVALID') throw err;
-      throw new SandbarError('SANDBAR_ERR_JETSTREAM_UNAVAILABLE', `NATS at ${config.nats.servers.join(', ')} has no JetStream (${(err as Error).message}): run nats-server with -js (or "jetstream {}" in its config); Sandbar keeps shard ownership in a JetStream KV bucket`, { cause: err });
+      if (Errors.CONFIG_INVALID.is(err)) throw err;
+      throw Errors.JETSTREAM_UNAVAILABLE(`NATS at ${config.nats.servers.join(', ')} has no JetStream (${(err as Error).message}): run nats-server with -js (or "jetstream {}" in its config); Sandbar keeps shard ownership in a JetStream KV bucket`, { cause: err });
     }
     this.ownership = await Ownership.open(this.nc, config.cluster.name, logger);
 
@@ -148,7 +148,7 @@ export class Primary {
     const { config, logger } = this;
     if (await natsReachable(config.nats.servers, config.nats.connectTimeoutMs, natsAuthOptions(config.nats))) return;
     if (!config.nats.embedded) {
-      throw new SandbarError('SANDBAR_ERR_NATS_UNAVAILABLE', `no NATS server answers at ${config.nats.servers.join(', ')} (nats.embedded = false): start NATS there or set nats.embedded = true with nats-server installed (apt install nats-server)`);
+      throw Errors.NATS_UNAVAILABLE(`no NATS server answers at ${config.nats.servers.join(', ')} (nats.embedded = false): start NATS there or set nats.embedded = true with nats-server installed (apt install nats-server)`);
     }
     this.embedded = await startEmbeddedNats(config.nats.servers, config.dataDir, logger);
   }
@@ -445,7 +445,7 @@ function checkFiles(config: SandbarConfig): void {
     try {
       accessSync(file, constants.R_OK);
     } catch (err) {
-      throw new SandbarError('SANDBAR_ERR_CONFIG_INVALID', `config: ${key} = ${JSON.stringify(file)}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      throw Errors.CONFIG_INVALID(`config: ${key} = ${JSON.stringify(file)}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
     }
   }
 }

@@ -23,11 +23,11 @@ import { WorkerBus } from '../bus/worker-bus.js';
 import type { CtlMsg, Cmd, HistoryQuery, Meta } from '../bus/messages.js';
 import type { ReplyTarget, WorkerQuery } from '../bus/worker-bus.js';
 import type { JoinedChannel } from '../protocol/channel-registry.js';
-import type { SandbarError } from '../errors.js';
+import { Errors, type SandbarError } from '../errors.js';
 import { ShardHost } from '../actors/shard-host.js';
 import { historyOf } from '../api/history.js';
 import { WorkerIntegration } from '../api/worker-side.js';
-import { place, shardOf, type HostView } from '../placement/index.js';
+import { shardOf, type HostView } from '../placement/index.js';
 import { Ownership } from '../placement/ownership.js';
 import { ShardPersistence } from '../persistence/index.js';
 import { LocalRooms, type ChatServices } from '../protocol/chat-services.js';
@@ -47,6 +47,7 @@ import { runtimeFamilies, startRuntimeMetrics } from '../observability/runtime-m
 import { authFamilies } from '../observability/auth-metrics.js';
 import type { ScrapeResult } from '../observability/gather.js';
 import { WORKER_ENV, type ToPrimary, type ToWorker, type WorkerStats } from './ipc.js';
+import { goneWorkers, joinsToResync } from './view-changes.js';
 
 export class WorkerHost implements SessionHost {
   readonly wheel: TimerWheel;
@@ -200,8 +201,7 @@ export class WorkerHost implements SessionHost {
     const first = this.view.length === 0;
     // Workers that were in the view and are not any more are dead (a host or
     // a worker): their sessions leave every user and room here.
-    const now = new Set(addrsOf(view));
-    for (const a of addrsOf(this.view)) if (!now.has(a)) this.shardHost?.purge(a);
+    for (const a of goneWorkers(this.view, view)) this.shardHost?.purge(a);
     this.view = view;
     this.shardHost?.applyView(view);
     this.clusterEvents.onView(view);
@@ -231,7 +231,7 @@ export class WorkerHost implements SessionHost {
   private onQuery(q: WorkerQuery): unknown {
     if (q.t === 'kick') {
       const s = this.sessions.get(q.sid);
-      if (!s) return { error: { code: 'SANDBAR_ERR_NOT_FOUND', message: `no session ${q.sid} on ${this.config.hostId}.${this.index}` } };
+      if (!s) return { error: { code: Errors.NOT_FOUND.code, message: `no session ${q.sid} on ${this.config.hostId}.${this.index}` } };
       s.kick();
       return { kicked: q.sid, user: s.userId };
     }
@@ -261,13 +261,7 @@ export class WorkerHost implements SessionHost {
     const bus = this.bus!;
     let n = 0;
     for (const s of this.sessions.values()) {
-      for (const ch of s.joinedChannels()) {
-        const kind = ch.topic.startsWith('user:') ? 'u' : ch.topic.startsWith('room:') ? 'r' : null;
-        if (!kind) continue;
-        const shard = shardOf(ch.id, this.config.shards);
-        if (this.view.length === 0) continue;
-        const m = place(shard, this.view, 0).master;
-        if (`${m.hostId}.${m.worker}` !== w) continue;
+      for (const { ch, kind, shard } of joinsToResync(s.joinedChannels(), w, this.view, this.config.shards)) {
         const meta = ch.state as Meta;
         const cmd: Cmd = kind === 'u'
           ? { op: 'u.join', id: ch.id, sid: s.id, w: bus.addr, meta, last: null, cid: 0, rw: '' }
@@ -370,10 +364,6 @@ class ResyncReply implements ReplyTarget {
       if (s.channel(this.ch.topic) === this.ch) s.push(this.ch, 'presence_state', (res as { presence: unknown }).presence);
     } });
   }
-}
-
-function addrsOf(view: HostView[]): string[] {
-  return view.flatMap((h) => (h.alive ?? []).map((w) => `${h.hostId}.${w}`));
 }
 
 /** This worker's metric families for a scrape: its stats, its counters and histograms, Node's. */

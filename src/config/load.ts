@@ -11,7 +11,7 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { parse as parseToml, TomlError } from 'smol-toml';
-import { SandbarError } from '../errors.js';
+import { Errors, SandbarError } from '../errors.js';
 import { schema, type ConfigKey, type KeySpec } from './schema.js';
 import type { SandbarConfig } from './types.js';
 import { checkIntegration, integrationRules } from './integration-rules.js';
@@ -190,7 +190,7 @@ function readFile(path: string, via: string, tables: Map<TableKey, { raw: unknow
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new SandbarError('SANDBAR_ERR_CONFIG_FILE', `${where}: cannot read: ${firstLine(err)}`, { cause: err });
+    throw Errors.CONFIG_FILE(`${where}: cannot read: ${firstLine(err)}`, { cause: err });
   }
   try {
     // Integers as bigint so `1.0` (a TOML float) is told apart from `1`.
@@ -198,7 +198,7 @@ function readFile(path: string, via: string, tables: Map<TableKey, { raw: unknow
   } catch (err) {
     if (!(err instanceof TomlError)) throw err;
     const reason = firstLine(err).replace(/^Invalid TOML document:\s*/, '');
-    throw new SandbarError('SANDBAR_ERR_CONFIG_FILE', `${where}: invalid TOML at line ${err.line}, column ${err.column}: ${reason}`, { cause: err });
+    throw Errors.CONFIG_FILE(`${where}: invalid TOML at line ${err.line}, column ${err.column}: ${reason}`, { cause: err });
   }
 }
 
@@ -412,7 +412,8 @@ function build(values: ReadonlyMap<ConfigKey, Value>, tableValues: Record<TableK
     for (const seg of path.slice(0, -1)) node = (node[seg] ??= {}) as Record<string, unknown>;
     node[path[path.length - 1]] = Array.isArray(value) ? Object.freeze([...value]) : value;
   }
-  return deepFreeze(root) as unknown as SandbarConfig;
+  // The one place the nested shape is built from the dotted keys; types.ts derives its type from the same keys.
+  return deepFreeze(root) as SandbarConfig;
 }
 
 function deepFreeze<T extends object>(obj: T): T {
@@ -425,7 +426,7 @@ function deepFreeze<T extends object>(obj: T): T {
 /** `config: <what> = <value> (from <source>): <problem>`, on one line. */
 function invalid(what: string, value: unknown, source: string, problem: string, secret = false): SandbarError {
   const shown = value === undefined ? '' : ` = ${secret ? hidden(value) : show(value)}`;
-  return new SandbarError('SANDBAR_ERR_CONFIG_INVALID', `config: ${what}${shown} (from ${source}): ${problem}`);
+  return Errors.CONFIG_INVALID(`config: ${what}${shown} (from ${source}): ${problem}`);
 }
 
 /** A value as the user wrote it, on one line and not too long. */

@@ -20,7 +20,7 @@
  * worker, as is the work it protects.
  */
 import type { Socket } from 'node:net';
-import type { ErrorCode } from '../errors.js';
+import { Errors, httpStatusOf, type ErrorCode, type SandbarError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { metrics, type UpgradeRefusal } from '../observability/metrics.js';
 import { msUntilToken, rate, take, type Bucket, type Rate } from '../actors/rate-limit.js';
@@ -36,7 +36,8 @@ export interface ConnectionLimitSettings {
 
 /** Why a connection is refused, as the HTTP answer gives it. */
 export interface Refusal {
-  readonly status: 429 | 503;
+  /** The code's status in the error registry (429, 503). */
+  readonly status: number;
   readonly code: ErrorCode;
   readonly message: string;
   readonly retryAfterS: number;
@@ -96,7 +97,7 @@ export class ConnectionLimits {
     const now = this.now();
     const held = this.ipSessions.get(ip) ?? 0;
     if (this.maxPerIp > 0 && held >= this.maxPerIp) {
-      return this.refuse('ip_sessions', ip, now, 429, 'SANDBAR_ERR_TOO_MANY_CONNECTIONS', `${ip} holds ${held} sessions on this worker, the most http.ipMaxSessions allows`, SESSIONS_RETRY_S);
+      return this.refuse('ip_sessions', ip, now, Errors.TOO_MANY_CONNECTIONS(`${ip} holds ${held} sessions on this worker, the most http.ipMaxSessions allows`), SESSIONS_RETRY_S);
     }
     const refused = this.rates(ip, now);
     if (refused) return refused;
@@ -120,7 +121,7 @@ export class ConnectionLimits {
     if (this.ipRate !== null) {
       const b = this.ipBucket(ip, now);
       if (!take(b, now, this.ipRate)) {
-        return this.refuse('ip_rate', ip, now, 429, 'SANDBAR_ERR_TOO_MANY_CONNECTIONS', `${ip} opens connections faster than http.ipConnectRate`, Math.ceil(msUntilToken(b, this.ipRate) / 1000));
+        return this.refuse('ip_rate', ip, now, Errors.TOO_MANY_CONNECTIONS(`${ip} opens connections faster than http.ipConnectRate`), Math.ceil(msUntilToken(b, this.ipRate) / 1000));
       }
     }
     if (this.acceptRate !== null && !take(this.acceptBucket, now, this.acceptRate)) {
@@ -131,7 +132,7 @@ export class ConnectionLimits {
       // Spread the refused clients over the seconds this worker needs to
       // admit them all, instead of sending them all back in one second.
       const retry = Math.ceil(++this.shed / (this.acceptRate.perMs * 1000));
-      return this.refuse('accept_rate', ip, now, 503, 'SANDBAR_ERR_OVERLOADED', 'this worker admits new sessions at http.acceptRate; retry later', Math.min(MAX_RETRY_S, retry));
+      return this.refuse('accept_rate', ip, now, Errors.OVERLOADED('this worker admits new sessions at http.acceptRate; retry later'), Math.min(MAX_RETRY_S, retry));
     }
     return null;
   }
@@ -158,8 +159,9 @@ export class ConnectionLimits {
     return b;
   }
 
-  private refuse(why: UpgradeRefusal, ip: string, now: number, status: 429 | 503, code: ErrorCode, message: string, retryAfterS: number): Refusal {
+  private refuse(why: UpgradeRefusal, ip: string, now: number, err: SandbarError, retryAfterS: number): Refusal {
     metrics.upgradesRefused.inc(why);
+    const { code, message } = err;
     this.refusedSinceLog[code] = (this.refusedSinceLog[code] ?? 0) + 1;
     if (now - this.lastLog >= 1000) {
       // One line a second at most, however hard the flood: counts since the last line and the latest address.
@@ -170,6 +172,6 @@ export class ConnectionLimits {
       this.refusedSinceLog = {};
       this.lastLog = now;
     }
-    return { status, code, message, retryAfterS: Math.max(1, retryAfterS) };
+    return { status: httpStatusOf(code), code, message, retryAfterS: Math.max(1, retryAfterS) };
   }
 }

@@ -11,7 +11,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { ConnectionLimits } from './limits.js';
-import type { LongPollAnswer, LongPollOptions, LongPollRegistry, LongPollRequest } from './longpoll.js';
+import { errorAnswer, type LongPollAnswer, type LongPollOptions, type LongPollRegistry, type LongPollRequest } from './longpoll.js';
+import { Errors } from '../errors.js';
 import type { Subjects } from '../bus/subjects.js';
 import type { Logger } from '../observability/logger.js';
 
@@ -35,7 +36,7 @@ export function registerLongPoll(app: FastifyInstance, registry: Pick<LongPollRe
         }
       }
       if (query.vsn !== undefined && query.vsn !== '2.0.0') {
-        return { status: 400, error: { code: 'SANDBAR_ERR_BAD_PAYLOAD', message: `protocol vsn ${String(query.vsn)} is not supported; use vsn=2.0.0` } };
+        return errorAnswer(Errors.BAD_PAYLOAD(`protocol vsn ${String(query.vsn)} is not supported; use vsn=2.0.0`));
       }
       const tokens = ([] as unknown[]).concat(query.token ?? []).filter((t): t is string => typeof t === 'string' && t !== '');
       const header = req.headers['x-phoenix-authtoken'];

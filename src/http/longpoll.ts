@@ -26,7 +26,7 @@
 import { randomBytes } from 'node:crypto';
 import type { SessionActor, SessionTransport } from '../actors/session.js';
 import type { TimerEntry, TimerWheel } from '../actors/timer-wheel.js';
-import { SandbarError } from '../errors.js';
+import { Errors, SandbarError, httpError } from '../errors.js';
 import type { Identity } from '../auth/verifier.js';
 import type { Logger } from '../observability/logger.js';
 
@@ -43,7 +43,8 @@ export interface LongPollRequest {
 
 /** The JSON body of every answer (always sent with HTTP 200, as Phoenix does). */
 export interface LongPollAnswer {
-  status: 200 | 204 | 400 | 403 | 410 | 500;
+  /** 200 frames, 204 none within the window, 410 the session (or its end); an error's own status from the registry. */
+  status: number;
   token?: string | null;
   messages?: string[];
   error?: { code: string; message: string };
@@ -231,12 +232,12 @@ export class LongPollRegistry {
   private async open(auth: string | undefined): Promise<LongPollAnswer> {
     let identity: Identity;
     try {
-      if (auth === undefined) throw new SandbarError('SANDBAR_ERR_AUTH_MISSING', 'no token: pass params.token or authToken');
+      if (auth === undefined) throw Errors.AUTH_MISSING('no token: pass params.token or authToken');
       identity = await this.opts.verifyToken(auth);
     } catch (err) {
-      const e = err instanceof SandbarError ? err : new SandbarError('SANDBAR_ERR_AUTH_INVALID', 'invalid token');
+      const e = err instanceof SandbarError ? err : Errors.AUTH_INVALID('invalid token');
       this.opts.onRefused?.(e.code, e.message);
-      return { status: 403, error: { code: e.code, message: e.message } };
+      return errorAnswer(e);
     }
     const token = `${PREFIX}${this.hostTok}.${this.opts.worker}.${randomBytes(18).toString('base64url')}`;
     const s = new LongPollSession(token, this);
@@ -253,7 +254,7 @@ export class LongPollRegistry {
     for (const line of body.split('\n')) {
       if (line.length === 0) continue;
       if (Buffer.byteLength(line) > this.opts.maxFrameBytes) {
-        session.stop({ kind: 'other', code: 'SANDBAR_ERR_FRAME_TOO_LARGE', message: `a frame exceeds session.maxFrameBytes (${this.opts.maxFrameBytes})` });
+        session.stop({ kind: 'other', code: Errors.FRAME_TOO_LARGE.code, message: `a frame exceeds session.maxFrameBytes (${this.opts.maxFrameBytes})` });
         return { status: 410, token: s.token };
       }
       session.send(line.charCodeAt(0) === 0x5b /* [ */ ? line : Buffer.from(line, 'base64'));
@@ -277,6 +278,12 @@ function chunks(body: string, max: number): string[] {
   return out;
 }
 
+/** An error as a LongPoll answer: the status its code has in the error registry. */
+export function errorAnswer(err: SandbarError): LongPollAnswer {
+  const { status, body } = httpError(err);
+  return { status, error: body.error };
+}
+
 function bad(message: string): LongPollAnswer {
-  return { status: 400, error: { code: 'SANDBAR_ERR_BAD_PAYLOAD', message } };
+  return errorAnswer(Errors.BAD_PAYLOAD(message));
 }

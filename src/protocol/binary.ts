@@ -12,7 +12,7 @@
  *
  * The two push layouts differ because a server push carries no ref.
  */
-import { SandbarError } from '../errors.js';
+import { Errors, SandbarError } from '../errors.js';
 import type { Frame, ReplyStatus } from './frame.js';
 
 /** Frame kinds of the binary layout. */
@@ -26,7 +26,7 @@ const CLIENT_PUSH_HEADER = 5;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function bad(reason: string): SandbarError {
-  return new SandbarError('SANDBAR_ERR_FRAME_BINARY', reason);
+  return Errors.FRAME_BINARY(reason);
 }
 
 function text(bytes: Uint8Array, start: number, size: number, name: string): string {

@@ -5,7 +5,7 @@
  * encoders build the JSON text by concatenation (no intermediate array) since
  * they run once per outgoing message.
  */
-import { SandbarError } from '../errors.js';
+import { Errors, SandbarError } from '../errors.js';
 
 /** One decoded frame, text or binary. */
 export interface Frame {
@@ -36,7 +36,7 @@ export const PHOENIX_TOPIC = 'phoenix';
 export type ReplyStatus = 'ok' | 'error';
 
 function malformed(reason: string, cause?: unknown): SandbarError {
-  return new SandbarError('SANDBAR_ERR_FRAME_MALFORMED', reason, cause === undefined ? undefined : { cause });
+  return Errors.FRAME_MALFORMED(reason, cause === undefined ? undefined : { cause });
 }
 
 /**

@@ -10,7 +10,7 @@
  * decided by the room authorizer (auth/room-authorizer.ts, docs/auth.md):
  * before the join is sent, and at each msg when the publish policy is proxy.
  */
-import { SandbarError } from '../errors.js';
+import { Errors, SandbarError } from '../errors.js';
 import type { SessionActor, SessionInfo } from '../actors/session.js';
 import type { ReplyTarget } from '../bus/worker-bus.js';
 import type { Meta, RoomCmd } from '../bus/messages.js';
@@ -62,7 +62,7 @@ function sendJoin(svc: ChatServices, session: SessionActor, ch: JoinedChannel, p
   const target = new RoomJoinReply(svc, session, ch, ref);
   svc.rooms.prepare(ch.id).then(
     (needState) => { cmd.state = needState; svc.bus.request(svc.shardOf(ch.id), cmd, target); },
-    (err: unknown) => target.onReply(false, undefined, new SandbarError('SANDBAR_ERR_UNAVAILABLE', 'could not subscribe to the room', { cause: err })),
+    (err: unknown) => target.onReply(false, undefined, Errors.UNAVAILABLE('could not subscribe to the room', { cause: err })),
   );
 }
 
@@ -104,7 +104,7 @@ export function roomChannel(svc: ChatServices): ChannelHandler {
   const clientEvents = new RoomClientEvents(svc);
   return {
     join(session, ch, params, ref) {
-      if (!isValidId(ch.id)) throw new SandbarError('SANDBAR_ERR_INVALID_ID', 'room id must be 1-64 characters of A-Z a-z 0-9 _ - . @');
+      if (!isValidId(ch.id)) throw Errors.INVALID_ID('room id must be 1-64 characters of A-Z a-z 0-9 _ - . @');
       const last = lastSeqOf(params);
       const grant = svc.authorizer.join(session.identity, ch.id, params, last !== null);
       if (grant instanceof SandbarError) throw grant;
@@ -119,18 +119,18 @@ export function roomChannel(svc: ChatServices): ChannelHandler {
         // Ephemeral client events are publishing too: they need the room's
         // publish policy to allow them outright (a proxy-decided publish is
         // asked per msg, which an ephemeral hint does not wait for).
-        if (event !== PRESENCE_EVENT && (ch.grant & PUBLISH_MASK) !== PUBLISH_ALLOW) throw new SandbarError('SANDBAR_ERR_FORBIDDEN', `${session.userId} may not send events into ${ch.topic}: the room's publish policy does not allow it outright`);
+        if (event !== PRESENCE_EVENT && (ch.grant & PUBLISH_MASK) !== PUBLISH_ALLOW) throw Errors.FORBIDDEN(`${session.userId} may not send events into ${ch.topic}: the room's publish policy does not allow it outright`);
         // Client events and presence updates: room-events.ts.
         if (clientEvents.handle(session, ch, event, payload, ref)) return;
-        throw new SandbarError('SANDBAR_ERR_UNKNOWN_EVENT', `unknown event ${event} on ${ch.topic} (expected msg, presence, or an event of room.clientEvents)`);
+        throw Errors.UNKNOWN_EVENT(`unknown event ${event} on ${ch.topic} (expected msg, presence, or an event of room.clientEvents)`);
       }
-      if (!payload || typeof payload !== 'object' || Array.isArray(payload)) throw new SandbarError('SANDBAR_ERR_BAD_PAYLOAD', 'payload must be an object');
+      if (!payload || typeof payload !== 'object' || Array.isArray(payload)) throw Errors.BAD_PAYLOAD('payload must be an object');
       const p = payload as Record<string, unknown>;
       const size = checkBody(p.body, maxBytes);
       const mid = messageId(session, ref, p.id);
       const publish = ch.grant & PUBLISH_MASK;
       if (publish === PUBLISH_ALLOW) return sendMsg(svc, session, ch, ref, mid, p.body, size);
-      if (publish === PUBLISH_DENY) throw new SandbarError('SANDBAR_ERR_FORBIDDEN', `${session.userId} may not publish into ${ch.topic}: the room policy does not allow it`);
+      if (publish === PUBLISH_DENY) throw Errors.FORBIDDEN(`${session.userId} may not publish into ${ch.topic}: the room policy does not allow it`);
       const ok = svc.authorizer.publish(session.identity, ch.id);
       if (ok instanceof Promise) ok.then((r) => session.post(new PublishAuthorized(svc, ch, ref, mid, p.body, size, r)));
       else new PublishAuthorized(svc, ch, ref, mid, p.body, size, ok).run(session);

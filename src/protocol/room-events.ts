@@ -16,7 +16,7 @@
  *   `<session id>~<n>` and `phx_ref_prev` the one it replaces. Answered ok
  *   `{phx_ref}` once the room actor has it (replicated like a join).
  */
-import { SandbarError } from '../errors.js';
+import { Errors } from '../errors.js';
 import type { SessionActor } from '../actors/session.js';
 import type { Meta } from '../bus/messages.js';
 import type { ChatServices } from './chat-services.js';
@@ -77,7 +77,7 @@ export class RoomClientEvents {
       return true;
     }
     if (!this.allowed(ch.id, event)) return false;
-    if (!ch.joined) throw new SandbarError('SANDBAR_ERR_BAD_PAYLOAD', `${ch.topic} is not joined yet`);
+    if (!ch.joined) throw Errors.BAD_PAYLOAD(`${ch.topic} is not joined yet`);
     const body = payload ?? {};
     checkBody(body, this.svc.config.message.maxBytes);
     this.svc.bus.publishRoom(ch.id, encodePush(null, ch.topic, event, { from: session.userId, body }));
@@ -86,11 +86,11 @@ export class RoomClientEvents {
   }
 
   private presence(session: SessionActor, ch: JoinedChannel, payload: unknown, ref: string | null): void {
-    if (!ch.joined) throw new SandbarError('SANDBAR_ERR_BAD_PAYLOAD', `${ch.topic} is not joined yet`);
-    if (!payload || typeof payload !== 'object' || Array.isArray(payload)) throw new SandbarError('SANDBAR_ERR_BAD_PAYLOAD', 'presence payload must be an object of meta fields');
+    if (!ch.joined) throw Errors.BAD_PAYLOAD(`${ch.topic} is not joined yet`);
+    if (!payload || typeof payload !== 'object' || Array.isArray(payload)) throw Errors.BAD_PAYLOAD('presence payload must be an object of meta fields');
     const max = this.svc.config.room.maxMetaBytes;
     const size = Buffer.byteLength(JSON.stringify(payload));
-    if (size > max) throw new SandbarError('SANDBAR_ERR_TOO_LARGE', `presence meta is ${size} bytes; at most ${max} (room.maxMetaBytes)`);
+    if (size > max) throw Errors.TOO_LARGE(`presence meta is ${size} bytes; at most ${max} (room.maxMetaBytes)`);
     const old = ch.state as Meta;
     const fields: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(payload)) if (!RESERVED.has(k)) fields[k] = v;

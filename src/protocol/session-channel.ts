@@ -10,17 +10,17 @@
  * - push `refresh {token}` → ok `{exp}`, or an error (SANDBAR_ERR_AUTH_*:
  *   the token is refused or names another user); the old exp then stands.
  */
-import { SandbarError } from '../errors.js';
+import { Errors } from '../errors.js';
 import type { ChannelHandler } from './channel-registry.js';
 
 export function sessionChannel(): ChannelHandler {
   return {
     join(session, ch, _params, ref) {
-      if (ch.id !== 'session') throw new SandbarError('SANDBAR_ERR_UNMATCHED_TOPIC', 'unmatched topic (the session channel is sandbar:session)');
+      if (ch.id !== 'session') throw Errors.UNMATCHED_TOPIC('unmatched topic (the session channel is sandbar:session)');
       session.joinOk(ch, ref, { user: session.userId, exp: session.identity.exp });
     },
     handleIn(session, ch, event, payload, ref) {
-      if (event !== 'refresh') throw new SandbarError('SANDBAR_ERR_UNKNOWN_EVENT', `unknown event ${event} on ${ch.topic} (expected refresh)`);
+      if (event !== 'refresh') throw Errors.UNKNOWN_EVENT(`unknown event ${event} on ${ch.topic} (expected refresh)`);
       session.refresh(payload, ch.joinRef, ref, ch.topic);
     },
     leave() {},

@@ -8,7 +8,7 @@
  *   has stored it; the recipient's connections get `dm {from, seq, id, body, at}`.
  * - push `ack {seq}` → removes delivered messages up to seq.
  */
-import { SandbarError } from '../errors.js';
+import { Errors, SandbarError } from '../errors.js';
 import type { SessionActor, SessionInfo } from '../actors/session.js';
 import type { ReplyTarget } from '../bus/worker-bus.js';
 import type { Meta, UserCmd } from '../bus/messages.js';
@@ -21,7 +21,7 @@ import { storageOf } from '../storage/index.js';
 export function lastSeqOf(params: unknown): number | null {
   const v = params && typeof params === 'object' ? (params as Record<string, unknown>).last_seq : undefined;
   if (v === undefined || v === null) return null;
-  if (!Number.isSafeInteger(v) || (v as number) < 0) throw new SandbarError('SANDBAR_ERR_BAD_PAYLOAD', 'last_seq must be a non-negative integer');
+  if (!Number.isSafeInteger(v) || (v as number) < 0) throw Errors.BAD_PAYLOAD('last_seq must be a non-negative integer');
   return v as number;
 }
 
@@ -31,23 +31,23 @@ export function lastSeqOf(params: unknown): number | null {
  * (the storage budget counts it: docs/storage.md).
  */
 export function checkBody(body: unknown, maxBytes: number): number {
-  if (body === undefined) throw new SandbarError('SANDBAR_ERR_BAD_PAYLOAD', 'body is required');
+  if (body === undefined) throw Errors.BAD_PAYLOAD('body is required');
   const size = Buffer.byteLength(JSON.stringify(body));
-  if (size > maxBytes) throw new SandbarError('SANDBAR_ERR_TOO_LARGE', `body is ${size} bytes; at most ${maxBytes} (message.maxBytes)`);
+  if (size > maxBytes) throw Errors.TOO_LARGE(`body is ${size} bytes; at most ${maxBytes} (message.maxBytes)`);
   return size;
 }
 
 /** A client message id for dedup: the client's own, else one unique to this push. */
 export function messageId(session: SessionActor, ref: string | null, id: unknown): string {
   if (id === undefined || id === null) return `${session.id}:${ref ?? ''}`;
-  if (typeof id !== 'string' && typeof id !== 'number') throw new SandbarError('SANDBAR_ERR_BAD_PAYLOAD', 'id must be a string or a number');
+  if (typeof id !== 'string' && typeof id !== 'number') throw Errors.BAD_PAYLOAD('id must be a string or a number');
   const s = String(id);
-  if (s.length === 0 || s.length > 128) throw new SandbarError('SANDBAR_ERR_BAD_PAYLOAD', 'id must be 1-128 characters');
+  if (s.length === 0 || s.length > 128) throw Errors.BAD_PAYLOAD('id must be 1-128 characters');
   return s;
 }
 
 function payloadObject(payload: unknown): Record<string, unknown> {
-  if (!payload || typeof payload !== 'object' || Array.isArray(payload)) throw new SandbarError('SANDBAR_ERR_BAD_PAYLOAD', 'payload must be an object');
+  if (!payload || typeof payload !== 'object' || Array.isArray(payload)) throw Errors.BAD_PAYLOAD('payload must be an object');
   return payload as Record<string, unknown>;
 }
 
@@ -100,7 +100,7 @@ export function userChannel(svc: ChatServices): ChannelHandler {
   const senders = storageOf(svc.bus).senders;
   return {
     join(session, ch, params, ref) {
-      if (ch.id !== session.userId) throw new SandbarError('SANDBAR_ERR_FORBIDDEN', `only ${ch.id} may join ${ch.topic}`);
+      if (ch.id !== session.userId) throw Errors.FORBIDDEN(`only ${ch.id} may join ${ch.topic}`);
       const last = lastSeqOf(params);
       const meta: Meta = metaFor(session.id, params);
       ch.state = meta;
@@ -111,7 +111,7 @@ export function userChannel(svc: ChatServices): ChannelHandler {
       switch (event) {
         case 'dm': {
           const p = payloadObject(payload);
-          if (!isValidId(p.to)) throw new SandbarError('SANDBAR_ERR_INVALID_ID', 'to must be a user id: 1-64 characters of A-Z a-z 0-9 _ - . @');
+          if (!isValidId(p.to)) throw Errors.INVALID_ID('to must be a user id: 1-64 characters of A-Z a-z 0-9 _ - . @');
           const size = checkBody(p.body, maxBytes);
           const mid = messageId(session, ref, p.id);
           senders.dm(session.userId, p.to, size, Date.now());
@@ -120,12 +120,12 @@ export function userChannel(svc: ChatServices): ChannelHandler {
         }
         case 'ack': {
           const seq = payloadObject(payload).seq;
-          if (!Number.isSafeInteger(seq) || (seq as number) < 0) throw new SandbarError('SANDBAR_ERR_BAD_PAYLOAD', 'seq must be a non-negative integer');
+          if (!Number.isSafeInteger(seq) || (seq as number) < 0) throw Errors.BAD_PAYLOAD('seq must be a non-negative integer');
           svc.bus.request(svc.shardOf(session.userId), { op: 'u.ack', id: session.userId, seq: seq as number, cid: 0, rw: '' }, new PushReply(session, ch, ref));
           return;
         }
         default:
-          throw new SandbarError('SANDBAR_ERR_UNKNOWN_EVENT', `unknown event ${event} on ${ch.topic} (expected dm or ack)`);
+          throw Errors.UNKNOWN_EVENT(`unknown event ${event} on ${ch.topic} (expected dm or ack)`);
       }
     },
     leave(session) {

@@ -19,7 +19,7 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { ChannelHandler, JoinedChannel } from '../protocol/channel-registry.js';
 import type { SessionActor } from '../actors/session.js';
-import { SandbarError } from '../errors.js';
+import { Errors, type SandbarError } from '../errors.js';
 import type { Subjects } from '../bus/subjects.js';
 import type { HostView } from '../placement/index.js';
 import type { ClusterEvents } from './cluster-events.js';
@@ -107,7 +107,7 @@ export function clusterChannel(src: ClusterSource): ChannelHandler {
       const r = await src.nc.request(src.subjects.shardCmd(shard), JSON.stringify({ op: kind === 'user' ? 'u.info' : 'r.info', id }), { timeout: 2000 });
       return { kind, shard, record, ...r.json<Record<string, unknown>>() };
     } catch (err) {
-      throw new SandbarError('SANDBAR_ERR_UNAVAILABLE', `shard ${shard} of ${kind} ${id} has no serving master right now (${(err as Error).message})`);
+      throw Errors.UNAVAILABLE(`shard ${shard} of ${kind} ${id} has no serving master right now (${(err as Error).message})`);
     }
   }
 
@@ -121,9 +121,9 @@ export function clusterChannel(src: ClusterSource): ChannelHandler {
 
   return {
     join(session, ch, params, ref) {
-      if (ch.id !== 'live') throw new SandbarError('SANDBAR_ERR_UNMATCHED_TOPIC', 'the cluster channel is cluster:live');
+      if (ch.id !== 'live') throw Errors.UNMATCHED_TOPIC('the cluster channel is cluster:live');
       if (!adminTokenMatches(src.adminToken, (params as { admin_token?: unknown } | null)?.admin_token)) {
-        throw new SandbarError('SANDBAR_ERR_FORBIDDEN', src.adminToken === '' ? 'the cluster page is off: set admin.token' : 'admin_token does not match admin.token');
+        throw Errors.FORBIDDEN(src.adminToken === '' ? 'the cluster page is off: set admin.token' : 'admin_token does not match admin.token');
       }
       const m = { s: session, ch };
       ch.state = m;
@@ -133,10 +133,10 @@ export function clusterChannel(src: ClusterSource): ChannelHandler {
       tick();
     },
     handleIn(session, ch, event, payload, ref) {
-      if (event !== 'lookup') throw new SandbarError('SANDBAR_ERR_UNKNOWN_EVENT', `cluster:live takes one push, lookup (got ${event})`);
+      if (event !== 'lookup') throw Errors.UNKNOWN_EVENT(`cluster:live takes one push, lookup (got ${event})`);
       const { kind, id } = (payload ?? {}) as { kind?: unknown; id?: unknown };
-      if (kind !== 'user' && kind !== 'room') throw new SandbarError('SANDBAR_ERR_BAD_PAYLOAD', 'lookup needs {kind: "user" | "room", id}');
-      if (!isValidId(id)) throw new SandbarError('SANDBAR_ERR_INVALID_ID', 'id must be 1-64 characters of A-Z a-z 0-9 _ - . @');
+      if (kind !== 'user' && kind !== 'room') throw Errors.BAD_PAYLOAD('lookup needs {kind: "user" | "room", id}');
+      if (!isValidId(id)) throw Errors.INVALID_ID('id must be 1-64 characters of A-Z a-z 0-9 _ - . @');
       void lookup(kind, id).then(
         (res) => session.post({ run: (s) => { if (s.channel(ch.topic) === ch) s.reply(ch, ref, 'ok', res); } }),
         (err: SandbarError) => session.post({ run: (s) => { if (s.channel(ch.topic) === ch) s.replyError(ch.joinRef, ref, ch.topic, err); } }),

@@ -13,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import type { FastifyInstance } from 'fastify';
 import { mintToken } from '../auth/token.js';
-import { SandbarError } from '../errors.js';
+import { Errors, SandbarError } from '../errors.js';
+import { sendError } from '../http/send-error.js';
 import { isValidId } from '../protocol/ids.js';
 import { adminTokenMatches } from './cluster-channel.js';
 
@@ -90,10 +91,10 @@ function registerClusterPage(app: FastifyInstance, opts: WebOptions, clusterPage
   // The cluster page trades the admin token for a socket token (user "admin");
   // its channel checks the admin token again on join.
   app.post('/cluster/token', (req, reply) => {
-    if (opts.adminToken === '') return reply.code(404).send(err('SANDBAR_ERR_NOT_FOUND', 'the cluster page is off: set admin.token'));
+    if (opts.adminToken === '') return sendError(reply, Errors.NOT_FOUND('the cluster page is off: set admin.token'));
     const auth = req.headers.authorization;
     const given = typeof auth === 'string' && auth.startsWith('Bearer ') ? auth.slice(7) : undefined;
-    if (!adminTokenMatches(opts.adminToken, given)) return reply.code(403).send(err('SANDBAR_ERR_FORBIDDEN', 'Authorization: Bearer <admin.token> does not match'));
+    if (!adminTokenMatches(opts.adminToken, given)) return sendError(reply, Errors.FORBIDDEN('Authorization: Bearer <admin.token> does not match'));
     return { token: mintToken(opts.secret, 'admin', CLUSTER_TOKEN_TTL_S) };
   });
 }
@@ -103,17 +104,13 @@ function registerDevToken(app: FastifyInstance, opts: WebOptions): void {
     // Development only (auth.devTokenEndpoint): anyone may sign in as anyone.
     app.post('/dev/token', (req, reply) => {
       const user = (req.body as { user?: unknown } | null)?.user;
-      if (!isValidId(user)) return reply.code(400).send(err('SANDBAR_ERR_INVALID_ID', 'user must be 1-64 characters of A-Z a-z 0-9 _ - . @'));
+      if (!isValidId(user)) return sendError(reply, Errors.INVALID_ID('user must be 1-64 characters of A-Z a-z 0-9 _ - . @'));
       try {
         return { user, token: mintToken(opts.secret, user, opts.tokenTtlS) };
       } catch (e) {
-        const se = e instanceof SandbarError ? e : new SandbarError('SANDBAR_ERR_INTERNAL', 'could not mint a token');
-        return reply.code(500).send(err(se.code, se.message));
+        // Minting fails only for this host's configuration (auth.secret, auth.tokenTtlS): a 500.
+        return sendError(reply, e instanceof SandbarError ? e : Errors.INTERNAL('could not mint a token'));
       }
     });
   }
-}
-
-function err(code: string, message: string): { error: { code: string; message: string } } {
-  return { error: { code, message } };
 }

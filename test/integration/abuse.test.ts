@@ -14,9 +14,9 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.js';
-import { startHost, token, type HostHandle, type LogLine } from '../helpers/host.js';
-import { RawClient, type Frame } from '../helpers/clients.js';
+import { startNatsServer, type NatsServerHandle } from '../support/nats.js';
+import { startHost, token, type HostHandle, type LogLine } from '../support/host.js';
+import { RawClient, type Frame } from '../support/clients.js';
 import { Subjects } from '../../src/bus/subjects.js';
 import { OrdinaryPair, openAbusers, tally, type Abuser } from '../../bench/lib/abuse.js';
 

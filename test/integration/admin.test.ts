@@ -7,10 +7,8 @@ import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { Ajv, type ValidateFunction } from 'ajv';
 import ajvFormats from 'ajv-formats';
-import { connect, Empty, type Msg, type NatsConnection } from '@nats-io/transport-node';
-import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.js';
-import { startHost, token, type HostHandle } from '../helpers/host.js';
-import { RawClient } from '../helpers/clients.js';
+import { Empty, type Msg, type NatsConnection } from '@nats-io/transport-node';
+import { RawClient, runSandbar, token, withHosts } from '../support/index.js';
 
 const SCHEMA_DIR = new URL('../fixtures/nats-micro-v1/', import.meta.url);
 
@@ -30,21 +28,10 @@ async function all(nc: NatsConnection, subject: string): Promise<Msg[]> {
 
 describe('admin: NATS micro service and admin endpoints of live hosts', function () {
   this.timeout(60000);
-  let nats: NatsServerHandle;
-  let hosts: HostHandle[];
+  const { nats, hosts } = withHosts(['h1', 'h2'], { workers: 1, flags: { shards: 32 } });
   let nc: NatsConnection;
   const v = schemas();
-
-  before(async () => {
-    nats = await startNatsServer();
-    hosts = await Promise.all(['h1', 'h2'].map((hostId) => startHost({ nats: nats.url, workers: 1, flags: { hostId, shards: 32 } })));
-    nc = await connect({ servers: nats.url });
-  });
-  after(async () => {
-    await nc?.close();
-    await Promise.all((hosts ?? []).map((h) => h.stop()));
-    await nats?.stop();
-  });
+  before(async () => { nc = await nats.connect(); });
 
   it('$SRV.PING, $SRV.INFO.sandbar and $SRV.STATS.sandbar answer once per host and validate against the CLI schemas', async () => {
     for (const [subject, schema] of [['$SRV.PING', v.ping], ['$SRV.INFO.sandbar', v.info], ['$SRV.STATS.sandbar', v.stats]] as const) {
@@ -99,11 +86,7 @@ describe('admin: NATS micro service and admin endpoints of live hosts', function
   });
 
   async function sandbarStatus(...args: string[]): Promise<string> {
-    const { spawnSandbar } = await import('../helpers/host.js');
-    const p = spawnSandbar(['status', `--nats.servers=${nats.url}`, ...args]);
-    let out = '';
-    p.stdout!.on('data', (d: Buffer) => { out += d; });
-    const code = await new Promise((r) => p.on('exit', r));
+    const { code, stdout: out } = await runSandbar(['status', `--nats.servers=${nats.url}`, ...args]);
     expect(code).to.equal(0);
     return out;
   }

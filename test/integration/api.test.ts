@@ -4,14 +4,10 @@
  * input; client events and presence meta updates; the API's start-up rules.
  */
 import { expect } from 'chai';
-import { once } from 'node:events';
 import { Socket, Presence } from 'phoenix';
 import WebSocket from 'ws';
-import { connect, Empty, type Msg, type NatsConnection } from '@nats-io/transport-node';
-import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.js';
-import { spawnSandbar, startHost, token, SECRET, type HostHandle } from '../helpers/host.js';
-import { RawClient, type Frame } from '../helpers/clients.js';
-import { readInbox } from '../helpers/cluster.js';
+import { Empty, type Msg, type NatsConnection } from '@nats-io/transport-node';
+import { RawClient, readInbox, runSandbar, token, useLab, withHosts, withNats, SECRET, type Frame } from '../support/index.js';
 
 const KEY = 'backend-key-0123456789abcdef';
 const READER_KEY = 'reader-key-0123456789abcdef';
@@ -47,25 +43,18 @@ function okReply(f: Frame): { status: string; response: any } {
 
 describe('server API: HTTP and NATS on live hosts', function () {
   this.timeout(90000);
-  let nats: NatsServerHandle;
-  let hosts: HostHandle[] = [];
-  let nc: NatsConnection;
-  let ports: number[] = [];
   const sockets: Socket[] = [];
   const raws: RawClient[] = [];
-
-  before(async () => {
-    nats = await startNatsServer();
-    hosts = await Promise.all(['h1', 'h2'].map((hostId) => startHost({ nats: nats.url, workers: 1, flags: { hostId, ...FLAGS } })));
-    ports = await Promise.all(hosts.map(async (h) => (await h.waitFor((l) => l.msg === 'api listening')).port as number));
-    nc = await connect({ servers: nats.url });
-  });
-  after(async () => {
+  after(() => {
     for (const s of sockets) s.disconnect();
     for (const r of raws) r.close();
-    await nc?.close();
-    await Promise.all(hosts.map((h) => h.stop()));
-    await nats?.stop();
+  });
+  const { nats, hosts } = withHosts(['h1', 'h2'], { workers: 1, flags: FLAGS });
+  let nc: NatsConnection;
+  let ports: number[] = [];
+  before(async () => {
+    ports = await Promise.all(hosts.map(async (h) => (await h.waitFor((l) => l.msg === 'api listening')).port as number));
+    nc = await nats.connect();
   });
 
   function phoenix(user: string, host = 0): Socket {
@@ -318,20 +307,12 @@ describe('server API: HTTP and NATS on live hosts', function () {
 
 describe('server API: off by default, refused on a public address without a key', function () {
   this.timeout(60000);
-  let nats: NatsServerHandle;
-  before(async () => { nats = await startNatsServer(); });
-  after(async () => { await nats?.stop(); });
-
-  async function run(args: string[]): Promise<{ code: number | null; stderr: string }> {
-    const p = spawnSandbar(args);
-    let stderr = '';
-    p.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
-    const [code] = await once(p, 'exit') as [number | null];
-    return { code, stderr };
-  }
+  const lab = useLab();
+  const nats = withNats();
+  const run = (args: string[]) => runSandbar(args);
 
   it('a host without api.port opens no API listener (api.port unset is the default)', async () => {
-    const h = await startHost({ nats: nats.url, workers: 1, flags: { shards: 8 } });
+    const h = await lab.startHost({ nats: nats.url, workers: 1, flags: { shards: 8 } });
     try {
       expect(h.lines.some((l) => l.msg === 'api listening')).to.equal(false);
     } finally {

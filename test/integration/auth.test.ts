@@ -15,16 +15,13 @@
  */
 import { expect } from 'chai';
 import { createServer, type Server } from 'node:http';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Socket } from 'phoenix';
 import WebSocket from 'ws';
 import { connect } from '@nats-io/transport-node';
-import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.js';
-import { SECRET, startHost, type HostHandle } from '../helpers/host.js';
-import { RawClient, type Frame } from '../helpers/clients.js';
-import { jwt, makeKey, unsigned, type TestKey } from '../helpers/auth-keys.js';
+import { RawClient, SECRET, useLab, withNats, withTempDir, type Frame, type SandbarHost } from '../support/index.js';
+import { jwt, keyToml, makeKey, unsigned, type TestKey } from '../support/auth-keys.js';
 import { revokeUser } from '../../src/auth/revocation.js';
 import { Subjects } from '../../src/bus/subjects.js';
 
@@ -107,18 +104,20 @@ async function refusedUpgrade(url: string, tok: string): Promise<{ statusCode: n
 
 describe('auth: JWT, room authorization, expiry and refresh, revocation (issue 16)', function () {
   this.timeout(60000);
-  let nats: NatsServerHandle;
+  const lab = useLab();
+  const nats = withNats();
+  const tmp = withTempDir('sandbar-auth-');
   let app: App;
   let dir: string;
   let rs1: TestKey, rs2: TestKey, es: TestKey, ed: TestKey, url1: TestKey;
-  let h1: HostHandle;
-  let h2: HostHandle;
+  let h1: SandbarHost;
+  let h2: SandbarHost;
 
   /** h1's config: RS256 keys k1 and k2 (or k2 only), ES256 by PEM file, EdDSA by JWKS file, the JWKS URL, rooms. */
   function config(name: string, opts: { withK1: boolean; proxyUrl: string; failOpen: boolean }): string {
     writeFileSync(join(dir, 'es.pem'), es.pem);
     writeFileSync(join(dir, 'jwks.json'), JSON.stringify({ keys: [ed.jwk] }));
-    const k1 = opts.withK1 ? `[[auth.keys]]\nkid = "k1"\nalg = "RS256"\npublicKey = """${rs1.pem}"""\n` : '';
+    const k1 = opts.withK1 ? keyToml('k1', 'RS256', { publicKey: rs1.pem }) : '';
     const file = join(dir, `${name}.toml`);
     writeFileSync(file, `
 [auth]
@@ -128,16 +127,8 @@ jwksUrl = "${app.url}/jwks"
 jwksRefreshMs = 1000
 expiryWarningMs = 2000
 ${k1}
-[[auth.keys]]
-kid = "k2"
-alg = "RS256"
-publicKey = """${rs2.pem}"""
-
-[[auth.keys]]
-kid = "es"
-alg = "ES256"
-file = "${join(dir, 'es.pem')}"
-
+${keyToml('k2', 'RS256', { publicKey: rs2.pem })}
+${keyToml('es', 'ES256', { file: join(dir, 'es.pem') })}
 [authz]
 proxyUrl = "${opts.proxyUrl}"
 proxyToken = "proxy-secret"
@@ -157,24 +148,18 @@ rooms = [
   const flags = (hostId: string, file: string) => ({ config: file, hostId, 'authz.default': 'deny', 'session.idleTimeoutMs': 10000 });
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'sandbar-auth-'));
+    dir = tmp.path;
     app = new App();
     await app.start();
     [rs1, rs2, es, ed, url1] = await Promise.all([makeKey('RS256', 'k1'), makeKey('RS256', 'k2'), makeKey('ES256', 'es'), makeKey('EdDSA', 'ed'), makeKey('ES256', 'url-1')]);
     app.jwks = [url1.jwk];
-    nats = await startNatsServer();
     [h1, h2] = await Promise.all([
-      startHost({ nats: nats.url, workers: 1, flags: flags('h1', config('h1', { withK1: true, proxyUrl: `${app.url}/authorize`, failOpen: false })) }),
+      lab.startHost({ nats: nats.url, workers: 1, flags: flags('h1', config('h1', { withK1: true, proxyUrl: `${app.url}/authorize`, failOpen: false })) }),
       // h2: its proxy is dead (nothing listens on port 9 of loopback) and it fails open.
-      startHost({ nats: nats.url, workers: 1, flags: flags('h2', config('h2', { withK1: true, proxyUrl: 'http://127.0.0.1:9/authorize', failOpen: true })) }),
+      lab.startHost({ nats: nats.url, workers: 1, flags: flags('h2', config('h2', { withK1: true, proxyUrl: 'http://127.0.0.1:9/authorize', failOpen: true })) }),
     ]);
   });
-  after(async () => {
-    await Promise.all([h1?.stop(), h2?.stop()]);
-    await nats?.stop();
-    await app?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(async () => { await app?.stop(); });
 
   const std = { aud: AUD };
 
@@ -374,8 +359,7 @@ rooms = [
     const old = await phoenix(h2.url, await jwt(rs1, 'old-key', 30, std));
     const { ch } = await joinCh(old, 'echo:rot');
     const closed = new Promise<number>((r) => old.onClose((e: { code: number }) => r(e.code)));
-    await h1.stop();
-    h1 = await startHost({ nats: nats.url, workers: 1, flags: flags('h1', config('h1b', { withK1: false, proxyUrl: `${app.url}/authorize`, failOpen: false })) });
+    await h1.restart({ flags: flags('h1', config('h1b', { withK1: false, proxyUrl: `${app.url}/authorize`, failOpen: false })) });
     expect((await refusedUpgrade(h1.url, await jwt(rs1, 'new', 60, std))).reason).to.match(/no configured key has kid "k1"/);
     const fresh = await phoenix(h1.url, await jwt(rs2, 'new', 60, std));
     // The restart takes a few seconds; the old session has 30 s.

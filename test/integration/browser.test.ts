@@ -11,9 +11,7 @@ import { expect } from 'chai';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.js';
-import { freePort } from '../helpers/nats-cluster.js';
-import { startHost, type HostHandle } from '../helpers/host.js';
+import { freePort, useLab, withNats, type HostHandle } from '../support/index.js';
 
 const CHROMIUM = process.env.SANDBAR_CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = 'test-artifacts';
@@ -55,34 +53,29 @@ async function dm(page: Page, to: string, text: string): Promise<void> {
 
 describe('web pages in chromium: chat, presence, LongPoll, a host killed', function () {
   this.timeout(90000);
-  let nats: NatsServerHandle;
+  let browser: Browser;
+  after(async () => { await browser?.close().catch(() => {}); });
+  // Every host started here (h1 twice) is stopped after the suite, a killed one too (its temp dir).
+  const lab = useLab();
+  const nats = withNats();
   let h1: HostHandle;
   let h2: HostHandle;
   let h1Port: number;
-  /** Hosts killed along the way: stopped in after() too (their temp dirs). */
-  const killed: HostHandle[] = [];
-  let browser: Browser;
   const contexts: BrowserContext[] = [];
 
   before(async () => {
     // Fail loudly: a browser test that silently skips would hide a broken page.
     if (!existsSync(CHROMIUM)) throw new Error(`chromium not found at ${CHROMIUM}: install it (apt-get install -y chromium; .ci/run does) or set SANDBAR_CHROMIUM`);
     mkdirSync(ARTIFACTS, { recursive: true });
-    nats = await startNatsServer();
     h1Port = await freePort();
     [h1, h2, browser] = await Promise.all([
-      startHost({ nats: nats.url, workers: 1, flags: { ...FLAGS, hostId: 'h1', 'http.port': h1Port } }),
+      lab.startHost({ nats: nats.url, workers: 1, flags: { ...FLAGS, hostId: 'h1', 'http.port': h1Port } }),
       // h2 runs from the shipped config/sandbar.toml, as `npm start` does (only
       // addresses, ports, secret and timings come from flags): bob signing in
       // there shows that the shipped file turns the dev token endpoint on.
-      startHost({ nats: nats.url, workers: 1, flags: { config: SHIPPED, ...withoutDevTokens, hostId: 'h2' } }),
+      lab.startHost({ nats: nats.url, workers: 1, flags: { config: SHIPPED, ...withoutDevTokens, hostId: 'h2' } }),
       chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] }),
     ]);
-  });
-  after(async () => {
-    await browser?.close().catch(() => {});
-    await Promise.all([h1?.stop(), h2?.stop(), ...killed.map((h) => h.stop())]);
-    await nats?.stop();
   });
 
   async function context(): Promise<BrowserContext> {
@@ -165,7 +158,6 @@ describe('web pages in chromium: chat, presence, LongPoll, a host killed', funct
     const alice = contexts[0]!.pages()[0]!;
     const bob = contexts[1]!.pages().at(-1)!;
     h1.killHost();
-    killed.push(h1);
     await alice.waitForSelector('#banner:not(.hidden)');
     await alice.waitForSelector('#presence.stale', { state: 'attached' });
     await bob.waitForSelector('#presence li[data-user="alice"]', { state: 'detached' });
@@ -178,7 +170,7 @@ describe('web pages in chromium: chat, presence, LongPoll, a host killed', funct
     await shot(admin, 'cluster-failover');
 
     // h1 comes back on the same port: the page reconnects and rejoins by itself.
-    h1 = await startHost({ nats: nats.url, workers: 1, flags: { ...FLAGS, hostId: 'h1', 'http.port': h1Port } });
+    h1 = await lab.startHost({ nats: nats.url, workers: 1, flags: { ...FLAGS, hostId: 'h1', 'http.port': h1Port } });
     await alice.waitForSelector('#banner.hidden', { state: 'attached', timeout: 30000 });
     await alice.waitForSelector('#status.online');
     await bob.waitForSelector('#presence li[data-user="alice"]');

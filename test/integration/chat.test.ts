@@ -1,33 +1,14 @@
 import { expect } from 'chai';
 import { Socket, Presence } from 'phoenix';
 import WebSocket from 'ws';
-import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.js';
-import { startHost, token, type HostHandle } from '../helpers/host.js';
-import { RawClient, openMany, type Frame } from '../helpers/clients.js';
+import { RawClient, clientOnWorker, openMany, token, withHost, type Frame } from '../support/index.js';
 
 type Reply = { status: string; response: Record<string, unknown> };
 const reply = (f: Frame) => f[4] as Reply;
 
-/** Opens a raw client for userId that landed on the given worker (learned from an echo join). */
-async function clientOnWorker(url: string, userId: string, worker: number): Promise<RawClient> {
-  for (let i = 0; i < 40; i++) {
-    const c = await RawClient.open(url, token(userId));
-    const j = await c.join('echo:where', {}, 'e');
-    if (String(reply(j).response.session).split('.')[1] === String(worker)) return c;
-    c.close();
-  }
-  throw new Error(`no connection landed on worker ${worker} in 40 tries`);
-}
-
 describe('users: direct messages, inbox, presence of own devices', function () {
   this.timeout(30000);
-  let nats: NatsServerHandle;
-  let host: HostHandle;
-  before(async () => {
-    nats = await startNatsServer();
-    host = await startHost({ nats: nats.url, workers: 2, flags: { 'message.maxBytes': 1024 } });
-  });
-  after(async () => { await host?.stop(); await nats?.stop(); });
+  const { host } = withHost({ workers: 2, flags: { 'message.maxBytes': 1024 } });
 
   it("Bob's dm reaches both of Alice's devices (on different workers) exactly once, in order, with seq; the ok comes after storage", async () => {
     const a0 = await clientOnWorker(host.url, 'alice', 0);
@@ -101,13 +82,7 @@ describe('users: direct messages, inbox, presence of own devices', function () {
 
 describe('rooms: presence, history, broadcast', function () {
   this.timeout(60000);
-  let nats: NatsServerHandle;
-  let host: HostHandle;
-  before(async () => {
-    nats = await startNatsServer();
-    host = await startHost({ nats: nats.url, workers: 2, flags: { 'session.idleTimeoutMs': 1500, 'room.historyMax': 5 } });
-  });
-  after(async () => { await host?.stop(); await nats?.stop(); });
+  const { host } = withHost({ workers: 2, flags: { 'session.idleTimeoutMs': 1500, 'room.historyMax': 5 } });
 
   function phoenix(user: string): Socket {
     const s = new Socket(`${host.url}/socket`, { transport: WebSocket as any, params: { token: token(user) }, heartbeatIntervalMs: 500, reconnectAfterMs: () => 60000 });
@@ -171,13 +146,7 @@ describe('rooms: presence, history, broadcast', function () {
 
 describe('rooms: broadcast at scale', function () {
   this.timeout(60000);
-  let nats: NatsServerHandle;
-  let host: HostHandle;
-  before(async () => {
-    nats = await startNatsServer();
-    host = await startHost({ nats: nats.url, workers: 2 });
-  });
-  after(async () => { await host?.stop(); await nats?.stop(); });
+  const { host } = withHost({ workers: 2 });
 
   it('a broadcast to 1,000 members spread over both workers arrives at every member exactly once', async () => {
     const members = await openMany(1000, host.url, (i) => token(`m${i}`));
@@ -203,13 +172,7 @@ describe('rooms: broadcast at scale', function () {
 
 describe('a dead worker leaves no ghosts', function () {
   this.timeout(30000);
-  let nats: NatsServerHandle;
-  let host: HostHandle;
-  before(async () => {
-    nats = await startNatsServer();
-    host = await startHost({ nats: nats.url, workers: 2 });
-  });
-  after(async () => { await host?.stop(); await nats?.stop(); });
+  const { host } = withHost({ workers: 2 });
 
   it('kill -9 of a worker: presence of its sessions disappears (leaves broadcast) within 2 s; presence is rebuilt on the restarted worker', async () => {
     const watchers = [await clientOnWorker(host.url, 'w0', 0), await clientOnWorker(host.url, 'w1', 1)];

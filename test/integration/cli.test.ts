@@ -1,32 +1,21 @@
 import { expect } from 'chai';
-import { once } from 'node:events';
-import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSandbar, startHost, SECRET } from '../helpers/host.js';
 import pino from 'pino';
 import { exportPKCS8 } from 'jose';
 import { TokenVerifier } from '../../src/auth/verifier.js';
 import { loadConfig } from '../../src/config/index.js';
-import { makeKey } from '../helpers/auth-keys.js';
-import { RawClient } from '../helpers/clients.js';
-import { freePort } from '../helpers/ports.js';
+import { keyToml, makeKey } from '../support/auth-keys.js';
+import { RawClient, SECRET, freePort, runSandbar, token, useLab, withTempDir } from '../support/index.js';
 
-async function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const p = spawnSandbar(args, env);
-  let stdout = '';
-  let stderr = '';
-  p.stdout!.on('data', (d: Buffer) => { stdout += d; });
-  p.stderr!.on('data', (d: Buffer) => { stderr += d; });
-  const [code] = await once(p, 'exit');
-  return { code: code as number | null, stdout, stderr };
-}
+const run = (args: string[], env: Record<string, string> = {}) => runSandbar(args, { env });
 
 describe('cli: sandbar check-config | token | start failures', function () {
   this.timeout(30000);
+  const lab = useLab();
+  const tmp = withTempDir('sandbar-cli-');
   let dir: string;
-  before(() => { dir = mkdtempSync(join(tmpdir(), 'sandbar-cli-')); });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  before(() => { dir = tmp.path; });
 
   it('check-config accepts the shipped config/sandbar.toml', async () => {
     const r = await run(['check-config', '--config', 'config/sandbar.toml']);
@@ -90,7 +79,7 @@ describe('cli: sandbar check-config | token | start failures', function () {
     const keyFile = join(dir, 'cli.key.pem');
     writeFileSync(keyFile, await exportPKCS8(k.privateKey));
     const conf = join(dir, 'keys.toml');
-    writeFileSync(conf, `[[auth.keys]]\nkid = "cli-1"\nalg = "RS256"\npublicKey = """${k.pem}"""\n`);
+    writeFileSync(conf, keyToml('cli-1', 'RS256', { publicKey: k.pem }));
     const r = await run(['token', 'bob', '--key', keyFile, '--alg', 'RS256', '--kid', 'cli-1', '--config', conf]);
     expect(r.code, r.stderr).to.equal(0);
     const ok = await run(['token', '--check', r.stdout.trim(), '--config', conf]);
@@ -116,8 +105,7 @@ describe('cli: sandbar check-config | token | start failures', function () {
   });
 
   it('a NATS server without JetStream stops start-up with one line saying so (exit 69)', async () => {
-    const { startNatsServer } = await import('../helpers/nats-server.js');
-    const plain = await startNatsServer({ jetstream: false });
+    const plain = await lab.startNats({ jetstream: false });
     try {
       const r = await run(['start', `--nats.servers=${plain.url}`, '--nats.embedded=false', `--dataDir=${dir}`]);
       expect(r.code).to.equal(69);
@@ -130,11 +118,11 @@ describe('cli: sandbar check-config | token | start failures', function () {
 
   it('with no NATS reachable and nats.embedded = true, the host starts nats-server itself and stops it on exit', async () => {
     const port = await freePort();
-    const host = await startHost({ nats: `nats://127.0.0.1:${port}`, workers: 1, flags: { 'nats.embedded': true, 'nats.connectTimeoutMs': 300 } });
+    const host = await lab.startHost({ nats: `nats://127.0.0.1:${port}`, workers: 1, flags: { 'nats.embedded': true, 'nats.connectTimeoutMs': 300 } });
     try {
       const started = host.lines.find((l) => l.msg === 'embedded nats-server started');
       expect(started?.nats).to.equal(`nats://127.0.0.1:${port}`);
-      const c = await RawClient.open(host.url, (await import('../helpers/host.js')).token('emb'));
+      const c = await RawClient.open(host.url, token('emb'));
       expect((await c.join('echo:e'))[4]).to.have.property('status', 'ok');
       c.close();
       host.kill('SIGTERM');

@@ -11,9 +11,9 @@
 import { expect } from 'chai';
 import { existsSync, mkdirSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.js';
-import { startHost, token, type HostHandle } from '../helpers/host.js';
-import { RawClient } from '../helpers/clients.js';
+import { startNatsServer, type NatsServerHandle } from '../support/nats.js';
+import { startHost, token, type HostHandle } from '../support/host.js';
+import { RawClient } from '../support/clients.js';
 
 const CHROMIUM = process.env.SANDBAR_CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = 'test-artifacts';

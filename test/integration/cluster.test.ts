@@ -1,33 +1,17 @@
 import { expect } from 'chai';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
-import { startNatsCluster, type NatsCluster } from '../helpers/nats-cluster.js';
-import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.js';
-import { startHost, token, type HostHandle } from '../helpers/host.js';
-import { RawClient, type Frame } from '../helpers/clients.js';
-import { dmLoad, lostAcks, readInbox, settled, startHostsOn, withThreeHosts, Peer } from '../helpers/cluster.js';
+import { RawClient, dmLoad, lostAcks, readInbox, settled, token, withCluster, withHost, Peer, type Frame } from '../support/index.js';
 
 const SHARDS = 64;
 const FAST = { 'cluster.heartbeatMs': 200, 'cluster.suspectAfterMs': 600, 'cluster.downAfterMs': 1200, 'cluster.selfFenceMs': 700, shards: SHARDS, 'request.timeoutMs': 8000 };
 
 describe('cluster: 3 hosts, R = 1, a host killed under DM load', function () {
   this.timeout(120000);
-  let nats: NatsCluster;
-  let hosts: HostHandle[] = [];
+  // Each host talks to its own NATS node first (and knows the others); started together (one discovery window).
+  const { nats, hosts } = withCluster(3, FAST);
   let nc: NatsConnection;
-
-  before(async () => {
-    nats = await startNatsCluster(3);
-    // Each host talks to its own NATS node first (and knows the others).
-    // Started together (one discovery window), and every host kept even if another fails to start, so after() stops it.
-    await startHostsOn(nats, ['h1', 'h2', 'h3'], FAST, hosts);
-    nc = await connect({ servers: nats.nodes[0]!.url });
-  });
-  after(async () => {
-    await nc?.close();
-    await Promise.all(hosts.map((h) => h.stop()));
-    await nats?.stop();
-  });
+  before(async () => { nc = await nats.connect(); });
 
   it('every shard has its master and its replica on different hosts, and the KV records say so', async () => {
     const view = ['h1', 'h2', 'h3'].map((hostId) => ({ hostId, workers: 1 }));
@@ -194,16 +178,10 @@ describe('cluster: 3 hosts, R = 1, a host killed under DM load', function () {
 
 describe('cluster: one host, 2 workers, R = 1 (replicas on the other worker)', function () {
   this.timeout(60000);
-  let nats: NatsServerHandle;
-  let host: HostHandle;
-  before(async () => {
-    nats = await startNatsServer();
-    host = await startHost({ nats: nats.url, workers: 2, flags: { shards: SHARDS } });
-  });
-  after(async () => { await host?.stop(); await nats?.stop(); });
+  const { nats, host } = withHost({ workers: 2, flags: { shards: SHARDS } });
 
   it('kill -9 of a worker under DM load loses nothing acknowledged, and the restarted worker gets its shards back by handoff', async () => {
-    const nc = await connect({ servers: nats.url });
+    const nc = await nats.connect();
     try {
       await settled(nc, [{ hostId: 'h1', workers: 2 }], SHARDS);
       const users = Array.from({ length: 10 }, (_, i) => `w${i}`);
@@ -245,17 +223,11 @@ describe('cluster: one host, 2 workers, R = 1 (replicas on the other worker)', f
 
 describe('cluster: fencing by epoch', function () {
   this.timeout(60000);
-  let nats: NatsServerHandle;
-  let host: HostHandle;
-  before(async () => {
-    nats = await startNatsServer();
-    host = await startHost({ nats: nats.url, workers: 1, flags: { shards: 8, 'request.timeoutMs': 1500 } });
-  });
-  after(async () => { await host?.stop(); await nats?.stop(); });
+  const { nats, host } = withHost({ workers: 1, flags: { shards: 8, 'request.timeoutMs': 1500 } });
 
   it('a master that sees a higher epoch naming another master stops serving that shard at once', async () => {
     const { shardOf } = await import('../../src/placement/shard.js');
-    const nc = await connect({ servers: nats.url });
+    const nc = await nats.connect();
     try {
       const kv = await new Kvm(nc).open('sandbar_local_shards');
       const victim = 'fenced-user';
@@ -285,11 +257,11 @@ describe('cluster: fencing by epoch', function () {
 describe('cluster: a fourth host joins under DM load (rebalancing)', function () {
   this.timeout(120000);
   // Few handoffs at a time, so the queue (cluster.maxConcurrentHandoffs) is exercised.
-  const ctx = withThreeHosts({ ...FAST, 'cluster.maxConcurrentHandoffs': 2 });
-  const hosts = ctx.hosts;
+  const cluster = withCluster(3, { ...FAST, 'cluster.maxConcurrentHandoffs': 2 });
+  const hosts = cluster.hosts;
 
   it('its shards move to it by planned handoff, at most cluster.maxConcurrentHandoffs at a time, and nothing acknowledged is lost', async () => {
-    const nc = await connect({ servers: ctx.nats.nodes.map((n) => n.url) });
+    const nc = await cluster.nats.connect();
     try {
       const three = ['h1', 'h2', 'h3'].map((hostId) => ({ hostId, workers: 1 }));
       const before = await settled(nc, three, SHARDS);
@@ -297,7 +269,7 @@ describe('cluster: a fourth host joins under DM load (rebalancing)', function ()
       const load = dmLoad(users, (i) => hosts[i % 3]!.url, { timeoutMs: 10000 });
       await new Promise((r) => setTimeout(r, 1000));
       const joinAt = Date.now();
-      hosts.push(await startHost({ nats: ctx.nats.nodes.map((n) => n.url).join(','), workers: 1, flags: { hostId: 'h4', ...FAST, 'cluster.maxConcurrentHandoffs': 2 } }));
+      await cluster.addHost('h4');
       const four = [...three, { hostId: 'h4', workers: 1 }];
       const after = await settled(nc, four, SHARDS, 30000);
       const rebalanceMs = Date.now() - joinAt;

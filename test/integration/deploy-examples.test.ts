@@ -18,19 +18,14 @@
  * Restart=on-failure does; each such retry is printed.
  */
 import { expect } from 'chai';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, Empty, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import { Socket } from 'phoenix';
 import WebSocket from 'ws';
 import { parse as parseToml } from 'smol-toml';
-import { freePort } from '../helpers/nats-cluster.js';
-import { MAIN } from '../helpers/host.js';
-import { startHostFromConfig, type ConfigHostHandle } from '../helpers/host-from-config.js';
-import { RawClient, type Frame } from '../helpers/clients.js';
+import { NatsNode, RawClient, freePort, runSandbar, startHostFromConfig, withTempDir, type ConfigHostHandle, type Frame } from '../support/index.js';
 import { mintToken } from '../../src/auth/token.js';
 import { shardsOf } from '../../src/placement/rendezvous.js';
 
@@ -96,13 +91,11 @@ function changedLines(a: string, b: string): [string, string][] {
 
 // ------------------------------------------------------------------ processes
 
-interface NatsNode { name: string; url: string; monitor: string; proc: ChildProcess; stderr(): string }
+/** A node of the example cluster, with its monitoring endpoint (/jsz). */
+type ExampleNode = NatsNode & { readonly monitor: string };
 
-function startNatsNode(name: string, conf: string, port: Ports): NatsNode {
-  const proc = spawn('nats-server', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  proc.stderr!.on('data', (d: Buffer) => { if (stderr.length < 50000) stderr += d.toString(); });
-  return { name, url: `nats://127.0.0.1:${port.client}`, monitor: `http://127.0.0.1:${port.monitor}`, proc, stderr: () => stderr };
+function startNatsNode(name: string, conf: string, port: Ports): Promise<ExampleNode> {
+  return Object.assign(new NatsNode(name, conf, `nats://127.0.0.1:${port.client}`), { monitor: `http://127.0.0.1:${port.monitor}` }).start();
 }
 
 /**
@@ -110,7 +103,7 @@ function startNatsNode(name: string, conf: string, port: Ports): NatsNode {
  * shows the meta group whole (a leader and two current replicas), the check
  * docs/deploy.md gives operators.
  */
-async function jetStreamReady(nodes: NatsNode[], timeoutMs = 30000): Promise<void> {
+async function jetStreamReady(nodes: ExampleNode[], timeoutMs = 30000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (const n of nodes) {
     for (;;) {
@@ -139,17 +132,8 @@ async function jetStreamReady(nodes: NatsNode[], timeoutMs = 30000): Promise<voi
   }
 }
 
-async function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('SANDBAR_')) env[k] = v;
-  const p = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
-  let stdout = '';
-  let stderr = '';
-  p.stdout!.on('data', (d: Buffer) => { stdout += d; });
-  p.stderr!.on('data', (d: Buffer) => { stderr += d; });
-  const [code] = await once(p, 'exit');
-  return { code: code as number | null, stdout, stderr };
-}
+/** A `sandbar` command with no SANDBAR_* variable of this environment: only the files configure it. */
+const run = (args: string[]) => runSandbar(args, { clean: true });
 
 async function getJson<T>(url: string): Promise<{ status: number; body: T }> {
   const r = await fetch(url);
@@ -177,7 +161,7 @@ async function startLikeSystemd(config: string): Promise<ConfigHostHandle> {
       return await startHostFromConfig(config, { env: ENV, readyTimeoutMs: 60000 });
     } catch (err) {
       const text = (err as Error).message;
-      if (attempt >= 3 || !/host exited \(code 69\)/.test(text)) throw err;
+      if (attempt >= 3 || !/exited \(code 69\)/.test(text)) throw err;
       console.log(`      ${config}: exited 69 (${/SANDBAR_ERR_\w+/.exec(text)?.[0]}); started again in 3 s, as sandbar.service would`);
       await new Promise((r) => setTimeout(r, 3000));
     }
@@ -193,7 +177,7 @@ describe('deploy examples: config/examples/three-hosts runs as a 3-host cluster'
   this.timeout(120000);
   let dir: string;
   let ports: Ports[];
-  let nodes: NatsNode[] = [];
+  let nodes: ExampleNode[] = [];
   let hosts: ConfigHostHandle[] = [];
   const ncs: NatsConnection[] = [];
   const clients: RawClient[] = [];
@@ -202,9 +186,20 @@ describe('deploy examples: config/examples/three-hosts runs as a 3-host cluster'
   const original = (f: string) => readFileSync(join(EXAMPLES, f), 'utf8');
   const copy = (f: string) => join(dir, f);
 
+  after(async function () {
+    this.timeout(60000);
+    phx?.disconnect();
+    for (const c of clients) c.terminate();
+    await Promise.all(ncs.map((nc) => nc.close().catch(() => {})));
+    await Promise.all(hosts.map((h) => h.stop()));
+    await Promise.all(nodes.map((n) => n.stop()));
+  });
+  // Declared after the after() above, so that the nodes' stores in it are removed once the nodes are gone.
+  const tmp = withTempDir('sandbar-deploy-');
+
   before(async function () {
     this.timeout(90000);
-    dir = mkdtempSync(join(tmpdir(), 'sandbar-deploy-'));
+    dir = tmp.path;
     ports = await Promise.all(N.map(async () => ({ client: await freePort(), cluster: await freePort(), monitor: await freePort() })));
     for (const n of N) {
       writeFileSync(copy(`nats-${n}.conf`), rewriteNats(original(`nats-${n}.conf`), ports, join(dir, `nats-${n}-store`)));
@@ -213,7 +208,7 @@ describe('deploy examples: config/examples/three-hosts runs as a 3-host cluster'
     secret = (parseToml(original('host-1.toml')) as { auth: { secret: string } }).auth.secret;
 
     // NATS nodes first, then the hosts (docs/deploy.md).
-    nodes = N.map((n) => startNatsNode(`nats-${n}`, copy(`nats-${n}.conf`), ports[n - 1]!));
+    nodes = await Promise.all(N.map((n) => startNatsNode(`nats-${n}`, copy(`nats-${n}.conf`), ports[n - 1]!)));
     await jetStreamReady(nodes);
     // The three together, as a fresh cluster starts: within the discovery
     // window (2 × cluster.heartbeatMs) they see each other before placing any
@@ -225,16 +220,6 @@ describe('deploy examples: config/examples/three-hosts runs as a 3-host cluster'
     for (const node of nodes) ncs.push(await connect({ servers: node.url }));
   });
 
-  after(async function () {
-    this.timeout(60000);
-    phx?.disconnect();
-    for (const c of clients) c.terminate();
-    await Promise.all(ncs.map((nc) => nc.close().catch(() => {})));
-    await Promise.all(hosts.map((h) => h.stop()));
-    for (const n of nodes) if (n.proc.exitCode === null && n.proc.signalCode === null) n.proc.kill('SIGKILL');
-    await Promise.all(nodes.map((n) => (n.proc.exitCode === null && n.proc.signalCode === null ? once(n.proc, 'exit') : null)));
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
 
   it('the example directory holds exactly the six configs and a README', () => {
     expect(readdirSync(EXAMPLES).sort()).to.deep.equal(['README.md', 'host-1.toml', 'host-2.toml', 'host-3.toml', 'nats-1.conf', 'nats-2.conf', 'nats-3.conf']);

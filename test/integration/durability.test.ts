@@ -5,12 +5,9 @@
  * (kill -9 of the whole process group), and real clients.
  */
 import { expect } from 'chai';
-import { connect, errors, type NatsConnection } from '@nats-io/transport-node';
+import { errors, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
-import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.js';
-import { startHost, token, type HostHandle } from '../helpers/host.js';
-import { RawClient, type Frame } from '../helpers/clients.js';
-import { freePort } from '../helpers/nats-cluster.js';
+import { RawClient, freePort, token, useLab, withNats, type Frame, type HostHandle, type HostOptions } from '../support/index.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,17 +60,13 @@ async function snapshotHead(nc: NatsConnection, cluster: string, shard: number):
 
 describe('durability: snapshots and the durable log in JetStream', function () {
   this.timeout(90000);
-  let nats: NatsServerHandle;
+  // Every host a test started is stopped after it; `hosts` lists those still running, in start order.
+  const lab = useLab({ each: true });
+  const hosts = lab.hosts;
+  const start = (opts: HostOptions): Promise<HostHandle> => lab.startHost(opts);
+  const nats = withNats();
   let nc: NatsConnection;
-  const hosts: HostHandle[] = [];
-  const start = async (opts: Parameters<typeof startHost>[0]) => { const h = await startHost(opts); hosts.push(h); return h; };
-
-  before(async () => {
-    nats = await startNatsServer();
-    nc = await connect({ servers: nats.url });
-  });
-  afterEach(async () => { await Promise.all(hosts.splice(0).map((h) => h.stop())); });
-  after(async () => { await nc?.close(); await nats?.stop(); });
+  before(async () => { nc = await nats.connect(); });
 
   it('single host, SIGTERM and start again: the offline inbox and the room history are intact, seqs continue', async () => {
     const flags = hostFlags('single', 'h1', { 'persistence.snapshotIntervalMs': 600000 });

@@ -5,12 +5,9 @@
  */
 import { expect } from 'chai';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
-import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.js';
-import { startHost, type HostHandle } from '../helpers/host.js';
-import { dmLoad } from '../helpers/cluster.js';
-import { freePort } from '../helpers/ports.js';
+import { dmLoad, freePort, withHosts } from '../support/index.js';
 import { verify } from '../../src/events/sign.js';
 
 const KEY = 'events-test-key-0123456789';
@@ -38,18 +35,18 @@ async function readStream(nc: NatsConnection): Promise<Ev[]> {
 
 describe('events out: the stream, webhooks, per-sender dedup', function () {
   this.timeout(120000);
-  let nats: NatsServerHandle;
-  let hosts: HostHandle[] = [];
   let ports: number[] = [];
   let nc: NatsConnection;
   let hookPort = 0;
   const received: { body: string; sig: string | undefined; at: number }[] = [];
   let receiver: Server | null = null;
+  after(() => { receiver?.close(); });
 
-  before(async () => {
-    nats = await startNatsServer();
-    hookPort = await freePort();
-    const flags = {
+  // The webhook receiver's port is known before the hosts start; the receiver itself comes and goes in the tests.
+  before(async () => { hookPort = await freePort(); });
+  const { nats, hosts } = withHosts(['h1', 'h2'], () => ({
+    workers: 1,
+    flags: {
       shards: 32,
       'api.port': 0,
       'api.keys': `t:*:${KEY}`,
@@ -62,16 +59,11 @@ describe('events out: the stream, webhooks, per-sender dedup', function () {
       'webhooks.maxAttempts': 1000,
       'webhooks.timeoutMs': 1000,
       'user.dedupWindow': 5,
-    };
-    hosts = await Promise.all(['h1', 'h2'].map((hostId) => startHost({ nats: nats.url, workers: 1, flags: { hostId, ...flags } })));
+    },
+  }));
+  before(async () => {
     ports = await Promise.all(hosts.map(async (h) => (await h.waitFor((l) => l.msg === 'api listening')).port as number));
-    nc = await connect({ servers: nats.url });
-  });
-  after(async () => {
-    receiver?.close();
-    await nc?.close();
-    await Promise.all(hosts.map((h) => h.stop()));
-    await nats?.stop();
+    nc = await nats.connect();
   });
 
   it('a webhook receiver that is down for 10 s gets every event afterwards, signed, in order per room', async () => {

@@ -25,13 +25,10 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.js';
-import { SECRET, startHost, token, type HostHandle } from '../helpers/host.js';
+import { RawClient, SECRET, token, withHost, withTempDir } from '../support/index.js';
 import { mintToken } from '../../src/auth/token.js';
-import { RawClient } from '../helpers/clients.js';
 
 const MAX_FRAME = 8192;
 const HISTORY_MAX = 10;
@@ -340,12 +337,9 @@ process.on('SIGUSR2', () => gc());
 
 describe('fuzz: random and mutated frames cost at most the offending session', function () {
   this.timeout(60000);
-  let nats: NatsServerHandle;
-  let host: HostHandle;
   let bystander: RawClient;
   let beat: NodeJS.Timeout;
   let baselineHeap = 0;
-  let gcDir = '';
   /** Lines the host wrote outside its JSON log (nats.js writes "reader closed" there). */
   const rawStdout: string[] = [];
   /** Close codes the server chose, and (key "echo") client close frames it answered in kind. */
@@ -385,37 +379,45 @@ describe('fuzz: random and mutated frames cost at most the offending session', f
     return min;
   }
 
-  before(async () => {
-    nats = await startNatsServer();
-    gcDir = mkdtempSync(join(tmpdir(), 'sandbar-fuzz-'));
-    const gcPreload = join(gcDir, 'gc-on-sigusr2.cjs');
-    writeFileSync(gcPreload, GC_PRELOAD);
+  after(() => {
+    clearInterval(beat);
+    const codes = [...closeCodes].sort((a, b) => a[0].localeCompare(b[0])).map(([c, n]) => (c === 'echo' ? `client's own close code sent back×${n}` : `${c}×${n}`)).join(', ');
+    console.log(`      cases per property: ${counts.join('; ')}`);
+    console.log(`      close codes observed: ${codes}; bystander echoes: ${bystanderEchoes}`);
+    console.log(`      replies to the offenders: ${[...replyCodes].map(([k, n]) => `${k}×${n}`).join(', ')}`);
+    bystander?.close();
+  });
+  const gcDir = withTempDir('sandbar-fuzz-');
+  const gcPreload = () => join(gcDir.path, 'gc-on-sigusr2.cjs');
+  const authz = () => join(gcDir.path, 'authz.toml');
+  before(() => {
+    writeFileSync(gcPreload(), GC_PRELOAD);
     // Room authorization in play: claims (subscription tokens) and a hidden-presence room; the rest public.
-    const authz = join(gcDir, 'authz.toml');
-    writeFileSync(authz, '[authz]\nrooms = [{ match = "fz-team", join = "claims" }, { match = "fz-hidden", join = "public", presence = "deny" }]\n');
-    host = await startHost({
-      nats: nats.url,
-      workers: 2,
-      env: { NODE_OPTIONS: [process.env.NODE_OPTIONS, `--require "${gcPreload}"`].filter(Boolean).join(' ') },
-      flags: {
-        config: authz,
-        'session.maxFrameBytes': MAX_FRAME,
-        'session.idleTimeoutMs': 5000,
-        'cluster.workerPingMs': 250,
-        // Bounds on what the fuzz sessions may leave behind by design.
-        'user.inboxMax': 20,
-        'user.idleStopMs': 100,
-        'room.historyMax': HISTORY_MAX,
-        'request.timeoutMs': REQUEST_TIMEOUT_MS,
-        // Every case opens a session from 127.0.0.1, faster than the per-IP
-        // connection rate allows, and the bystander answers after every case,
-        // faster than the per-session frame rate allows; the limits have
-        // their own test (limits.test.ts).
-        'http.ipConnectRate': 0,
-        'http.ipMaxSessions': 0,
-        'session.ratePerSecond': 0,
-      },
-    });
+    writeFileSync(authz(), '[authz]\nrooms = [{ match = "fz-team", join = "claims" }, { match = "fz-hidden", join = "public", presence = "deny" }]\n');
+  });
+  const { host } = withHost(() => ({
+    workers: 2,
+    env: { NODE_OPTIONS: [process.env.NODE_OPTIONS, `--require "${gcPreload()}"`].filter(Boolean).join(' ') },
+    flags: {
+      config: authz(),
+      'session.maxFrameBytes': MAX_FRAME,
+      'session.idleTimeoutMs': 5000,
+      'cluster.workerPingMs': 250,
+      // Bounds on what the fuzz sessions may leave behind by design.
+      'user.inboxMax': 20,
+      'user.idleStopMs': 100,
+      'room.historyMax': HISTORY_MAX,
+      'request.timeoutMs': REQUEST_TIMEOUT_MS,
+      // Every case opens a session from 127.0.0.1, faster than the per-IP
+      // connection rate allows, and the bystander answers after every case,
+      // faster than the per-session frame rate allows; the limits have
+      // their own test (limits.test.ts).
+      'http.ipConnectRate': 0,
+      'http.ipMaxSessions': 0,
+      'session.ratePerSecond': 0,
+    },
+  }));
+  before(async () => {
     host.proc.stdout!.on('data', (d: Buffer) => {
       for (const l of d.toString().split('\n')) if (l.trim() !== '' && !l.startsWith('{')) rawStdout.push(l);
     });
@@ -427,17 +429,6 @@ describe('fuzz: random and mutated frames cost at most the offending session', f
     baselineHeap = await liveHeap(3);
   });
 
-  after(async () => {
-    clearInterval(beat);
-    const codes = [...closeCodes].sort((a, b) => a[0].localeCompare(b[0])).map(([c, n]) => (c === 'echo' ? `client's own close code sent back×${n}` : `${c}×${n}`)).join(', ');
-    console.log(`      cases per property: ${counts.join('; ')}`);
-    console.log(`      close codes observed: ${codes}; bystander echoes: ${bystanderEchoes}`);
-    console.log(`      replies to the offenders: ${[...replyCodes].map(([k, n]) => `${k}×${n}`).join(', ')}`);
-    bystander?.close();
-    await host?.stop();
-    await nats?.stop();
-    if (gcDir) rmSync(gcDir, { recursive: true, force: true });
-  });
 
   /**
    * A malformed frame stops its session through the actor's crash path: the

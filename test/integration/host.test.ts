@@ -1,24 +1,12 @@
 import { expect } from 'chai';
 import { Socket } from 'phoenix';
 import WebSocket from 'ws';
-import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.js';
-import { startHost, token, type HostHandle } from '../helpers/host.js';
-import { RawClient } from '../helpers/clients.js';
+import { RawClient, token, withHost } from '../support/index.js';
 import { mintToken } from '../../src/auth/token.js';
 
 describe('host: phoenix client end to end', function () {
   this.timeout(30000);
-  let nats: NatsServerHandle;
-  let host: HostHandle;
-
-  before(async () => {
-    nats = await startNatsServer();
-    host = await startHost({ nats: nats.url, workers: 2 });
-  });
-  after(async () => {
-    await host?.stop();
-    await nats?.stop();
-  });
+  const { host } = withHost({ workers: 2 });
 
   function phoenixSocket(opts: Record<string, unknown>): Socket {
     return new Socket(`${host.url}/socket`, { transport: WebSocket as any, reconnectAfterMs: () => 60000, ...opts });
@@ -114,7 +102,7 @@ describe('host: phoenix client end to end', function () {
       }
       return per;
     };
-    const { openMany } = await import('../helpers/clients.js');
+    const { openMany } = await import('../support/clients.js');
     // Baseline: two readings a ping interval apart that agree.
     let base = -1;
     for (let prev = -2; base !== prev;) {

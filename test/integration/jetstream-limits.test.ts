@@ -7,9 +7,9 @@
 import { expect } from 'chai';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.js';
-import { startHost, token, type HostHandle } from '../helpers/host.js';
-import { RawClient, type Frame } from '../helpers/clients.js';
+import { startNatsServer, type NatsServerHandle } from '../support/nats.js';
+import { startHost, token, type HostHandle } from '../support/host.js';
+import { RawClient, type Frame } from '../support/clients.js';
 import { logStream } from '../../src/persistence/shard-log.js';
 import { snapshotBucket } from '../../src/persistence/snapshot-store.js';
 import { kvStream } from '../../src/bus/subjects.js';

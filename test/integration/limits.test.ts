@@ -5,10 +5,8 @@
  */
 import { get as httpGet } from 'node:http';
 import { expect } from 'chai';
-import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.js';
-import { startHost, token, type HostHandle } from '../helpers/host.js';
-import { useBystander } from '../helpers/bystander.js';
-import { RawClient, type Frame } from '../helpers/clients.js';
+import { RawClient, token, withHost, type Frame } from '../support/index.js';
+import { useBystander } from '../support/bystander.js';
 
 type Reply = { status: string; response: { reason?: string; code?: string; seq?: number } };
 const reply = (f: Frame) => f[4] as Reply;
@@ -39,19 +37,13 @@ async function attemptAndClose(url: string, user: string, localAddress: string):
 
 describe('limits: a flood past each bound is refused, others are served', function () {
   this.timeout(60000);
-  let nats: NatsServerHandle;
-  let host: HostHandle;
   const LIMITS = {
     'session.ratePerSecond': 50, 'session.rateBurst': 30, 'session.rateMaxRefused': 30,
     'http.ipConnectRate': 4, 'http.ipConnectBurst': 8, 'http.ipMaxSessions': 6,
     'session.maxChannels': 5, 'room.maxMembers': 10, 'message.maxBytes': 256,
   };
 
-  before(async () => {
-    nats = await startNatsServer();
-    host = await startHost({ nats: nats.url, workers: 2, flags: LIMITS });
-  });
-  after(async () => { await host?.stop(); await nats?.stop(); });
+  const { host } = withHost({ workers: 2, flags: LIMITS });
   useBystander(() => host.url, { localAddress: '127.0.0.2', heartbeatMs: 500 });
 
   it('session.ratePerSecond: a flooding session gets SANDBAR_ERR_RATE_LIMITED replies, then close 4429; a session under the rate gets every reply ok', async () => {

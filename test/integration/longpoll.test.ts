@@ -2,8 +2,7 @@ import { expect } from 'chai';
 import { Socket, LongPoll, Presence, type Channel } from 'phoenix';
 import WebSocket from 'ws';
 import { request as httpRequest } from 'node:http';
-import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.js';
-import { startHost, token, type HostHandle } from '../helpers/host.js';
+import { token, withHost } from '../support/index.js';
 
 type Answer = { status: number; token?: string | null; messages?: string[]; error?: { code: string } };
 
@@ -61,15 +60,9 @@ class BlockedWebSocket extends WebSocket {
 
 describe('LongPoll: /socket/longpoll with the phoenix client, on a host with 2 workers', function () {
   this.timeout(30000);
-  let nats: NatsServerHandle;
-  let host: HostHandle;
+  const { host } = withHost({ workers: 2, flags: { 'longpoll.windowMs': 1000, 'session.idleTimeoutMs': 4000 } });
   const sockets: Socket[] = [];
-  before(async () => {
-    nats = await startNatsServer();
-    host = await startHost({ nats: nats.url, workers: 2, flags: { 'longpoll.windowMs': 1000, 'session.idleTimeoutMs': 4000 } });
-  });
   afterEach(() => { for (const s of sockets.splice(0)) s.disconnect(); });
-  after(async () => { await host?.stop(); await nats?.stop(); });
 
   it('handshake: first GET answers 410 with a session token naming host and worker; polls and posts landing on either worker reach the session', async () => {
     const open = await lp(host.url, 'GET', `&token=${token('raw')}`);

@@ -7,9 +7,9 @@
  */
 import { expect } from 'chai';
 import http from 'node:http';
-import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.js';
-import { startHost, token, type HostHandle } from '../helpers/host.js';
-import { RawClient } from '../helpers/clients.js';
+import { startNatsServer, type NatsServerHandle } from '../support/nats.js';
+import { startHost, token, type HostHandle } from '../support/host.js';
+import { RawClient } from '../support/clients.js';
 
 /** GET /metrics on a connection of its own (no keep-alive: each scrape is accepted by the next worker in turn). */
 function scrape(port: number): Promise<{ status: number; type: string | null; text: string; ms: number }> {

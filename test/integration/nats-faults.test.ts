@@ -7,9 +7,9 @@
  * at 15 s).
  */
 import { expect } from 'chai';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
-import { dmLoad, lostAcks, settled, withThreeHosts } from '../helpers/cluster.js';
+import { dmLoad, lostAcks, settled, withCluster } from '../support/index.js';
 
 const SHARDS = 32;
 const FAST = { 'cluster.heartbeatMs': 200, 'cluster.suspectAfterMs': 600, 'cluster.downAfterMs': 1200, 'cluster.selfFenceMs': 700, shards: SHARDS, 'request.timeoutMs': 4000 };
@@ -18,12 +18,12 @@ const BUCKET = 'sandbar_local_shards';
 
 describe('NATS faults: each host\'s NATS node killed in turn under DM load (the KV leader first)', function () {
   this.timeout(180000);
-  const ctx = withThreeHosts(FAST);
+  const ctx = withCluster(3, FAST);
   const hosts = ctx.hosts;
 
   it('sessions stay up, dms resume within 10 s, the KV takes writes again, nothing acknowledged is lost', async () => {
     // Through every node: the one killed must not be the test's only way in.
-    const nc: NatsConnection = await connect({ servers: ctx.nats.nodes.map((n) => n.url) });
+    const nc: NatsConnection = await ctx.nats.connect();
     const kvLeader = async () => (await nc.request(`$JS.API.STREAM.INFO.KV_${BUCKET}`, undefined, { timeout: 5000 })).json<{ cluster?: { leader?: string } }>().cluster?.leader;
     try {
       await settled(nc, VIEW, SHARDS);

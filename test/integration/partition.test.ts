@@ -12,12 +12,9 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { expect } from 'chai';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { startNatsCluster, type NatsCluster } from '../helpers/nats-cluster.js';
-import { startHost, token, type HostHandle } from '../helpers/host.js';
-import { RawClient } from '../helpers/clients.js';
-import { NetNs } from '../helpers/netns.js';
-import { overlappingMasters, readInbox, records, settled, type Ack } from '../helpers/cluster.js';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { RawClient, overlappingMasters, readInbox, records, settled, token, withCluster, type Ack, type SandbarHost } from '../support/index.js';
+import { NetNs } from '../support/netns.js';
 import { place } from '../../src/placement/rendezvous.js';
 import { shardOf } from '../../src/placement/shard.js';
 
@@ -30,8 +27,6 @@ const shard = (id: string) => shardOf(id, SHARDS);
 describe('partition: a host and its NATS node cut off from the cluster (network namespaces)', function () {
   this.timeout(150000);
   let ns: NetNs | null = null;
-  let nats: NatsCluster | null = null;
-  let hosts: HostHandle[] = [];
   let nc: NatsConnection | null = null;
 
   before(function () {
@@ -43,24 +38,24 @@ describe('partition: a host and its NATS node cut off from the cluster (network 
     this.skip();
   });
 
-  before(async () => {
-    ns = NetNs.create();
-    const inside = ns;
-    nats = await startNatsCluster(3, (i) => i < 2
-      ? { clusterHost: inside.nats.rootAddr }
-      : { clusterHost: inside.nats.nsAddr, clientListen: '0.0.0.0', reachHost: inside.client.nsAddr, wrap: inside.wrap });
-    const [n1, n2] = nats.nodes;
-    const n3Local = `nats://127.0.0.1:${nats.nodes[2]!.port}`;
-    const started = await Promise.allSettled([
-      startHost({ nats: `${n1!.url},${n2!.url}`, workers: 1, flags: { hostId: 'h1', ...FAST } }),
-      startHost({ nats: `${n2!.url},${n1!.url}`, workers: 1, flags: { hostId: 'h2', ...FAST } }),
+  before(() => { ns = NetNs.create(); });
+  // Healed before the hosts stop (a graceful stop across the cut would wait out its budget).
+  after(() => { if (ns) ns.heal(ns.nats); });
+  const { nats, hosts } = withCluster(3, FAST, {
+    placement: (i) => i < 2
+      ? { clusterHost: ns!.nats.rootAddr }
+      : { clusterHost: ns!.nats.nsAddr, clientListen: '0.0.0.0', reachHost: ns!.client.nsAddr, wrap: ns!.wrap },
+    host: (i, c) => {
+      const [n1, n2, n3] = c.nodes;
+      if (i === 0) return { nats: `${n1!.url},${n2!.url}` };
+      if (i === 1) return { nats: `${n2!.url},${n1!.url}` };
       // h3 knows only n3: cut off with it, it cannot reconnect to the majority.
-      startHost({ nats: n3Local, workers: 1, wrap: inside.wrap, reachHost: inside.client.nsAddr, flags: { hostId: 'h3', 'http.host': '0.0.0.0', ...FAST } }),
-    ]);
-    hosts = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-    const failed = started.find((r) => r.status === 'rejected');
-    if (failed) throw (failed as PromiseRejectedResult).reason;
-    nc = await connect({ servers: n1!.url });
+      return { nats: `nats://127.0.0.1:${n3!.port}`, wrap: ns!.wrap, reachHost: ns!.client.nsAddr, flags: { 'http.host': '0.0.0.0' } };
+    },
+  });
+  after(() => { ns?.destroy(); });
+  before(async () => {
+    nc = await nats.connect({ servers: nats.nodes[0]!.url });
     await settled(nc, VIEW, SHARDS);
   });
 
@@ -71,16 +66,9 @@ describe('partition: a host and its NATS node cut off from the cluster (network 
     for (const [i, h] of hosts.entries()) writeFileSync(`test-artifacts/partition-h${i + 1}.log`, h.lines.map((l) => JSON.stringify(l)).join('\n'));
   });
 
-  after(async () => {
-    if (ns) ns.heal(ns.nats);
-    await nc?.close();
-    await Promise.all(hosts.map((h) => h.stop()));
-    await nats?.stop();
-    ns?.destroy();
-  });
 
   it('the minority host stops acknowledging within cluster.selfFenceMs, no shard has two acting masters, and after healing nothing acknowledged is lost or doubled', async () => {
-    const [h1, , h3] = hosts as [HostHandle, HostHandle, HostHandle];
+    const [h1, , h3] = hosts as [SandbarHost, SandbarHost, SandbarHost];
     // Recipients whose shard h3 masters: writes to them are what both sides could acknowledge.
     const victims: string[] = [];
     for (let i = 0; victims.length < 6; i++) {

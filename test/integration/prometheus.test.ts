@@ -16,12 +16,12 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.js';
-import { startHost, token, type HostHandle } from '../helpers/host.js';
-import { RawClient } from '../helpers/clients.js';
-import { eventually, PROMTOOL, requireBinary, startPrometheus, type PrometheusHandle } from '../helpers/prometheus.js';
-import { documentedMetrics, documentedRuntimeMetrics } from '../helpers/documented-metrics.js';
-import { dashboardQueries } from '../helpers/deploy-files.js';
+import { startNatsServer, type NatsServerHandle } from '../support/nats.js';
+import { startHost, token, type HostHandle } from '../support/host.js';
+import { RawClient } from '../support/clients.js';
+import { eventually, PROMTOOL, requireBinary, startPrometheus, type PrometheusHandle } from '../support/prometheus.js';
+import { documentedMetrics, documentedRuntimeMetrics } from '../support/documented-metrics.js';
+import { dashboardQueries } from '../support/deploy-files.js';
 
 const DEPLOY = join(import.meta.dirname, '../../deploy/prometheus');
 const FLAGS = { 'cluster.heartbeatMs': 200, 'cluster.suspectAfterMs': 600, 'cluster.downAfterMs': 1200, 'cluster.selfFenceMs': 700, shards: 64 };

@@ -17,9 +17,7 @@
  */
 import { expect } from 'chai';
 import WebSocket from 'ws';
-import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.js';
-import { startHost, token, type HostHandle } from '../helpers/host.js';
-import { freePort } from '../helpers/ports.js';
+import { freePort, token, until, useLab, withNats, type HostHandle } from '../support/index.js';
 
 const N = Number(process.env.STORM_SESSIONS ?? 10000);
 const WAVE = Number(process.env.STORM_WAVE ?? N);
@@ -103,33 +101,20 @@ function warnings(h: HostHandle): string {
   return JSON.stringify(h.lines.filter((l) => (l.level ?? 0) >= 40).slice(-6).map((l) => [l.time, l.worker, l.msg, l.code ?? l.err]));
 }
 
-async function until(pred: () => boolean, timeoutMs: number, what: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe(`reconnect storm: ${N} sessions dropped at once by a host restart`, function () {
   this.timeout(Math.max(120000, N * 30));
-  let nats: NatsServerHandle;
   let host: HostHandle | null = null;
   let clients: StormClient[] = [];
-
-  before(async () => { nats = await startNatsServer(); });
-  after(async () => {
-    for (const c of clients) c.stop();
-    await host?.stop();
-    await nats?.stop();
-  });
+  after(() => { for (const c of clients) c.stop(); });
+  const lab = useLab();
+  const nats = withNats();
 
   it('every session is back (joined) within 4 times the admission time; the restarted host sheds the storm with 503 + Retry-After and no worker restarts', async () => {
     const port = await freePort();
     const flags = { 'http.port': port, 'http.acceptRate': ACCEPT_RATE, 'http.acceptBurst': ACCEPT_RATE / 2, 'session.idleTimeoutMs': 120000, 'cluster.shutdownTimeoutMs': 5000 };
     // The first host admits at the default http.acceptRate (1,000/s per worker), so the sessions are up sooner;
     // the restarted one sheds at ACCEPT_RATE.
-    host = await startHost({ nats: nats.url, workers: 2, flags: { ...flags, 'http.acceptRate': 1000, 'http.acceptBurst': 1000 } });
+    host = await lab.startHost({ nats: nats.url, workers: 2, flags: { ...flags, 'http.acceptRate': 1000, 'http.acceptBurst': 1000 } });
     const c: Counters = { shed: 0, tooMany: 0, refused: 0, retryAfter: new Set(), back: 0 };
     clients = Array.from({ length: N }, (_, i) => {
       const k = i % ADDRS;
@@ -154,7 +139,7 @@ describe(`reconnect storm: ${N} sessions dropped at once by a host restart`, fun
     await host.stop();
     host = null;
     // Clients are admitted as soon as a worker listens, before the host is ready (its shards claimed).
-    host = await startHost({ nats: nats.url, workers: 2, flags, noWait: true });
+    host = await lab.startHost({ nats: nats.url, workers: 2, flags, noWait: true });
     await host.waitFor((l) => l.msg === 'worker listening' && l.worker === 0, 30000);
     await host.waitFor((l) => l.msg === 'worker listening' && l.worker === 1, 30000);
     const tReady = Date.now();

@@ -7,14 +7,11 @@
  */
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { connect } from '@nats-io/transport-node';
-import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.js';
-import { startHost, token, type HostHandle } from '../helpers/host.js';
-import { RawClient, type Frame } from '../helpers/clients.js';
+import { RawClient, token, useLab, withHost, withNats, withTempDir, type Frame } from '../support/index.js';
 
 type Reply = { status: string; response: { code?: string; seq?: number } };
 const reply = (f: Frame) => f[4] as Reply;
@@ -46,13 +43,7 @@ authorization {
 
 describe('security: tokens name one user; nothing a client sends changes that', function () {
   this.timeout(30000);
-  let nats: NatsServerHandle;
-  let host: HostHandle;
-  before(async () => {
-    nats = await startNatsServer();
-    host = await startHost({ nats: nats.url, workers: 2 });
-  });
-  after(async () => { await host?.stop(); await nats?.stop(); });
+  const { host } = withHost({ workers: 2 });
 
   it("Bob's token cannot join user:alice, under any spelling of the topic, nor act for her", async () => {
     const bob = await RawClient.open(host.url, token('bob'));
@@ -92,14 +83,10 @@ describe('security: tokens name one user; nothing a client sends changes that', 
 
 describe('security: NATS with users and permissions (docs/security.md)', function () {
   this.timeout(60000);
-  let nats: NatsServerHandle;
-  let dir: string;
-  before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'sandbar-sec-'));
-    writeFileSync(join(dir, 'auth.conf'), natsAuthConf());
-    nats = await startNatsServer({ args: ['-c', join(dir, 'auth.conf')] });
-  });
-  after(async () => { await nats?.stop(); rmSync(dir, { recursive: true, force: true }); });
+  const tmp = withTempDir('sandbar-sec-');
+  before(() => writeFileSync(join(tmp.path, 'auth.conf'), natsAuthConf()));
+  const lab = useLab();
+  const nats = withNats({ args: () => ['-c', join(tmp.path, 'auth.conf')] });
 
   const hostFlags = (user: string | null, pass: string | null) => ({
     'cluster.name': CLUSTER,
@@ -108,7 +95,7 @@ describe('security: NATS with users and permissions (docs/security.md)', functio
   });
 
   it('a host with the cluster user serves sessions (dm acknowledged and delivered), and the admin user can query it while a guest cannot', async () => {
-    const host = await startHost({ nats: nats.url, workers: 2, flags: hostFlags('sandbar', PASS.sandbar) });
+    const host = await lab.startHost({ nats: nats.url, workers: 2, flags: hostFlags('sandbar', PASS.sandbar) });
     try {
       const a = await RawClient.open(host.url, token('ann'));
       const b = await RawClient.open(host.url, token('ben'));
@@ -142,7 +129,7 @@ describe('security: NATS with users and permissions (docs/security.md)', functio
 
   for (const [name, user, pass] of [['a wrong password', 'sandbar', 'wrong'], ['no credentials', null, null], ['an unknown user', 'nobody', 'x']] as const) {
     it(`start-up with ${name} fails at once with exit 69 and SANDBAR_ERR_NATS_AUTH`, async () => {
-      const host = await startHost({ nats: nats.url, workers: 1, flags: hostFlags(user, pass), noWait: true });
+      const host = await lab.startHost({ nats: nats.url, workers: 1, flags: hostFlags(user, pass), noWait: true });
       try {
         const { code } = await host.exit;
         expect(code).to.equal(69);
@@ -158,10 +145,11 @@ describe('security: NATS with users and permissions (docs/security.md)', functio
 
 describe('security: TLS on the client listener and on the NATS link', function () {
   this.timeout(60000);
+  const tmp = withTempDir('sandbar-tls-');
+  const lab = useLab();
   let dir: string;
-  let nats: NatsServerHandle;
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'sandbar-tls-'));
+    dir = tmp.path;
     // A CA, and a certificate for 127.0.0.1 signed by it (used by both servers).
     const ssl = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
     ssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=sandbar-test-ca', '-keyout', 'ca.key', '-out', 'ca.pem']);
@@ -169,12 +157,11 @@ describe('security: TLS on the client listener and on the NATS link', function (
     writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName = IP:127.0.0.1, DNS:localhost\n');
     ssl(['x509', '-req', '-in', 'req.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1', '-extfile', 'ext.cnf', '-out', 'cert.pem']);
     writeFileSync(join(dir, 'tls.conf'), `tls { cert_file: "${join(dir, 'cert.pem')}", key_file: "${join(dir, 'key.pem')}" }\n`);
-    nats = await startNatsServer({ args: ['-c', join(dir, 'tls.conf')] });
   });
-  after(async () => { await nats?.stop(); rmSync(dir, { recursive: true, force: true }); });
+  const nats = withNats({ args: () => ['-c', join(dir, 'tls.conf')] });
 
   it('with nats.tlsCaFile the host reaches a TLS-only NATS; with http.tlsCertFile/KeyFile clients connect over wss:// and plain ws:// is refused', async () => {
-    const host = await startHost({
+    const host = await lab.startHost({
       nats: nats.url, workers: 1,
       flags: { 'nats.tlsCaFile': join(dir, 'ca.pem'), 'http.tlsCertFile': join(dir, 'cert.pem'), 'http.tlsKeyFile': join(dir, 'key.pem') },
     });
@@ -196,7 +183,7 @@ describe('security: TLS on the client listener and on the NATS link', function (
   });
 
   it('without the CA the host does not trust the NATS certificate: exit 69 and SANDBAR_ERR_NATS_AUTH naming TLS', async () => {
-    const host = await startHost({ nats: nats.url, workers: 1, noWait: true });
+    const host = await lab.startHost({ nats: nats.url, workers: 1, noWait: true });
     try {
       expect((await host.exit).code).to.equal(69);
       expect(host.stderr()).to.match(/SANDBAR_ERR_NATS_AUTH: .* failed the TLS handshake/);

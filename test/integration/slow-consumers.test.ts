@@ -1,13 +1,13 @@
 /**
  * Slow consumers and memory bounds (issue 7, item 4): 1,000 room members stop
  * reading while the room broadcasts. Runs test/scenarios/slow-consumers.ts in
- * a network namespace with small TCP buffers (test/helpers/unshare.ts), so the
+ * a network namespace with small TCP buffers (test/support/unshare.ts), so the
  * kernel absorbs about 200 KB per paused socket instead of 4 MB and the
  * server's own bound, session.maxBufferedBytes, is what ends each session.
  */
 import { expect } from 'chai';
 import { join } from 'node:path';
-import { runInNetns } from '../helpers/unshare.js';
+import { runInNetns } from '../support/unshare.js';
 
 interface SlowResult {
   slow: number; fast: number; maxBufferedBytes: number; messages: number;

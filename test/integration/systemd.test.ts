@@ -22,9 +22,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { SdNotifier, systemdNotifyCommand, type NotifyRunner } from '../../src/observability/sd-notify.js';
-import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.js';
-import { SECRET, token } from '../helpers/host.js';
-import { RawClient } from '../helpers/clients.js';
+import { RawClient, SECRET, ServerProcess, token, withNats, withTempDir, type Exit } from '../support/index.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 /** Where docs/deploy.md installs the package (npm install -g --prefix /opt/sandbar): the units name it. */
@@ -422,16 +420,15 @@ describe('systemd: sd-notify', function () {
 
 describe('systemd: sandbar.service ExecStart, run as written', function () {
   this.timeout(60000);
-  let nats: NatsServerHandle;
+  const nats = withNats();
+  const tmp = withTempDir('sandbar-unit-');
   let dir: string;
-  before(async () => {
-    nats = await startNatsServer();
-    dir = mkdtempSync(join(tmpdir(), 'sandbar-unit-'));
-  });
-  after(async () => {
-    await nats?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  before(() => { dir = tmp.path; });
+
+  /** sandbar.service's ExecStart as systemd runs it: in `cwd`, with the unit's environment only. */
+  function runUnit(argv: string[], cwd: string, ready?: { msg: string; timeoutMs: number }): Promise<ServerProcess> {
+    return ServerProcess.launch({ name: 'sandbar.service', command: argv[0]!, args: argv.slice(1), cwd, env: unitEnv(), ready });
+  }
 
   /** ExecStart of sandbar.service with the production paths mapped onto this checkout. */
   function argvFor(configPath: string): string[] {
@@ -477,23 +474,10 @@ describe('systemd: sandbar.service ExecStart, run as written', function () {
     const stopBudgetMs = timespanMs(value(unit, 'Service', 'TimeoutStopSec'));
     const argv = argvFor(config);
     // WorkingDirectory=/var/lib/sandbar -> the test's state directory.
-    const proc = spawn(argv[0]!, argv.slice(1), { cwd: state, env: unitEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    proc.stderr!.on('data', (d: Buffer) => { if (stderr.length < 20000) stderr += d; });
-    const lines: Array<Record<string, unknown>> = [];
-    const exit = once(proc, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
-    const ready = new Promise<Record<string, unknown>>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`no "host ready" within 20 s; stderr: ${stderr}`)), 20000);
-      void exit.then(([code]) => { clearTimeout(t); reject(new Error(`host exited ${code} before "host ready"; stderr: ${stderr}`)); });
-      createInterface({ input: proc.stdout! }).on('line', (text) => {
-        let l: Record<string, unknown>;
-        try { l = JSON.parse(text) as Record<string, unknown>; } catch { return; }
-        lines.push(l);
-        if (l.msg === 'host ready') { clearTimeout(t); resolve(l); }
-      });
-    });
+    const unitProc = await runUnit(argv, state, { msg: 'host ready', timeoutMs: 20000 });
+    const { proc, exit, log: { lines } } = unitProc;
     try {
-      const readyLine = await ready;
+      const readyLine = unitProc.readyLine!;
       const port = readyLine.port as number;
       expect(port).to.be.a('number').and.greaterThan(0);
       expect(readyLine.hostId).to.equal('systemd-test');
@@ -512,15 +496,16 @@ describe('systemd: sandbar.service ExecStart, run as written', function () {
       const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), stopBudgetMs).unref());
       const result = await Promise.race([exit, timeout]);
       expect(result, `no exit within TimeoutStopSec (${stopBudgetMs} ms): systemd would SIGKILL`).to.not.equal('timeout');
-      const [code, signal] = result as [number | null, NodeJS.Signals | null];
-      expect({ code, signal }, stderr).to.deep.equal({ code: 0, signal: null });
+      const { code, signal } = result as Exit;
+      expect({ code, signal }, unitProc.log.stderr()).to.deep.equal({ code: 0, signal: null });
       expect(Date.now() - t0).to.be.below(stopBudgetMs);
       expect(await client.closed).to.equal(1012);
       // The primary waited for its workers: nothing is left for systemd's final SIGKILL.
       for (const pid of workerPids) expect(() => process.kill(pid, 0), `worker ${pid} outlived the primary`).to.throw();
       expect(lines.some((l) => l.msg === 'host stopped')).to.equal(true);
     } finally {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+      unitProc.kill('SIGKILL');
+      await unitProc.stop();
     }
   });
 
@@ -574,10 +559,9 @@ describe('systemd: sandbar.service ExecStart, run as written', function () {
     const config = join(dir, 'bad.toml');
     writeFileSync(config, '[session]\nidleTimeoutMz = 5\n');
     const argv = argvFor(config);
-    const proc = spawn(argv[0]!, argv.slice(1), { cwd: dir, env: unitEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    proc.stderr!.on('data', (d: Buffer) => { stderr += d; });
-    const [code] = await once(proc, 'exit');
+    const unitProc = await runUnit(argv, dir);
+    const { code } = await unitProc.exit;
+    const stderr = unitProc.log.stderr();
     expect(code, stderr).to.equal(78);
     expect(stderr).to.match(/idleTimeoutMz/);
     expect(value(readUnit('sandbar.service'), 'Service', 'RestartPreventExitStatus').split(/\s+/)).to.include(String(code));
@@ -600,10 +584,9 @@ describe('systemd: sandbar.service ExecStart, run as written', function () {
   it('a broken command line exits 64, which does not loop either', async () => {
     writeFileSync(join(dir, 'empty.toml'), '');
     const argv = [...argvFor(join(dir, 'empty.toml')), 'extra-argument'];
-    const proc = spawn(argv[0]!, argv.slice(1), { cwd: dir, env: unitEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    proc.stderr!.on('data', (d: Buffer) => { stderr += d; });
-    const [code] = await once(proc, 'exit');
+    const unitProc = await runUnit(argv, dir);
+    const { code } = await unitProc.exit;
+    const stderr = unitProc.log.stderr();
     expect(code, stderr).to.equal(64);
     expect(value(readUnit('sandbar.service'), 'Service', 'RestartPreventExitStatus').split(/\s+/)).to.include('64');
   });

@@ -1,6 +1,6 @@
 /**
  * Slow consumers, run by test/integration/slow-consumers.test.ts inside a
- * network namespace with small TCP buffers (see test/helpers/unshare.ts).
+ * network namespace with small TCP buffers (see test/support/unshare.ts).
  *
  * 1,000 members and 5 fast members join one room on a 2-worker host. A
  * sender broadcasts 4 KB messages at a steady pace: first with everyone
@@ -11,9 +11,7 @@
  * close to the baseline. Prints RESULT {...} for the test to check.
  */
 import { readFileSync } from 'node:fs';
-import { startNatsServer } from '../helpers/nats-server.js';
-import { startHost, token } from '../helpers/host.js';
-import { openMany, RawClient, type Frame } from '../helpers/clients.js';
+import { openMany, RawClient, startHost, startNatsServer, token, type Frame } from '../support/index.js';
 
 const SLOW = Number(process.env.SLOW_CLIENTS ?? 1000);
 const FAST = 5;

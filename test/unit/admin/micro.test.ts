@@ -11,7 +11,7 @@ import type { ValidateFunction } from 'ajv';
 import ajvFormats from 'ajv-formats';
 import { connect, Empty, NoRespondersError, RequestError } from '@nats-io/transport-node';
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
-import { startNatsServer, type NatsServerHandle } from '../../helpers/nats-server.js';
+import { startNatsServer, type NatsServerHandle } from '../../support/nats.js';
 import { SandbarError } from '../../../src/errors.js';
 import {
   startMicroService,
@@ -265,7 +265,7 @@ describe('admin/micro: NATS micro v1 service', function () {
     expect(serviceErrorStatus(new SandbarError('SANDBAR_ERR_AUTH_INVALID', 'x'))).to.equal(403);
     expect(serviceErrorStatus(new SandbarError('SANDBAR_ERR_SHUTTING_DOWN', 'x'))).to.equal(503);
     expect(serviceErrorStatus(new SandbarError('SANDBAR_ERR_INTERNAL', 'x'))).to.equal(500);
-    expect(serviceErrorStatus(new SandbarError('SANDBAR_ERR_UNAVAILABLE', 'x'))).to.equal(500);
+    expect(serviceErrorStatus(new SandbarError('SANDBAR_ERR_UNAVAILABLE', 'x'))).to.equal(503);
     expect(serviceErrorStatus(new Error('x'))).to.equal(500);
     // An explicit status on the error overrides the mapping.
     expect(serviceErrorStatus(Object.assign(new SandbarError('SANDBAR_ERR_INTERNAL', 'x'), { status: 409 }))).to.equal(409);

@@ -10,7 +10,7 @@ import { mintLegacyToken } from '../../../src/auth/legacy-token.js';
 import { RevokedUsers } from '../../../src/auth/revocation.js';
 import { loadConfig } from '../../../src/config/index.js';
 import { SandbarError, type ErrorCode } from '../../../src/errors.js';
-import { jwt, makeKey, unsigned, type TestKey } from '../../helpers/auth-keys.js';
+import { jwt, keyToml, makeKey, unsigned, type TestKey } from '../../support/auth-keys.js';
 
 const SECRET = 'unit-test-secret-0123456789';
 const silent = pino({ level: 'silent' });
@@ -42,19 +42,7 @@ describe('auth/verifier (JWT with jose)', () => {
     const pemFile = join(dir, 'es.pem');
     writeFileSync(pemFile, es.pem);
     v = new TokenVerifier(authConfig([`--auth.jwksFile=${jwks}`, '--auth.audience=sandbar,other', '--auth.issuer=https://issuer.test/'], `
-[[auth.keys]]
-kid = "rs-1"
-alg = "RS256"
-publicKey = """${rs.pem}"""
-[[auth.keys]]
-kid = "es-1"
-alg = "ES256"
-file = "${pemFile}"
-[[auth.keys]]
-kid = "hs-1"
-alg = "HS512"
-secret = "a-second-hmac-secret-for-hs512"
-`), silent);
+${keyToml('rs-1', 'RS256', { publicKey: rs.pem })}${keyToml('es-1', 'ES256', { file: pemFile })}${keyToml('hs-1', 'HS512', { secret: 'a-second-hmac-secret-for-hs512' })}`), silent);
   });
   const std = { aud: 'sandbar', iss: 'https://issuer.test/' };
 

@@ -6,10 +6,10 @@
  * are evaluated against a real Prometheus there too.)
  */
 import { expect } from 'chai';
-import { metricSelectors } from '../../helpers/promql.js';
-import { dashboardQueries, ruleQueries } from '../../helpers/deploy-files.js';
-import { knownSeries, sandbarFamilies } from '../../helpers/metric-catalogue.js';
-import { documentedMetrics, documentedRuntimeMetrics } from '../../helpers/documented-metrics.js';
+import { metricSelectors } from '../../support/promql.js';
+import { dashboardQueries, ruleQueries } from '../../support/deploy-files.js';
+import { knownSeries, sandbarFamilies } from '../../support/metric-catalogue.js';
+import { documentedMetrics, documentedRuntimeMetrics } from '../../support/documented-metrics.js';
 
 describe('deploy: the dashboard and the alert rules name only series that exist', () => {
   it('reads the selectors of a PromQL expression (and only those)', () => {

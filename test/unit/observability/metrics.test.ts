@@ -3,7 +3,7 @@ import { ProcessMetrics, requestKind, statFamilies, STAT_METRICS } from '../../.
 import { hostFamilies } from '../../../src/observability/host-metrics.js';
 import { authFamilies } from '../../../src/observability/auth-metrics.js';
 import { renderText } from '../../../src/observability/exposition.js';
-import { sandbarFamilies } from '../../helpers/metric-catalogue.js';
+import { sandbarFamilies } from '../../support/metric-catalogue.js';
 import type { WorkerStats } from '../../../src/cluster/ipc.js';
 
 const STATS: WorkerStats = {

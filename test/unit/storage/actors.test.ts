@@ -44,7 +44,7 @@ function config(...flags: string[]) {
   return loadConfig({ argv: ['--shards=4', ...flags], env: {} }).config;
 }
 
-const dm = (to: string, mid: string, body: string, at: number): UserCmd => ({ op: 'u.dm', id: to, from: 'mallory', mid, body, size: Buffer.byteLength(JSON.stringify(body)), at, cid: 1, rw: 'h1.1' });
+const dm = (to: string, mid: string, body: string, at: number): Extract<UserCmd, { op: 'u.dm' }> => ({ op: 'u.dm', id: to, from: 'mallory', mid, body, size: Buffer.byteLength(JSON.stringify(body)), at, cid: 1, rw: 'h1.1' });
 
 /** The command as a replica gets it: after the master applied (and stamped) it, through JSON. */
 const wire = <T>(c: T): T => JSON.parse(JSON.stringify(c)) as T;
@@ -172,7 +172,7 @@ describe('storage: the user and room actors count what they store', () => {
     h.clock.advance(5_100);
     expect(h.casts).to.have.length(2);
     // Applied (as the master's bus would), the inbox is empty and the timer is the idle stop's no more (seq > 0 keeps the actor).
-    u.send(h.casts[1]!);
+    u.send(h.casts[1]! as UserCmd);
     expect(u.inbox).to.have.length(0);
     h.clock.advance(60_000);
     expect(h.casts).to.have.length(2);
@@ -220,8 +220,8 @@ describe('storage: the user and room actors count what they store', () => {
 
   it('a join that would create a room is refused when the budget is full (and the room goes); one to a room that exists is not', () => {
     const h = new FakeHost(config(), ROOM_OVERHEAD + 10);
-    const join = (room: RoomActor, sid: string): RoomCmd => {
-      const c: RoomCmd = { op: 'r.join', id: room.id, sid, w: 'h1.1', uid: 'u', meta: { phx_ref: sid, online_at: 0 }, last: null, cid: 1, rw: 'x' };
+    const join = (room: RoomActor, sid: string): Extract<RoomCmd, { op: 'r.join' }> => {
+      const c: Extract<RoomCmd, { op: 'r.join' }> = { op: 'r.join', id: room.id, sid, w: 'h1.1', uid: 'u', meta: { phx_ref: sid, online_at: 0 }, last: null, cid: 1, rw: 'x' };
       room.send(c);
       return c;
     };

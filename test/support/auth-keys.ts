@@ -29,3 +29,9 @@ export function unsigned(user: string, ttlS: number): string {
   const b = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
   return `${b({ alg: 'none', typ: 'JWT' })}.${b({ sub: user, exp: Math.floor(Date.now() / 1000) + ttlS })}.`;
 }
+
+/** One [[auth.keys]] table of a config file: its kid and alg, and the key as a PEM, a PEM file or an HMAC secret. */
+export function keyToml(kid: string, alg: string, key: { publicKey: string } | { file: string } | { secret: string }): string {
+  const [field, value] = Object.entries(key)[0]!;
+  return `[[auth.keys]]\nkid = "${kid}"\nalg = "${alg}"\n${field} = ${field === 'publicKey' ? `"""${value}"""` : `"${value}"`}\n`;
+}

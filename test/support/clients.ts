@@ -2,35 +2,36 @@
  * Raw WebSocket Phoenix V2 peers for tests: exact frames in, exact frames out.
  */
 import WebSocket from 'ws';
+import { token } from './host.js';
+import { Recorder } from './recorder.js';
 
 export type Frame = [string | null, string | null, string, string, unknown];
 
 export class RawClient {
-  readonly frames: Frame[] = [];
   readonly binary: Buffer[] = [];
   closeCode: number | null = null;
   closeReason = '';
-  private waiters = new Set<{ pred: (f: Frame) => boolean; resolve: (f: Frame) => void; reject: (e: Error) => void }>();
   readonly closed: Promise<number>;
+  private readonly recorder = new Recorder<Frame>({ what: 'a frame', context: () => `close ${this.closeCode}` });
   private nextRef = 1;
 
   private constructor(readonly ws: WebSocket) {
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       if (isBinary) { this.binary.push(data); return; }
-      const f = JSON.parse(data.toString()) as Frame;
-      this.frames.push(f);
-      for (const w of this.waiters) if (w.pred(f)) { this.waiters.delete(w); w.resolve(f); }
+      this.recorder.push(JSON.parse(data.toString()) as Frame);
     });
     this.closed = new Promise((resolve) => ws.on('close', (code: number, reason: Buffer) => {
       this.closeCode = code;
       this.closeReason = reason.toString();
       resolve(code);
       // Nothing more will arrive: whoever waits for a frame hears it now.
-      for (const w of this.waiters) w.reject(new Error(`socket closed (${code}) while waiting for a frame`));
-      this.waiters.clear();
+      this.recorder.end(`socket closed (${code}) while waiting for a frame`);
     }));
     ws.on('error', () => {});
   }
+
+  /** Every text frame received so far, in order. */
+  get frames(): Frame[] { return this.recorder.items; }
 
   static open(url: string, token: string | null, opts: { localAddress?: string; query?: string; protocols?: string[] } = {}): Promise<RawClient> {
     const q = opts.query ?? `vsn=2.0.0${token ? `&token=${encodeURIComponent(token)}` : ''}`;
@@ -76,23 +77,24 @@ export class RawClient {
     return p;
   }
 
+  /** Resolves with the first frame (already received or future) matching pred; fails when the socket closes first. */
   waitFor(pred: (f: Frame) => boolean, timeoutMs = 5000): Promise<Frame> {
-    const seen = this.frames.find(pred);
-    if (seen) return Promise.resolve(seen);
-    if (this.closeCode !== null) return Promise.reject(new Error(`socket closed (${this.closeCode})`));
-    return new Promise((resolve, reject) => {
-      const w = {
-        pred,
-        resolve: (f: Frame) => { clearTimeout(t); resolve(f); },
-        reject: (e: Error) => { clearTimeout(t); reject(e); },
-      };
-      const t = setTimeout(() => { this.waiters.delete(w); reject(new Error(`timed out waiting for a frame (close ${this.closeCode})`)); }, timeoutMs);
-      this.waiters.add(w);
-    });
+    return this.recorder.waitFor(pred, timeoutMs);
   }
 
   close(): void { this.ws.close(); }
   terminate(): void { this.ws.terminate(); }
+}
+
+/** Opens raw clients for userId until one lands on the given worker (learned from an echo join, session h1.<worker>.<n>). */
+export async function clientOnWorker(url: string, userId: string, worker: number): Promise<RawClient> {
+  for (let i = 0; i < 40; i++) {
+    const c = await RawClient.open(url, token(userId));
+    const j = await c.join('echo:where', {}, 'e');
+    if (String((j[4] as { response: { session?: unknown } }).response.session).split('.')[1] === String(worker)) return c;
+    c.close();
+  }
+  throw new Error(`no connection landed on worker ${worker} in 40 tries`);
 }
 
 /** Opens n clients, spread over source addresses 127.0.0.2.. (the kernel's port search is per address). */

@@ -6,35 +6,37 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { RawClient, type Frame } from './clients.js';
-import { startHost, token, type HostHandle } from './host.js';
-import { startNatsCluster, type NatsCluster } from './nats-cluster.js';
+import { token } from './host.js';
+import { sleep } from './recorder.js';
 import { place } from '../../src/placement/rendezvous.js';
+import { bucketName } from '../../src/placement/ownership.js';
 
 export interface Record_ { epoch: number; master: string; replicas: string[] }
 
-export async function records(nc: NatsConnection, SHARDS: number): Promise<Map<number, Record_>> {
-  const kv = await new Kvm(nc).open('sandbar_local_shards');
+/** Every shard's ownership record in the bucket of `cluster` (read 64 at a time). */
+export async function records(nc: NatsConnection, SHARDS: number, cluster = 'local'): Promise<Map<number, Record_>> {
+  const kv = await new Kvm(nc).open(bucketName(cluster));
   const out = new Map<number, Record_>();
-  for (let n = 0; n < SHARDS; n++) {
-    const e = await kv.get(`shard.${n}`);
-    if (e && e.length > 0) out.set(n, e.json<Record_>());
+  for (let base = 0; base < SHARDS; base += 64) {
+    const batch = await Promise.all(Array.from({ length: Math.min(64, SHARDS - base) }, (_, k) => kv.get(`shard.${base + k}`)));
+    batch.forEach((e, k) => { if (e && e.length > 0) out.set(base + k, e.json<Record_>()); });
   }
   return out;
 }
 
 /** Waits until the KV says every shard is mastered where placement over these hosts puts it. */
-export async function settled(nc: NatsConnection, hosts: { hostId: string; workers: number }[], SHARDS: number, timeoutMs = 20000): Promise<Map<number, Record_>> {
+export async function settled(nc: NatsConnection, hosts: readonly { hostId: string; workers: number }[], SHARDS: number, timeoutMs = 20000, cluster = 'local'): Promise<Map<number, Record_>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     // Right after a NATS node comes back, JetStream may answer "temporarily unavailable": ask again.
-    const recs = await records(nc, SHARDS).catch(() => new Map<number, Record_>());
+    const recs = await records(nc, SHARDS, cluster).catch(() => new Map<number, Record_>());
     const ok = Array.from({ length: SHARDS }, (_, n) => {
       const p = place(n, hosts, 1);
       return recs.get(n)?.master === `${p.master.hostId}.${p.master.worker}`;
     }).every(Boolean);
     if (ok) return recs;
-    if (Date.now() > deadline) throw new Error('shard ownership did not settle');
-    await new Promise((r) => setTimeout(r, 200));
+    if (Date.now() > deadline) throw new Error(`shard ownership did not settle in ${timeoutMs} ms`);
+    await sleep(200);
   }
 }
 
@@ -129,38 +131,6 @@ export function overlappingMasters(acks: readonly Ack[], shardOf: (id: string) =
     }
   }
   return bad;
-}
-
-/**
- * Starts one host per id, together (one discovery window), each on its own
- * NATS node first. Every host that started is pushed to `into` before an
- * error is thrown, so the caller's after() stops it.
- */
-export async function startHostsOn(nats: { nodes: { url: string }[] }, ids: string[], flags: Record<string, string | number | boolean>, into: HostHandle[]): Promise<void> {
-  const started = await Promise.allSettled(ids.map((hostId, i) => {
-    const servers = [...nats.nodes.slice(i), ...nats.nodes.slice(0, i)].map((n) => n.url).join(',');
-    return startHost({ nats: servers, workers: 1, flags: { hostId, ...flags } });
-  }));
-  for (const r of started) if (r.status === 'fulfilled') into.push(r.value);
-  const failed = started.find((r) => r.status === 'rejected');
-  if (failed) throw (failed as PromiseRejectedResult).reason;
-}
-
-/**
- * Registers before/after hooks that start a 3-node NATS cluster and hosts
- * h1..h3 on it (each on its own node first), and stop them afterwards.
- */
-export function withThreeHosts(flags: Record<string, string | number | boolean>): { nats: NatsCluster; hosts: HostHandle[] } {
-  const ctx = { nats: null as unknown as NatsCluster, hosts: [] as HostHandle[] };
-  before(async () => {
-    ctx.nats = await startNatsCluster(3);
-    await startHostsOn(ctx.nats, ['h1', 'h2', 'h3'], flags, ctx.hosts);
-  });
-  after(async () => {
-    await Promise.all(ctx.hosts.map((h) => h.stop()));
-    await ctx.nats?.stop();
-  });
-  return ctx;
 }
 
 /**
