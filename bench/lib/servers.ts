@@ -5,8 +5,8 @@
  * process group, logs to a file in the run's directory, and is killed with
  * its group if the bench exits first.
  */
-import { join } from 'node:path';
-import { SandbarHost, type Flags, type HostOptions } from '../../test/support/host.js';
+import { join, resolve } from 'node:path';
+import { MAIN, SandbarHost, type Flags, type HostOptions } from '../../test/support/host.js';
 import { NatsServer, type NatsEndpoint } from '../../test/support/nats.js';
 import { ServerProcess } from '../../test/support/server-process.js';
 
@@ -85,7 +85,8 @@ export function benchHost(o: BenchHostOptions): SandbarHost {
     maxLines: BENCH_MAX_LINES,
     readyTimeoutMs: o.readyTimeoutMs ?? 60000,
     stopTimeoutMs: 5000,
-    ...(o.main ? { main: o.main } : {}),
+    // Another build (a bench's --base): the flags it does not know yet are left out.
+    ...(o.main ? { main: o.main, dropUnknownFlags: resolve(o.main) !== resolve(MAIN) } : {}),
     ...(o.nodeArgs ? { nodeArgs: o.nodeArgs } : {}),
     ...(o.env ? { env: o.env } : {}),
   };

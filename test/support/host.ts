@@ -56,6 +56,12 @@ export interface HostOptions {
   nodeArgs?: string[];
   /** Write the host's log to this file (benches). */
   logFile?: string;
+  /**
+   * Benches that run an older build (`main`) beside this one: leave out the
+   * flags it does not know (each named by its `check-config`), so the same
+   * bench settings start both; what was left out is logged.
+   */
+  dropUnknownFlags?: boolean;
   /** Log lines kept in memory at most (default: all). */
   maxLines?: number;
   /** dataDir to use and keep (default: a temp dir per run, removed at stop). */
@@ -144,7 +150,8 @@ export class SandbarHost implements HostHandle {
     if (this.run?.server.running) throw new Error(`${this.hostId} is running already`);
     const o = this.opts;
     const dataDir = o.dataDir ?? (this.tempDataDir = mkdtempSync(join(tmpdir(), 'sandbar-host-')));
-    const flags = { ...defaultFlags(o, dataDir), ...o.flags };
+    let flags = { ...defaultFlags(o, dataDir), ...o.flags };
+    if (o.dropUnknownFlags) flags = await knownFlags(o.main ?? MAIN, flags);
     try {
       const server = await ServerProcess.launch({
         name: String(flags.hostId),
@@ -191,6 +198,20 @@ export class SandbarHost implements HostHandle {
     if (!this.run) throw new Error(`${this.hostId} is not started`);
     return this.run;
   }
+}
+
+/** The flags `main` accepts: each one its check-config calls unknown is left out (and said so), at most 50. */
+async function knownFlags(main: string, flags: Flags): Promise<Flags> {
+  const out = { ...flags };
+  for (let i = 0; i < 50; i++) {
+    const r = await runSandbarAt(main, ['check-config', ...Object.entries(out).map(([k, v]) => `--${k}=${v}`)]);
+    if (r.code === 0) return out;
+    const m = /--([A-Za-z0-9_.]+) = .*unknown (?:flag|key)/.exec(r.stderr);
+    if (r.code !== 78 || !m || !(m[1]! in out)) throw new Error(`${main} check-config refused the bench flags: ${r.stderr.trim()}`);
+    process.stderr.write(`${main}: leaving out --${m[1]} (unknown to that build)\n`);
+    delete out[m[1]!];
+  }
+  throw new Error(`${main}: too many unknown flags`);
 }
 
 /** A host from flags, started (the entry point tests have always used). */
@@ -270,10 +291,13 @@ export function spawnSandbar(args: string[], env: Record<string, string> = {}, d
 export interface CliRun { readonly code: number | null; readonly stdout: string; readonly stderr: string }
 
 /** Runs one `sandbar` command to its exit. `clean`: without the SANDBAR_* variables of this process's environment. */
-export async function runSandbar(args: string[], opts: { env?: Record<string, string>; clean?: boolean } = {}): Promise<CliRun> {
-  const p = opts.clean
-    ? spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv(opts.env) })
-    : spawnSandbar(args, opts.env);
+export function runSandbar(args: string[], opts: { env?: Record<string, string>; clean?: boolean } = {}): Promise<CliRun> {
+  return runSandbarAt(MAIN, args, opts);
+}
+
+/** The same with another build's entry point. */
+async function runSandbarAt(main: string, args: string[], opts: { env?: Record<string, string>; clean?: boolean } = {}): Promise<CliRun> {
+  const p = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: opts.clean ? cleanEnv(opts.env) : { ...process.env, ...opts.env } });
   let stdout = '';
   let stderr = '';
   p.stdout!.on('data', (d: Buffer) => { stdout += d; });
