@@ -38,6 +38,19 @@ export interface Identity {
 
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
+const NO_CLAIMS: Readonly<Record<string, unknown>> = Object.freeze({});
+
+/**
+ * What a session keeps of its token's identity: the claims policy reads one
+ * claim (`authz.roomsClaim`) of it, so only that one stays. A session lives
+ * for hours and there may be millions: the whole payload (sub, iat, exp, aud,
+ * iss, jti, an app's own fields) cost a few hundred bytes each.
+ */
+export function sessionIdentity(id: Identity, roomsClaim: string): Identity {
+  const rooms = id.claims[roomsClaim];
+  return { userId: id.userId, exp: id.exp, iat: id.iat, kid: id.kid, claims: rooms === undefined ? NO_CLAIMS : { [roomsClaim]: rooms } };
+}
+
 export class TokenVerifier {
   private readonly byKid: Map<string, KeyEntry>;
   private readonly noKid: KeyEntry[];

@@ -32,7 +32,7 @@ import { Ownership } from '../placement/ownership.js';
 import { ShardPersistence } from '../persistence/index.js';
 import { LocalRooms, type ChatServices } from '../protocol/chat-services.js';
 import { WorkerAuth } from '../auth/worker-auth.js';
-import type { Identity } from '../auth/verifier.js';
+import { sessionIdentity, type Identity } from '../auth/verifier.js';
 import { sessionChannel } from '../protocol/session-channel.js';
 import { HIDDEN } from '../auth/room-authorizer.js';
 import { WorkerStorage, attachStorage } from '../storage/index.js';
@@ -78,7 +78,9 @@ export class WorkerHost implements SessionHost {
       expiryWarningMs: config.auth.expiryWarningMs,
     };
     this.auth = new WorkerAuth(config, logger);
-    this.verifyToken = (t) => this.auth.verifier.verify(t);
+    // A session keeps only the claim its room policies read (auth/verifier.ts, sessionIdentity).
+    const roomsClaim = config.authz.roomsClaim;
+    this.verifyToken = (t) => this.auth.verifier.verify(t).then((id) => sessionIdentity(id, roomsClaim));
     // Idle deadlines need no better than a tenth of the timeout; 1 s at most keeps the sweep cheap.
     this.wheel = new TimerWheel(systemClock, Math.max(20, Math.min(1000, Math.floor(s.idleTimeoutMs / 10))));
     this.wheel.onError = (err) => logger.error({ err }, 'timer entry failed');

@@ -4,7 +4,7 @@ import { SignJWT } from 'jose';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TokenVerifier } from '../../../src/auth/verifier.js';
+import { TokenVerifier, sessionIdentity } from '../../../src/auth/verifier.js';
 import { mintToken } from '../../../src/auth/token.js';
 import { mintLegacyToken } from '../../../src/auth/legacy-token.js';
 import { RevokedUsers } from '../../../src/auth/revocation.js';
@@ -117,5 +117,21 @@ ${keyToml('rs-1', 'RS256', { publicKey: rs.pem })}${keyToml('es-1', 'ES256', { f
     expect((await rv.verify(mintToken(SECRET, 'bob', 600, now - 5000), now)).userId).to.equal('bob');
     // After the ttl the memory is gone.
     expect((await rv.verify(before, now + 61_000)).userId).to.equal('ann');
+  });
+});
+
+describe('auth: what a session keeps of its identity (sessionIdentity)', () => {
+  const id = { userId: 'ann', exp: 2000, iat: 1000, kid: 'k1', claims: { sub: 'ann', exp: 2000, iat: 1000, aud: 'x', jti: 'j', rooms: ['team-*'], profile: { name: 'Ann' } } };
+
+  it('keeps the user, exp, iat, kid and the one claim room policies read; nothing else of the payload', () => {
+    const s = sessionIdentity(id, 'rooms');
+    expect(s).to.deep.equal({ userId: 'ann', exp: 2000, iat: 1000, kid: 'k1', claims: { rooms: ['team-*'] } });
+  });
+
+  it('a token without that claim keeps an empty, shared claims object', () => {
+    const a = sessionIdentity(id, 'channels');
+    const b = sessionIdentity({ ...id, userId: 'bob' }, 'channels');
+    expect(a.claims).to.deep.equal({});
+    expect(a.claims).to.equal(b.claims);
   });
 });
